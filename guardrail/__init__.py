@@ -1,0 +1,43 @@
+"""guardrail: encryption, PII redaction, access policies and tamper-evident audit for RAG and fine-tuning.
+
+Quickstart::
+
+    from guardrail import Guardrail
+    gr = Guardrail(policy="hipaa-safe-harbor")
+    gr.redact("Patient Megan Murphy, MRN 204-18-179").text
+"""
+
+from guardrail.core import Guardrail
+from guardrail.errors import (
+    ConfigError,
+    DetectionError,
+    DetectorUnavailable,
+    GuardrailError,
+    InputFormatError,
+    KeyUnavailable,
+    OutputExistsError,
+    PolicyError,
+)
+from guardrail.findings import Finding, RedactionResult
+from guardrail.policy import Policy, load_policy
+from guardrail.redaction import PseudonymScope
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DetectionError",
+    "DetectorUnavailable",
+    "Finding",
+    "Guardrail",
+    "GuardrailError",
+    "InputFormatError",
+    "KeyUnavailable",
+    "OutputExistsError",
+    "Policy",
+    "PolicyError",
+    "PseudonymScope",
+    "RedactionResult",
+    "__version__",
+    "load_policy",
+]

@@ -1,0 +1,335 @@
+"""The ``guardrail`` command line: a thin typer app. Errors are mapped to exit codes in one place
+(:func:`main`); tracebacks appear only with ``--debug``."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from guardrail.errors import (
+    ConfigError,
+    DetectionError,
+    DetectorUnavailable,
+    GuardrailError,
+    KeyUnavailable,
+    OutputExistsError,
+)
+
+app = typer.Typer(
+    name="guardrail",
+    help="Encryption, PII redaction, access policies and tamper-evident audit for RAG and fine-tuning data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Validate and inspect policy packs.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_state = {"debug": False}
+
+# exit codes: 0 ok, 1 gate failed (--fail-on), 2 user error, 3 missing dependency, 4 detection failed
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (DetectorUnavailable, 3),
+    (DetectionError, 4),
+    (ConfigError, 2),
+    (OutputExistsError, 2),
+    (KeyUnavailable, 2),
+    (GuardrailError, 1),
+]
+
+PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="A policy pack name or a YAML file.")]
+FieldOpt = Annotated[
+    list[str] | None,
+    typer.Option("--field", "-f", help="Field (JSONL) or column (CSV) to process; repeatable. JSONL default: text, or chat messages."),
+]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Worker processes.")]
+OnErrorOpt = Annotated[
+    str, typer.Option("--on-error", help="What to do with a malformed record: stop (default) or skip.")
+]
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug or os.environ.get("GUARDRAIL_DEBUG") == "1"
+
+
+def _on_error(value: str) -> Literal["stop", "skip"]:
+    if value not in ("stop", "skip"):
+        raise ConfigError(f"--on-error must be stop or skip, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _texts(record: Any) -> list[str]:
+    return [text for _, text in record.fields]
+
+
+# --------------------------------------------------------------------------- scan
+
+
+@app.command()
+def scan(
+    inputs: Annotated[list[Path], typer.Argument(help="Input files: .txt, .jsonl or .csv.")],
+    policy: PolicyOpt = "default",
+    field: FieldOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    findings: Annotated[Path | None, typer.Option("--findings", help="Write findings (no values) as JSONL.")] = None,
+    fail_on: Annotated[int | None, typer.Option("--fail-on", help="Exit 1 when more than N findings.")] = None,
+    jobs: JobsOpt = 1,
+    on_error: OnErrorOpt = "stop",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the --findings file.")] = False,
+) -> None:
+    """Count personal data in files, per entity type; optionally a CI gate."""
+    from guardrail.io import atomic_output, open_reader
+    from guardrail.pipeline import detect_stream
+    from guardrail.policy import load_policy
+
+    pol = load_policy(policy)
+    mode = _on_error(on_error)
+    readers = [open_reader(p, fields=list(field or []), on_error=mode) for p in inputs]
+    counts: Counter[str] = Counter()
+    affected: Counter[str] = Counter()
+    records = records_with = 0
+    started = time.monotonic()
+    sink = atomic_output(findings, force=force) if findings else None
+    handle = sink.__enter__() if sink else None
+    try:
+        for reader in readers:
+            for record, per_text in detect_stream(reader, _texts, policy=pol, jobs=jobs):
+                records += 1
+                entities = set()
+                for (path, _), found in zip(record.fields, per_text, strict=True):
+                    for f in found:
+                        counts[f.entity] += 1
+                        entities.add(f.entity)
+                    if handle is not None:
+                        handle.write(
+                            json.dumps(
+                                {
+                                    "file": str(reader.path),
+                                    "record": record.index,
+                                    "id": record.id,
+                                    "field": ".".join(str(p) for p in path) or "line",
+                                    "spans": [f.to_dict() for f in found],
+                                }
+                            )
+                            + "\n"
+                        )
+                records_with += bool(entities)
+                affected.update(entities)
+    except BaseException:
+        if sink:
+            sink.__exit__(*sys.exc_info())
+        raise
+    if sink:
+        sink.__exit__(None, None, None)
+    total = sum(counts.values())
+    skipped = sum(r.skipped for r in readers)
+    summary = {
+        "policy": pol.id,
+        "records": records,
+        "records_with_findings": records_with,
+        "findings": total,
+        "skipped": skipped,
+        "by_entity": {e: {"findings": n, "records": affected[e]} for e, n in sorted(counts.items())},
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        table = Table(title=f"guardrail scan ({pol.id})")
+        table.add_column("entity")
+        table.add_column("findings", justify="right")
+        table.add_column("records", justify="right")
+        for e, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(e, str(n), str(affected[e]))
+        table.add_row("[b]total[/b]", f"[b]{total}[/b]", f"[b]{records_with}[/b] of {records}")
+        out.print(table)
+        if skipped:
+            err.print(f"skipped {skipped} malformed record(s)")
+    if fail_on is not None and total > fail_on:
+        err.print(f"gate failed: {total} findings > --fail-on {fail_on}")
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- redact
+
+
+@app.command()
+def redact(
+    input: Annotated[Path, typer.Argument(help="Input file: .txt, .jsonl or .csv.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (same format).")],
+    policy: PolicyOpt = "default",
+    field: FieldOpt = None,
+    jobs: JobsOpt = 1,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    on_error: OnErrorOpt = "stop",
+) -> None:
+    """Write a redacted copy: same records, same order, other fields untouched. Atomic; input untouched."""
+    from guardrail.core import Guardrail
+    from guardrail.io import atomic_output, open_reader, set_field
+    from guardrail.pipeline import detect_stream
+    from guardrail.redaction import PseudonymScope
+
+    if output.resolve() == input.resolve():
+        raise ConfigError(f"{output}: the output must not be the input (inputs are never modified)")
+    gr = Guardrail(policy)
+    reader = open_reader(input, fields=list(field or []), on_error=_on_error(on_error))
+    if output.exists() and not force:
+        raise OutputExistsError(f"{output}: exists; pass --force to overwrite it")
+    scope = PseudonymScope()  # one scope for the whole file: the same value gets the same token
+    counts: Counter[str] = Counter()
+    records = 0
+    started = time.monotonic()
+    size = input.stat().st_size
+    progress = _progress(size)
+    with atomic_output(output, force=force) as handle:
+        writer = csv.writer(handle, lineterminator="\n") if reader.kind == "csv" else None
+        header_written = False
+        for record, per_text in detect_stream(reader, _texts, policy=gr.policy, jobs=jobs):
+            if writer is not None and not header_written:
+                writer.writerow(reader.header)
+                header_written = True
+            data = copy.deepcopy(record.data) if reader.kind != "txt" else record.data
+            for (path, text), found in zip(record.fields, per_text, strict=True):
+                result = gr.redactor.redact(text, found, scope=scope)
+                counts.update(f.entity for f in result.findings)
+                if reader.kind == "txt":
+                    data = result.text + record.data[len(text) :]
+                else:
+                    set_field(data, path, result.text)
+            if reader.kind == "jsonl":
+                handle.write(json.dumps(data, ensure_ascii=False) + "\n")
+            elif writer is not None:
+                writer.writerow(data)
+            else:
+                handle.write(data)
+            records += 1
+            if progress is not None and records % 200 == 0:
+                progress(records)
+        if writer is not None and not header_written and reader.header:
+            writer.writerow(reader.header)
+    if progress is not None:
+        progress(records, done=True)
+    seconds = time.monotonic() - started
+    by_entity = ", ".join(f"{e} {n}" for e, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    err.print(
+        f"redacted {sum(counts.values())} finding(s) in {records} record(s) in {seconds:.1f}s -> {output}"
+        + (f" ({by_entity})" if by_entity else "")
+    )
+    if reader.skipped:
+        err.print(f"skipped {reader.skipped} malformed record(s)")
+
+
+def _progress(size: int) -> Any:
+    """A simple record counter on stderr for long inputs, only when stderr is a terminal."""
+    if size < 1_000_000 or not err.is_terminal:
+        return None
+    from rich.progress import Progress
+
+    bar = Progress(console=err, transient=True)
+    task = bar.add_task("redacting", total=None)
+    bar.start()
+
+    def update(records: int, *, done: bool = False) -> None:
+        bar.update(task, completed=records, description=f"redacting: {records} records")
+        if done:
+            bar.stop()
+
+    return update
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@policy_app.command("lint")
+def policy_lint(file: Annotated[Path, typer.Argument(help="A policy YAML file.")]) -> None:
+    """Validate a policy file; print what is wrong and where."""
+    from guardrail.policy import load_policy
+
+    if not file.exists():
+        raise ConfigError(f"{file}: no such file")
+    pol = load_policy(file)
+    out.print(f"ok: {pol.id} ({len(pol.detection.all_entities)} entities, sha256 {pol.sha256[:12]})")
+
+
+@policy_app.command("show")
+def policy_show(
+    name: Annotated[str, typer.Argument(help="A shipped pack name or a YAML file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the validated policy as JSON.")] = False,
+) -> None:
+    """Show a policy: what it detects and how each entity is redacted."""
+    from guardrail.policy import available_packs, load_policy
+
+    pol = load_policy(name)
+    if as_json:
+        out.print_json(pol.model_dump_json())
+        return
+    out.print(f"[b]{pol.id}[/b]  sha256 {pol.sha256}")
+    if pol.description:
+        out.print(pol.description.strip())
+    out.print(f"model: {pol.detection.model}   threshold: {pol.detection.threshold}")
+    table = Table()
+    table.add_column("entity")
+    table.add_column("threshold", justify="right")
+    table.add_column("operator")
+    for e in sorted(pol.detection.all_entities):
+        op = pol.redaction.operator_for(e)
+        table.add_row(e, str(pol.detection.thresholds.get(e, pol.detection.threshold)), op.operator)
+    out.print(table)
+    if pol.identifiers:
+        ids = Table(title="HIPAA Safe Harbor identifiers")
+        for col in ("id", "identifier", "entities", "handling"):
+            ids.add_column(col)
+        for i in pol.identifiers:
+            ids.add_row(i.id, i.name, ", ".join(i.entities) or "-", ("[review] " if i.human_review else "") + i.handling)
+        out.print(ids)
+    if name not in available_packs():
+        return
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the demo's files.")] = Path("demo-output"),
+) -> None:
+    """Run guardrail on the bundled sample data and show what it found and redacted."""
+    from guardrail.demo import run_demo
+
+    run_demo(output, console=out)
+
+
+def main() -> None:
+    """Entry point: run the app, mapping guardrail errors to one line and an exit code."""
+    try:
+        app()
+    except GuardrailError as exc:
+        if _state["debug"]:
+            raise
+        code = next(c for t, c in EXIT_CODES if isinstance(exc, t))
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(code)
+    except KeyboardInterrupt:
+        err.print("interrupted: no output was written")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The ``Guardrail`` facade: one object per policy that detects and redacts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from guardrail.findings import Finding, RedactionResult
+from guardrail.policy import Policy, load_policy
+from guardrail.redaction import PseudonymScope, Redactor
+
+if TYPE_CHECKING:
+    from guardrail.detection import Detector
+
+__all__ = ["Guardrail"]
+
+# One detector per (policy text, model) per process: building one loads spaCy (seconds).
+_DETECTORS: dict[tuple[str, str], Detector] = {}
+_DETECTORS_LOCK = threading.Lock()
+
+
+def _shared_detector(policy: Policy) -> Detector:
+    from guardrail.detection.engine import PresidioDetector, model_for
+
+    key = (policy.sha256, model_for(policy))
+    with _DETECTORS_LOCK:
+        detector = _DETECTORS.get(key)
+        if detector is None:
+            detector = PresidioDetector(policy)
+            _DETECTORS[key] = detector
+        return detector
+
+
+class Guardrail:
+    """Detect and redact personal data according to a policy.
+
+    Args:
+        policy: a shipped pack name (``default``, ``gdpr``, ``hipaa-safe-harbor``), a YAML path or a
+            :class:`~guardrail.policy.Policy`.
+        detector: a detector to use instead of the policy's Presidio detector (e.g. a test fake).
+        hmac_key: key for the ``hash`` operator.
+
+    Raises:
+        PolicyError: the policy is unknown or invalid.
+        KeyUnavailable: the policy hashes values and no key is configured.
+    """
+
+    def __init__(
+        self,
+        policy: str | Path | Policy = "default",
+        *,
+        detector: Detector | None = None,
+        hmac_key: bytes | None = None,
+    ) -> None:
+        self.policy = load_policy(policy)
+        self._detector = detector
+        self.redactor = Redactor(self.policy, hmac_key=hmac_key)
+
+    def __repr__(self) -> str:
+        return f"Guardrail(policy={self.policy.id!r})"
+
+    @property
+    def detector(self) -> Detector:
+        """The detector (built on first use, then shared by every Guardrail with the same policy)."""
+        if self._detector is None:
+            self._detector = _shared_detector(self.policy)
+        return self._detector
+
+    def detect(self, text: str) -> list[Finding]:
+        """Personal data in ``text``: non-overlapping findings sorted by offset.
+
+        Raises:
+            DetectionError: detection failed (nothing should be released).
+            DetectorUnavailable: the spaCy model is not installed.
+        """
+        return self.detector.detect(text)
+
+    def detect_batch(self, texts: Sequence[str]) -> list[list[Finding]]:
+        """``detect`` for many texts, with the NLP model batched."""
+        return self.detector.detect_batch(list(texts))
+
+    def redact(self, text: str, *, scope: PseudonymScope | None = None) -> RedactionResult:
+        """``text`` with every finding redacted by the policy's operators.
+
+        Args:
+            text: the text; it is not modified.
+            scope: pseudonyms are consistent within a scope; by default each call is its own scope.
+        """
+        return self.redactor.redact(text, self.detect(text), scope=scope)
+
+    def redact_batch(self, texts: Sequence[str], *, scope: PseudonymScope | None = None) -> list[RedactionResult]:
+        """``redact`` for many texts; with a ``scope``, pseudonyms are consistent across all of them."""
+        results = self.detect_batch(texts)
+        return [
+            self.redactor.redact(t, f, scope=scope if scope is not None else PseudonymScope())
+            for t, f in zip(texts, results, strict=True)
+        ]

@@ -1,0 +1,72 @@
+"""``guardrail demo``: the main job on bundled sample data (a small clinical / customer-support
+knowledge base and a small chat-format fine-tuning set, written for this project)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["run_demo", "sample_path"]
+
+
+def sample_path(name: str) -> Path:
+    """Path of a bundled sample file or folder (``knowledge_base``, ``finetune_chat.jsonl``)."""
+    return Path(str(resources.files("guardrail") / "data" / name))
+
+
+def run_demo(output: Path, *, console: Console) -> None:
+    """Detect and redact the sample knowledge base and fine-tuning set; write results to ``output``."""
+    from guardrail.core import Guardrail
+    from guardrail.redaction import PseudonymScope
+
+    output.mkdir(parents=True, exist_ok=True)
+    console.rule("[b]guardrail demo[/b]")
+    gr = Guardrail("hipaa-safe-harbor")
+    console.print(f"policy {gr.policy.id} (sha256 {gr.policy.sha256[:12]}), model {gr.detector.model}")  # type: ignore[attr-defined]
+
+    # 1. the knowledge base, redacted under HIPAA Safe Harbor
+    docs = sorted(sample_path("knowledge_base").glob("*.md"))
+    texts = [d.read_text(encoding="utf-8") for d in docs]
+    results = gr.redact_batch(texts)
+    table = Table(title="knowledge base: findings per document (hipaa-safe-harbor)")
+    table.add_column("document")
+    table.add_column("findings", justify="right")
+    table.add_column("by entity")
+    kb_out = output / "knowledge_base.redacted"
+    kb_out.mkdir(exist_ok=True)
+    for doc, result in zip(docs, results, strict=True):
+        counts = result.counts()
+        table.add_row(doc.name, str(len(result.findings)), ", ".join(f"{e} {n}" for e, n in sorted(counts.items())))
+        (kb_out / doc.name).write_text(result.text, encoding="utf-8")
+    console.print(table)
+    console.print("[b]discharge summary, redacted:[/b]")
+    console.print(results[0].text, markup=False)
+
+    # 2. the fine-tuning set, pseudonymised under GDPR (consistent tokens across the whole dataset)
+    gdpr = Guardrail("gdpr")
+    scope = PseudonymScope()
+    rows = [json.loads(line) for line in sample_path("finetune_chat.jsonl").read_text(encoding="utf-8").splitlines()]
+    counts: Counter[str] = Counter()
+    ft_out = output / "finetune_chat.redacted.jsonl"
+    with ft_out.open("w", encoding="utf-8") as f:
+        for row in rows:
+            for message in row["messages"]:
+                if message["role"] == "system":
+                    continue
+                result = gdpr.redact(message["content"], scope=scope)
+                counts.update(result.counts())
+                message["content"] = result.text
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    console.print()
+    console.print(f"[b]fine-tuning set[/b] ({len(rows)} chats, gdpr pack, consistent pseudonyms): "
+                  + ", ".join(f"{e} {n}" for e, n in sorted(counts.items())))
+    for row in rows[:1] + rows[6:7]:
+        for message in row["messages"][1:]:
+            console.print(f"  {message['role']:>9}: {message['content']}", markup=False)
+    console.print()
+    console.print(f"wrote {kb_out}/ and {ft_out}")

@@ -1,0 +1,155 @@
+"""The Presidio-based detector: one ``AnalyzerEngine`` per policy, built once and reused."""
+
+from __future__ import annotations
+
+import os
+import os
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from guardrail.detection.resolve import resolve
+from guardrail.detection.windows import split_windows
+from guardrail.errors import DetectionError
+from guardrail.findings import Finding
+from guardrail.policy import DEFAULT_SPACY_MODEL, Policy
+
+__all__ = ["PresidioDetector", "model_for"]
+
+# Context words near a finding raise its score (as Presidio's enhancer does, but on raw lower-cased text:
+# the NER-only pipeline has no lemmas, and this is faster).
+_CONTEXT_BEFORE = 48
+_CONTEXT_AFTER = 24
+_CONTEXT_BOOST = 0.35
+_CONTEXT_FLOOR = 0.4
+
+def model_for(policy: Policy) -> str:
+    """The spaCy model to use: ``GUARDRAIL_SPACY_MODEL`` overrides the policy's default model."""
+    env = os.environ.get("GUARDRAIL_SPACY_MODEL", "").strip()
+    if env and policy.detection.model == DEFAULT_SPACY_MODEL:
+        return env
+    return policy.detection.model
+
+
+class PresidioDetector:
+    """Detects personal data with Presidio's ``AnalyzerEngine``, guardrail's recognizers and spaCy NER.
+
+    Build it once (model loading takes seconds) and reuse it; it is safe to share between threads.
+
+    Args:
+        policy: the policy whose detection settings apply.
+        model: a spaCy model name overriding the policy (``GUARDRAIL_SPACY_MODEL`` also does).
+
+    Raises:
+        DetectorUnavailable: the spaCy model is not installed.
+    """
+
+    name: ClassVar[str] = "presidio"
+
+    def __init__(self, policy: Policy, *, model: str | None = None) -> None:
+        from guardrail.detection.registry import build_analyzer
+
+        self.policy = policy
+        self.model = model or model_for(policy)
+        settings = policy.detection
+        self._entities = sorted(settings.all_entities)
+        self._thresholds = {e: settings.thresholds.get(e, settings.threshold) for e in self._entities}
+        self._allow = {v.casefold() for v in settings.allow_list}
+        self._allow_patterns = [re.compile(p) for p in settings.allow_patterns]
+        self._deny = _deny_regex([e.value for e in settings.deny_entries])
+        self._deny_entity = {e.value.casefold(): e.entity for e in settings.deny_entries}
+        self._window = settings.window
+        self._analyzer = build_analyzer(policy, self.model)
+        self._nlp = self._analyzer.nlp_engine
+        self._context = {
+            r.name: re.compile(r"\b(?:" + "|".join(re.escape(w.lower()) for w in r.context) + ")")
+            for r in self._analyzer.registry.recognizers
+            if r.context
+        }
+
+    def __repr__(self) -> str:
+        return f"PresidioDetector(policy={self.policy.id!r}, model={self.model!r})"
+
+    # ------------------------------------------------------------------ public
+
+    def detect(self, text: str) -> list[Finding]:
+        """Findings in ``text``: non-overlapping, sorted by offset.
+
+        Raises:
+            DetectionError: the analyzer failed (the caller must not release the text).
+        """
+        return self.detect_batch([text])[0]
+
+    def detect_batch(self, texts: Sequence[str]) -> list[list[Finding]]:
+        """Findings for each text; the NLP model runs over all of them (and their windows) batched."""
+        if isinstance(texts, str):
+            raise TypeError("detect_batch takes a list of texts")
+        pieces: list[tuple[int, int, int, int, str]] = []  # text index, offset, keep_from, keep_to, piece
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {i} is {type(text).__name__}, not str")
+            if not text.strip():
+                continue
+            for w in split_windows(text, size=self._window.size, overlap=self._window.overlap):
+                pieces.append((i, w.start, w.keep_from, w.keep_to, text[w.start : w.end]))
+        raw: list[list[Finding]] = [[] for _ in texts]
+        try:
+            artifacts = self._nlp.process_batch([p[4] for p in pieces], "en")
+            for (i, offset, keep_from, keep_to, piece), (_, nlp_artifacts) in zip(
+                pieces, artifacts, strict=True
+            ):
+                for f in self._analyze(piece, nlp_artifacts):
+                    start = f.start + offset
+                    if keep_from <= start < keep_to:
+                        raw[i].append(Finding(start, f.end + offset, f.entity, f.score, f.recognizer))
+        except Exception as exc:
+            # fail closed, and never echo the text: the message names the failure type only
+            raise DetectionError(f"detection failed ({type(exc).__name__})") from (exc if os.environ.get("GUARDRAIL_DEBUG") else None)
+        return [self._finish(text, found) for text, found in zip(texts, raw, strict=True)]
+
+    # ------------------------------------------------------------------ internals
+
+    def _analyze(self, text: str, nlp_artifacts: Any) -> list[Finding]:
+        results = self._analyzer.analyze(
+            text=text,
+            language="en",
+            entities=self._entities,
+            nlp_artifacts=nlp_artifacts,
+            score_threshold=0.0,
+        )
+        out = []
+        lowered = text.lower()
+        for r in results:
+            meta = r.recognition_metadata or {}
+            name = str(meta.get("recognizer_name", ""))
+            score = float(r.score)
+            context = self._context.get(name)
+            if context is not None and score < _CONTEXT_FLOOR + _CONTEXT_BOOST and (
+                context.search(lowered, max(0, r.start - _CONTEXT_BEFORE), r.start)
+                or context.search(lowered, r.end, r.end + _CONTEXT_AFTER)
+            ):
+                score = max(_CONTEXT_FLOOR, min(1.0, score + _CONTEXT_BOOST))
+            if score < self._thresholds.get(r.entity_type, 1.01):
+                continue
+            out.append(Finding(r.start, r.end, r.entity_type, score, name))
+        return out
+
+    def _finish(self, text: str, found: list[Finding]) -> list[Finding]:
+        found = [f for f in found if not self._allowed(text[f.start : f.end])]
+        if self._deny is not None:
+            for m in self._deny.finditer(text):
+                entity = self._deny_entity.get(m.group().casefold(), "DENY_LIST")
+                found.append(Finding(m.start(), m.end(), entity, 1.0, "DenyList"))
+        return resolve(found)
+
+    def _allowed(self, value: str) -> bool:
+        if value.strip().casefold() in self._allow:
+            return True
+        return any(p.fullmatch(value) for p in self._allow_patterns)
+
+
+def _deny_regex(values: list[str]) -> re.Pattern[str] | None:
+    if not values:
+        return None
+    alternatives = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)

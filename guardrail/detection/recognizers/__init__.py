@@ -1,0 +1,1 @@
+"""guardrail's recognizers, one module per family."""

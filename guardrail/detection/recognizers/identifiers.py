@@ -1,0 +1,207 @@
+"""Identifier recognizers: medical record numbers, health plan ids, accounts, licences and certificates,
+vehicles, devices, fax numbers, phone numbers.
+
+Most identifiers have no checksum and no fixed shape, so they are found by their label ("MRN:",
+"Member ID #", "Serial No.") and the value that follows it; where a checksum exists (VIN, DEA, NPI,
+IMEI) it is verified, and a verified value needs no label.
+"""
+
+from __future__ import annotations
+
+import re
+
+from guardrail.detection.recognizers.base import Rule, RuleRecognizer, luhn_ok
+
+__all__ = ["identifier_recognizers", "labelled"]
+
+# A value after a label: letters, digits and inner separators, at least two digits somewhere.
+_VALUE = r"(?P<v>(?=[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9]|[-/.](?=[A-Za-z0-9])){3,24})"
+# "number", "no.", "#", "id" between a label and its value, then an optional ":" or "is".
+_JOIN = r"(?:\s*(?:(?i:number|num|nbr|no)\.?|#|(?i:id)\b))?\s*(?:[:#=]|(?i:\bis\b|\bof\b))?\s*#?\s*"
+
+
+def labelled(labels: str, value: str = _VALUE) -> str:
+    """A regex: one of ``labels`` (case-insensitive, as a whole word) then the value (group ``v``)."""
+    return rf"(?<![A-Za-z])(?i:{labels})(?![A-Za-z]){_JOIN}{value}(?![A-Za-z0-9])"
+
+
+def _has_digits(n: int) -> object:
+    def check(value: str) -> bool:
+        return sum(c.isdigit() for c in value) >= n
+
+    return check
+
+
+_VIN_WEIGHTS = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2]
+_VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9), strict=True))}
+_VIN_VALUES.update(dict(zip("JKLMN", range(1, 6), strict=True)))
+_VIN_VALUES.update({"P": 7, "R": 9})
+_VIN_VALUES.update(dict(zip("STUVWXYZ", range(2, 10), strict=True)))
+
+
+def vin_ok(value: str) -> bool:
+    """The North American VIN check digit (position 9)."""
+    vin = value.upper()
+    if len(vin) != 17 or any(c not in _VIN_VALUES for c in vin):
+        return False
+    total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
+    check = "X" if total % 11 == 10 else str(total % 11)
+    return vin[8] == check
+
+
+def dea_ok(value: str) -> bool:
+    """The DEA registration number checksum: 2 letters, 7 digits."""
+    v = value.upper()
+    if not re.fullmatch(r"[A-Z][A-Z9]\d{7}", v):
+        return False
+    d = [int(c) for c in v[2:]]
+    return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+
+
+def npi_ok(value: str) -> bool:
+    """The NPI check digit: Luhn over ``80840`` + the 10 digits."""
+    digits = re.sub(r"\D", "", value)
+    return len(digits) == 10 and digits[0] in "12" and luhn_ok("80840" + digits)
+
+
+def imei_ok(value: str) -> bool:
+    """An IMEI: 15 digits passing Luhn."""
+    digits = re.sub(r"\D", "", value)
+    return len(digits) == 15 and luhn_ok(digits)
+
+
+_PHONE_CORE = (
+    r"(?:\+\d{1,3}[\s.-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]\d{1,6}){1,5}"
+    r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?"
+)
+_DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
+
+
+def phone_ok(value: str) -> bool:
+    """Plausible phone number: 7 to 15 digits before any extension, not shaped like a date."""
+    core = re.split(r"(?i)\s?(?:x|ext\.?|extension)\s?\d", value)[0]
+    digits = sum(c.isdigit() for c in core)
+    if not 7 <= digits <= 15:
+        return False
+    return not _DATE_LIKE.match(core.strip())
+
+
+def identifier_recognizers() -> list[RuleRecognizer]:
+    """The identifier recognizers guardrail adds to Presidio's."""
+    mrn_labels = (
+        r"MRN|MR\s?#|medical\s+record(?:\s+(?:number|no|#))?|med\.?\s*rec(?:ord)?\.?|chart|"
+        r"patient\s+(?:id|identifier|number|no)|hospital\s+(?:number|no|id)|unit\s+number|case\s+(?:number|no)"
+    )
+    plan_labels = (
+        r"health\s*plan(?:\s+beneficiary)?|beneficiary|member(?:ship)?|subscriber|policy(?:\s+holder)?|"
+        r"insurance(?:\s+(?:policy|member|plan|card))?|insurer|group|medicare(?:\s+beneficiary)?|"
+        r"medicaid|MBI|HICN|plan"
+    )
+    account_labels = (
+        r"account|acct\.?|a/c|billing\s+account|bank\s+account|checking|savings|routing|"
+        r"customer\s+(?:id|number|no)|invoice|claim"
+    )
+    licence_labels = (
+        r"licen[cs]e|driver'?s?\s+licen[cs]e|DL|certificate|cert\.?|certification|registration|"
+        r"permit|DEA|NPI|passport|badge|employee\s+(?:id|number|no)|staff\s+(?:id|number)|"
+        r"student\s+(?:id|number)|tax\s+(?:id|number)|TIN|EIN|national\s+id|ID\s+card"
+    )
+    vehicle_labels = r"VIN|vehicle\s+identification|licen[cs]e\s+plate|plate|tag|registration\s+plate|reg\.?\s+plate"
+    device_labels = (
+        r"serial|S/N|SN|device(?:\s+(?:id|identifier|serial))?|UDI|IMEI|MEID|ESN|implant|pacemaker|"
+        r"pump|model\s+and\s+serial|asset\s+tag|lot"
+    )
+    two = _has_digits(2)
+    return [
+        RuleRecognizer(
+            entity="MEDICAL_RECORD_NUMBER",
+            name="MedicalRecordNumberRecognizer",
+            rules=[Rule("mrn labelled", labelled(mrn_labels), 0.9, validate=_has_digits(3))],  # type: ignore[arg-type]
+            context=["mrn", "record", "chart", "patient"],
+        ),
+        RuleRecognizer(
+            entity="HEALTH_PLAN_ID",
+            name="HealthPlanIdRecognizer",
+            rules=[
+                Rule("plan labelled", labelled(plan_labels), 0.85, validate=_has_digits(3)),  # type: ignore[arg-type]
+                # Medicare Beneficiary Identifier (CMS format), 11 characters
+                Rule(
+                    "mbi",
+                    r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?"
+                    r"[AC-HJKMNP-RT-Y]{2}\d{2}\b",
+                    0.6,
+                ),
+            ],
+            context=["member", "plan", "insurance", "beneficiary", "policy", "medicare", "medicaid"],
+        ),
+        RuleRecognizer(
+            entity="ACCOUNT_NUMBER",
+            name="AccountNumberRecognizer",
+            rules=[Rule("account labelled", labelled(account_labels), 0.85, validate=_has_digits(4))],  # type: ignore[arg-type]
+            context=["account", "acct", "bank", "billing"],
+        ),
+        RuleRecognizer(
+            entity="LICENSE_NUMBER",
+            name="LicenseNumberRecognizer",
+            rules=[
+                Rule("licence labelled", labelled(licence_labels), 0.85, validate=two),  # type: ignore[arg-type]
+                Rule("dea", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", 0.9, validate=dea_ok),
+                Rule("npi labelled", labelled("NPI", r"(?P<v>\d{10})"), 0.9, validate=npi_ok),
+            ],
+            context=["license", "licence", "certificate", "dea", "npi", "registration"],
+        ),
+        RuleRecognizer(
+            entity="VEHICLE_ID",
+            name="VehicleIdRecognizer",
+            rules=[
+                Rule("vin", r"\b(?P<v>[A-HJ-NPR-Z0-9]{17})\b", 0.95, flags=re.IGNORECASE, validate=vin_ok),
+                Rule("vin labelled", labelled("VIN", r"(?P<v>[A-HJ-NPR-Z0-9]{11,17})"), 0.9),
+                Rule(
+                    "plate labelled",
+                    labelled(
+                        vehicle_labels,
+                        r"(?P<v>(?=[A-Z0-9 -]*\d)[A-Z0-9]{1,4}[ -]?[A-Z0-9]{1,5}(?:[ -][A-Z0-9]{1,4})?)",
+                    ),
+                    0.85,
+                ),
+            ],
+            context=["vehicle", "vin", "plate", "car", "truck"],
+        ),
+        RuleRecognizer(
+            entity="DEVICE_ID",
+            name="DeviceIdRecognizer",
+            rules=[
+                Rule("serial labelled", labelled(device_labels), 0.85, validate=two),  # type: ignore[arg-type]
+                Rule("imei", labelled("IMEI|MEID", r"(?P<v>\d{2}[- ]?\d{6}[- ]?\d{6}[- ]?\d)"), 0.95, validate=imei_ok),
+                # GS1 unique device identifier: (01) GTIN then application identifiers
+                Rule("udi gs1", r"\(01\)\d{14}(?:\(\d{2,4}\)[A-Za-z0-9]{1,20})*", 0.95),
+                Rule("mac address", r"\b(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}\b", 0.8),
+            ],
+            context=["serial", "device", "implant", "pacemaker", "pump", "udi", "imei"],
+        ),
+        RuleRecognizer(
+            entity="FAX_NUMBER",
+            name="FaxNumberRecognizer",
+            rules=[
+                Rule("fax labelled", labelled(r"fax|facsimile|telefax", rf"(?P<v>{_PHONE_CORE})"), 0.95, validate=phone_ok)
+            ],
+        ),
+        RuleRecognizer(
+            entity="PHONE_NUMBER",
+            name="PhoneNumberRecognizer",
+            rules=[
+                # international or bracketed forms are distinctive on their own
+                Rule("phone intl", rf"(?<![\w+])(?=[+(]){_PHONE_CORE}(?!\w)", 0.7, validate=phone_ok),
+                Rule("phone us", r"(?<![\w+])\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?!\w)", 0.6, validate=phone_ok),
+                Rule("phone grouped", rf"(?<![\w+.-]){_PHONE_CORE}(?![\w-])", 0.35, validate=phone_ok),
+                Rule(
+                    "phone labelled",
+                    labelled(r"phone|tel|telephone|mobile|cell|call|contact|reach(?:ed)?\s+at|pager|landline|whatsapp",
+                             rf"(?P<v>{_PHONE_CORE})"),
+                    0.9,
+                    validate=phone_ok,
+                ),
+            ],
+            context=["phone", "call", "tel", "telephone", "mobile", "cell", "number", "contact", "reach", "text", "dial"],
+        ),
+    ]

