@@ -136,6 +136,8 @@ class PresidioDetector:
 
     def _finish(self, text: str, found: list[Finding]) -> list[Finding]:
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
+        found.extend(_propagate(text, found))
+        found = [f for f in found if not self._allowed(text[f.start : f.end])]
         if self._deny is not None:
             for m in self._deny.finditer(text):
                 entity = self._deny_entity.get(m.group().casefold(), "DENY_LIST")
@@ -146,6 +148,37 @@ class PresidioDetector:
         if value.strip().casefold() in self._allow:
             return True
         return any(p.fullmatch(value) for p in self._allow_patterns)
+
+
+# Values of these types are redacted wherever else they occur in the same text; a person's name parts
+# too ("Finch" after "Harold Finch"). Short numbers (ages, dates, ZIPs) are not: "45" is too common.
+_PROPAGATE_EXCLUDE = frozenset({"AGE", "DATE_TIME", "US_ZIP_CODE", "NRP"})
+_NAME_PART = re.compile(r"[A-ZÀ-ÞĀ-Ž][\w'’-]{2,}")
+
+
+def _propagate(text: str, found: list[Finding]) -> list[Finding]:
+    from guardrail.detection.recognizers.gazetteers import AMBIGUOUS_NAMES
+
+    values: dict[str, str] = {}
+    for f in found:
+        if f.entity in _PROPAGATE_EXCLUDE:
+            continue
+        value = text[f.start : f.end].strip()
+        if len(value) >= 3:
+            values.setdefault(value, f.entity)
+        if f.entity == "PERSON":
+            for part in _NAME_PART.findall(value):
+                if part.lower() not in AMBIGUOUS_NAMES and part.lower() not in _TITLE_WORDS:
+                    values.setdefault(part, "PERSON")
+    if not values:
+        return []
+    pattern = re.compile(
+        r"(?<![\w@.-])(?:" + "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)) + r")(?![\w@-])"
+    )
+    return [Finding(m.start(), m.end(), values[m.group()], 0.6, "Propagation") for m in pattern.finditer(text)]
+
+
+_TITLE_WORDS = frozenset({"mr", "mrs", "ms", "dr", "prof", "miss", "mister", "doctor", "the", "and"})
 
 
 def _deny_regex(values: list[str]) -> re.Pattern[str] | None:

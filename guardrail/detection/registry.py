@@ -35,7 +35,6 @@ def _email_recognizer() -> Any:
 
 def _presidio_recognizers(entities: frozenset[str]) -> list[Any]:
     from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
         CryptoRecognizer,
         IbanRecognizer,
         IpRecognizer,
@@ -50,7 +49,6 @@ def _presidio_recognizers(entities: frozenset[str]) -> list[Any]:
     )
 
     table: dict[str, Any] = {
-        "CREDIT_CARD": CreditCardRecognizer,
         "CRYPTO": CryptoRecognizer,
         "IBAN_CODE": IbanRecognizer,
         "IP_ADDRESS": IpRecognizer,
@@ -73,8 +71,9 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
     from guardrail.detection.recognizers.dates import age_recognizer, date_recognizer
     from guardrail.detection.recognizers.identifiers import identifier_recognizers
     from guardrail.detection.recognizers.location import location_recognizers, zip_recognizer
+    from guardrail.detection.recognizers.misc import DemonymRecognizer, card_recognizer, company_recognizer
     from guardrail.detection.recognizers.ner import NerRecognizer
-    from guardrail.detection.recognizers.person import person_recognizer
+    from guardrail.detection.recognizers.person import GivenNameRecognizer, person_recognizer
 
     candidates: list[Any] = [
         *identifier_recognizers(),
@@ -83,6 +82,10 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
         date_recognizer(),
         age_recognizer(),
         person_recognizer(),
+        GivenNameRecognizer(),
+        company_recognizer(),
+        DemonymRecognizer(),
+        card_recognizer(),
     ]
     out = [r for r in candidates if r.supported_entities[0] in entities]
     ner = sorted(entities & {"PERSON", "ORGANIZATION", "LOCATION", "NRP", "DATE_TIME"})

@@ -62,6 +62,8 @@ def date_recognizer() -> RuleRecognizer:
             Rule("month day", rf"\b{MONTHS}\.?\s+{_DAY}\b(?!\s*(?:%|percent))", 0.6),
             Rule("day of month", rf"\b{_DAY}\s+(?:of\s+)?{MONTHS}\b", 0.6),
             Rule("month/year", rf"{w}(?:0?[1-9]|1[0-2])/{_YEAR4}{e}", 0.6),
+            # a bare year: personal data when it dates an event of a person's life; weak alone
+            Rule("year", r"(?<![\w$#.,/-])(?:19\d\d|20\d\d)(?![\w%/-]|[.,]\d|\s*(?:mg|mcg|ml|kg|units|USD|EUR|dollars|people|patients))", 0.5),
             # a bare year after a date label (DOB, born, admitted ...)
             Rule(
                 "labelled year",

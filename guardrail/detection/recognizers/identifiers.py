@@ -71,7 +71,7 @@ def imei_ok(value: str) -> bool:
 
 
 _PHONE_CORE = (
-    r"(?:\+\d{1,3}[\s.-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]\d{1,6}){1,5}"
+    r"(?:\+\d{1,3}[\s.-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]\d{1,8}){1,5}"
     r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?"
 )
 _DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
@@ -194,10 +194,11 @@ def identifier_recognizers() -> list[RuleRecognizer]:
                 Rule("phone intl", rf"(?<![\w+])(?=[+(]){_PHONE_CORE}(?!\w)", 0.7, validate=phone_ok),
                 Rule("phone us", r"(?<![\w+])\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?!\w)", 0.6, validate=phone_ok),
                 Rule("phone grouped", rf"(?<![\w+.-]){_PHONE_CORE}(?![\w-])", 0.35, validate=phone_ok),
+                Rule("phone plain", r"(?<![\w+.-])(?:\+|00|0)\d{8,13}(?![\w-])", 0.3, validate=phone_ok),
                 Rule(
                     "phone labelled",
                     labelled(r"phone|tel|telephone|mobile|cell|call|contact|reach(?:ed)?\s+at|pager|landline|whatsapp",
-                             rf"(?P<v>{_PHONE_CORE})"),
+                             rf"(?P<v>{_PHONE_CORE}|\+?\d{{7,15}})"),
                     0.9,
                     validate=phone_ok,
                 ),

@@ -57,11 +57,14 @@ _STATE_CODES = (
     "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|PR|AA|AE|AP"
 )
 
+_BLOCK_WORD = r"(?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|nan|\d{3,6}(?:-\d{3,4})?|[a-zß-ÿ]{1,3})"
+_BLOCK_LINE = rf"[ \t]*,?[ \t]*{_BLOCK_WORD}(?:[ \t,]+{_BLOCK_WORD}){{0,4}}[ \t]*(?=\n|$)"
+
 # phrases after which a capitalised name is a place
 _LOCATING = (
     r"live[sd]?\s+in|living\s+in|lived\s+in|reside[sd]?\s+in|residing\s+in|resident\s+of|moved\s+(?:to|from)|"
     r"relocat\w+\s+(?:to|from)|born\s+in|grew\s+up\s+in|raised\s+in|native\s+of|located\s+in|based\s+in|"
-    r"hometown(?:\s+is)?|city\s+of|town\s+of|village\s+of|county\s+of|travel(?:l?ed|l?ing)?\s+to|"
+    r"hometown(?:\s+is)?|home\s+city|city(?:\s+of)?|town(?:\s+of)?|village(?:\s+of)?|county\s+of|travel(?:l?ed|l?ing)?\s+to|"
     r"trip\s+to|flew\s+to|flying\s+to|visit(?:ed|ing)?|address\s+is|live\s+at|lives\s+at"
 )
 
@@ -89,6 +92,12 @@ def location_recognizers() -> list[RuleRecognizer]:
                 ),
                 # a house number, a capitalised name of any script and a number: "Kraavi 28" needs context
                 Rule("name number", rf"\b[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][a-zß-ÿā-žά-ώ]{{3,}}(?:\s+[A-ZÀ-Þ][a-zß-ÿ]+)?\s+\d{{1,4}}[a-z]?\b(?!\s*(?:mg|kg|%|years|days|times|minutes|hours))", 0.3),
+                # 1586 Kraavi 28: a building number, a name and a street number
+                Rule("number name number", rf"(?<![\w.,-])\d{{1,5}}[ \t]+(?:[A-ZÀ-ÞĀ-Ž][\w'’.-]*[ \t]+){{1,3}}\d{{1,4}}[a-zA-Z]?\b(?![.,:]\d|\s*(?:mg|kg|%|years|days|times|minutes|hours))", 0.6),
+                # ul. Gawronów 53 / C/ Mayor 81 / Rua Porangaba 1452 / út 29
+                Rule("prefix street", rf"(?:\b\d{{1,5}}[ \t]+)?(?<![\w])(?:ul\.|ulica|al\.|C/|Calle|Rua|Av\.|Avda\.?|Avenida|Via|Viale|Rue|Piazza|Strada|Paseo|Plaza|Travessa|Largo|Camino|Carrer|Chemin|Odos)[ \t]+(?:[A-ZÀ-ÞĀ-Ž0-9][\w'’.-]*[ \t]*){{1,4}}\d{{0,5}}[A-Za-z]?\b{_TAIL}", 0.75),
+                # a multi-line postal block: a street line then short capitalised lines (city, region, country, postcode)
+                Rule("postal block", rf"(?m)^[ \t]*\d{{1,6}}[A-Za-z]?[ \t]+(?!\d)[^\n.]{{2,60}}(?:\n{_BLOCK_LINE}){{2,4}}", 0.7),
                 Rule("po box", r"\b(?:P\.?\s?O\.?\s*Box|Post\s+Office\s+Box|Postfach|PSC\s+\d{1,5},?\s*Box)\s+\d{1,6}" + _TAIL, 0.9, flags=re.IGNORECASE),
                 Rule("military", rf"\b(?:USNS|USNV|USS|USCGC|Unit\s+\d{{4}})\s+[\w ]{{1,30}}?,?\s*\n?\s*(?:Box\s+\d{{1,5}},?\s*\n?\s*)?(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{{5}}", 0.95),
                 Rule("apo line", r"\b(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b", 0.9),
@@ -110,6 +119,18 @@ def location_recognizers() -> list[RuleRecognizer]:
                 ),
             ],
             context=["live", "lives", "city", "town", "moved", "born", "located", "from", "visit", "country"],
+        ),
+        RuleRecognizer(
+            entity="LOCATION",
+            name="CapitalisedPlaceRecognizer",
+            rules=[
+                # an all-caps name after a preposition of place: "in SAINT-DENIS", "from RUD"
+                Rule(
+                    "caps after preposition",
+                    r"(?<![\w])(?i:in|at|from|to|near|of)[ \t]+(?P<v>(?!(?:ICU|CHF|MRI|COPD|HIPAA|GDPR|PHI|PII|USD|EUR|CEO|CFO|FAQ|ASAP|API|URL|PDF|ETF|ATM|AIDS|HIV|COVID|ECG|EKG|CBC|BMI|DNA|RNA|THE|AND|FOR|NOT|ALL|YOU)\b)[A-ZÀ-ÞĀ-Ž]{3,}(?:[ -][A-ZÀ-ÞĀ-Ž]{2,}){0,2})(?![\w-])",
+                    0.55,
+                ),
+            ],
         ),
     ]
 

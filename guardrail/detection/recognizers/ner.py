@@ -20,6 +20,7 @@ _NOT_ENTITIES = frozenset(
     assessment plan subjective objective history date email e-mail phone address name mr mrs ms dr
     """.split()
 )
+_RELATIVE = re.compile(r"(?i)(?:the\s+)?(?:last|next|this|every|each|previous|following|coming)\s+\D*$")
 _NAME_JUNK = re.compile(r"^[\W\d_]+$")
 
 
@@ -56,10 +57,10 @@ class NerRecognizer(LocalRecognizer):  # type: ignore[misc]
             value = text[start:end]
             if not value.strip() or _NAME_JUNK.match(value) or value.casefold() in _NOT_ENTITIES:
                 continue
-            if label == "DATE_TIME" and not _DATE_EVIDENCE.search(value):
-                continue  # "5 days", "yesterday", "the last year": no calendar date
+            if label == "DATE_TIME" and (not _DATE_EVIDENCE.search(value) or _RELATIVE.match(value)):
+                continue  # "5 days", "yesterday", "the last Sunday": no calendar date
             score = self._score
             if label in {"ORGANIZATION", "PERSON", "LOCATION"} and value.isupper() and len(value) <= 4:
-                score = 0.4  # short all-caps tokens are mostly abbreviations
+                score = 0.35  # short all-caps tokens are mostly abbreviations (CAP, GERD, ...)
             results.append(RecognizerResult(label, start, end, score, recognition_metadata=dict(meta)))
         return results

@@ -7,9 +7,14 @@ words is strong evidence of a person, whatever the name's language.
 
 from __future__ import annotations
 
-from guardrail.detection.recognizers.base import Rule, RuleRecognizer
+import re
 
-__all__ = ["person_recognizer"]
+from presidio_analyzer import RecognizerResult
+
+from guardrail.detection.recognizers.base import Rule, RuleRecognizer
+from guardrail.detection.recognizers.gazetteers import AMBIGUOUS_NAMES, given_names
+
+__all__ = ["GivenNameRecognizer", "person_recognizer"]
 
 _UP = r"A-ZÀ-ÖØ-ÞĀ-Žά-ώΑ-ΩА-Я"
 _LOW = r"a-zß-öø-ÿā-žα-ωа-я"
@@ -42,6 +47,49 @@ def person_recognizer() -> RuleRecognizer:
         rules=[
             Rule("title", rf"\b(?:{_TITLES})\.?\s+(?P<v>{NAME})", 0.85),
             Rule("role", rf"(?i:\b(?:{_ROLES})\b)\s*[:,]?\s*(?:(?:{_TITLES})\.?\s+)?(?P<v>{NAME})\b", 0.45),
+            Rule(
+                "name field",
+                rf"(?i:\b(?:last|first|given|family|middle|maiden|full|legal|sur)\s*name\b)\s*(?:(?i:is)|:|\?)?\s*(?P<v>{NAME})",
+                0.85,
+            ),
+            # a speaker in a transcript: 'Lukas: "Who are you?"'
+            Rule("speaker", rf"(?m)^[ \t]*(?P<v>{_WORD}(?:[ \t]+{_WORD})?)[ \t]*:[ \t]*[\"“']", 0.7),
         ],
         context=["patient", "name", "mr", "mrs", "ms", "dr", "spouse", "contact", "signed"],
     )
+
+
+class GivenNameRecognizer(RuleRecognizer):
+    """Given names from the census lists: with a capitalised surname after them (strong) or alone
+    (weaker; names that are also common words need the surname)."""
+
+    _TOKEN = re.compile(r"(?<![\w@./-])[A-Z][a-z]+(?:-[A-Z][a-z]+)?(?![\w@-])")
+    _FOLLOW = re.compile(rf"(?:[ \t]+(?:[{_UP}]\.(?=\s)|[{_UP}][{_LOW}'’-]+|{_PARTICLE}[ \t]+[{_UP}][{_LOW}'’-]+)){{1,2}}")
+
+    def __init__(self) -> None:
+        super().__init__(entity="PERSON", rules=[], name="GivenNameRecognizer", context=["name", "mr", "mrs", "ms"])
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None) -> list[RecognizerResult]:
+        names = given_names()
+        meta = {RecognizerResult.RECOGNIZER_NAME_KEY: self.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}
+        results = []
+        for m in self._TOKEN.finditer(text):
+            word = m.group().lower()
+            parts = word.split("-")
+            if len(word) < 3 or word in _NOT_NAMES or (word not in names and not all(p in names for p in parts)):
+                continue
+            follow = self._FOLLOW.match(text, m.end())
+            if follow is not None and not _ends_in_suffix(follow.group()):
+                results.append(RecognizerResult("PERSON", m.start(), follow.end(), 0.75, recognition_metadata=dict(meta)))
+            elif word not in AMBIGUOUS_NAMES:
+                results.append(RecognizerResult("PERSON", m.start(), m.end(), 0.55, recognition_metadata=dict(meta)))
+        return results
+
+
+# census given names that are mostly other words in running text
+_NOT_NAMES = frozenset({"my", "the", "his", "her", "our", "you", "see", "say", "ask", "can", "man", "son"})
+_SUFFIX_WORDS = frozenset({"street", "avenue", "road", "lane", "drive", "hospital", "clinic", "inc", "corp", "ltd", "university"})
+
+
+def _ends_in_suffix(words: str) -> bool:
+    return words.split()[-1].rstrip(".").lower() in _SUFFIX_WORDS
