@@ -54,7 +54,11 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
 PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="A policy pack name or a YAML file.")]
 FieldOpt = Annotated[
     list[str] | None,
-    typer.Option("--field", "-f", help="Field (JSONL) or column (CSV) to process; repeatable. JSONL default: text, or chat messages."),
+    typer.Option(
+        "--field",
+        "-f",
+        help="Field (JSONL) or column (CSV) to process; repeatable. JSONL default: text, or chat messages.",
+    ),
 ]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Worker processes.")]
 OnErrorOpt = Annotated[
@@ -88,8 +92,12 @@ def scan(
     policy: PolicyOpt = "default",
     field: FieldOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    findings: Annotated[Path | None, typer.Option("--findings", help="Write findings (no values) as JSONL.")] = None,
-    fail_on: Annotated[int | None, typer.Option("--fail-on", help="Exit 1 when more than N findings.")] = None,
+    findings: Annotated[
+        Path | None, typer.Option("--findings", help="Write findings (no values) as JSONL.")
+    ] = None,
+    fail_on: Annotated[
+        int | None, typer.Option("--fail-on", help="Exit 1 when more than N findings.")
+    ] = None,
     jobs: JobsOpt = 1,
     on_error: OnErrorOpt = "stop",
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --findings file.")] = False,
@@ -297,7 +305,12 @@ def policy_show(
         for col in ("id", "identifier", "entities", "handling"):
             ids.add_column(col)
         for i in pol.identifiers:
-            ids.add_row(i.id, i.name, ", ".join(i.entities) or "-", ("[review] " if i.human_review else "") + i.handling)
+            ids.add_row(
+                i.id,
+                i.name,
+                ", ".join(i.entities) or "-",
+                ("[review] " if i.human_review else "") + i.handling,
+            )
         out.print(ids)
     if name not in available_packs():
         return
@@ -308,7 +321,9 @@ def policy_show(
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the demo's files.")] = Path("demo-output"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the demo's files.")] = Path(
+        "demo-output"
+    ),
 ) -> None:
     """Run guardrail on the bundled sample data and show what it found and redacted."""
     from guardrail.demo import run_demo

@@ -90,7 +90,9 @@ class Guardrail:
         """
         return self.redactor.redact(text, self.detect(text), scope=scope)
 
-    def redact_batch(self, texts: Sequence[str], *, scope: PseudonymScope | None = None) -> list[RedactionResult]:
+    def redact_batch(
+        self, texts: Sequence[str], *, scope: PseudonymScope | None = None
+    ) -> list[RedactionResult]:
         """``redact`` for many texts; with a ``scope``, pseudonyms are consistent across all of them."""
         results = self.detect_batch(texts)
         return [

@@ -41,7 +41,9 @@ def run_demo(output: Path, *, console: Console) -> None:
     kb_out.mkdir(exist_ok=True)
     for doc, result in zip(docs, results, strict=True):
         counts = result.counts()
-        table.add_row(doc.name, str(len(result.findings)), ", ".join(f"{e} {n}" for e, n in sorted(counts.items())))
+        table.add_row(
+            doc.name, str(len(result.findings)), ", ".join(f"{e} {n}" for e, n in sorted(counts.items()))
+        )
         (kb_out / doc.name).write_text(result.text, encoding="utf-8")
     console.print(table)
     console.print("[b]discharge summary, redacted:[/b]")
@@ -50,8 +52,11 @@ def run_demo(output: Path, *, console: Console) -> None:
     # 2. the fine-tuning set, pseudonymised under GDPR (consistent tokens across the whole dataset)
     gdpr = Guardrail("gdpr")
     scope = PseudonymScope()
-    rows = [json.loads(line) for line in sample_path("finetune_chat.jsonl").read_text(encoding="utf-8").splitlines()]
-    counts: Counter[str] = Counter()
+    rows = [
+        json.loads(line)
+        for line in sample_path("finetune_chat.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    totals: Counter[str] = Counter()
     ft_out = output / "finetune_chat.redacted.jsonl"
     with ft_out.open("w", encoding="utf-8") as f:
         for row in rows:
@@ -59,12 +64,14 @@ def run_demo(output: Path, *, console: Console) -> None:
                 if message["role"] == "system":
                     continue
                 result = gdpr.redact(message["content"], scope=scope)
-                counts.update(result.counts())
+                totals.update(result.counts())
                 message["content"] = result.text
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     console.print()
-    console.print(f"[b]fine-tuning set[/b] ({len(rows)} chats, gdpr pack, consistent pseudonyms): "
-                  + ", ".join(f"{e} {n}" for e, n in sorted(counts.items())))
+    console.print(
+        f"[b]fine-tuning set[/b] ({len(rows)} chats, gdpr pack, consistent pseudonyms): "
+        + ", ".join(f"{e} {n}" for e, n in sorted(totals.items()))
+    )
     for row in rows[:1] + rows[6:7]:
         for message in row["messages"][1:]:
             console.print(f"  {message['role']:>9}: {message['content']}", markup=False)

@@ -8,8 +8,8 @@
     │   └── InputFormatError              an unreadable input record: file:line and reason, never the content
     ├── DetectorUnavailable               the spaCy model (or another detector dependency) is not installed
     ├── DetectionError                    detection failed on a text; nothing is released (fail closed)
-    ├── KeyUnavailable                    a key the operation needs is missing (e.g. for the ``hash`` operator)
-    └── OutputExistsError (FileExistsError)  refusing to overwrite an existing output without ``force``
+    ├── KeyUnavailable                    a key the operation needs is missing (e.g. for ``hash``)
+    └── OutputExistsError (FileExistsError)  an output exists and ``force`` was not given
 
 Messages never carry raw PII or key material: they name records by position or id, entities by type.
 """

@@ -21,11 +21,17 @@ from typing import Any, Literal
 
 from guardrail.errors import ConfigError, InputFormatError, OutputExistsError
 
-__all__ = ["Record", "Reader", "atomic_output", "open_reader"]
+__all__ = ["Reader", "Record", "atomic_output", "open_reader"]
 
 Kind = Literal["txt", "jsonl", "csv"]
 FieldPath = tuple[str | int, ...]
-_KINDS: dict[str, Kind] = {".txt": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_KINDS: dict[str, Kind] = {
+    ".txt": "txt",
+    ".text": "txt",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+}
 
 
 @dataclass
@@ -62,7 +68,7 @@ class Reader:
             raise InputFormatError(str(self.path), None, "not UTF-8 text (re-encode it as UTF-8)") from None
 
     def _open(self) -> io.TextIOWrapper:
-        return open(self.path, encoding="utf-8", newline="")  # noqa: SIM115 - closed by the generators
+        return open(self.path, encoding="utf-8", newline="")
 
     def _txt(self) -> Iterator[Record]:
         with self._open() as f:
@@ -101,7 +107,9 @@ class Reader:
             missing = [c for c in self.fields if c not in self.header]
             if missing:
                 raise InputFormatError(
-                    str(self.path), 1, f"no column {missing[0]!r}; columns: {', '.join(self.header)} (use --field)"
+                    str(self.path),
+                    1,
+                    f"no column {missing[0]!r}; columns: {', '.join(self.header)} (use --field)",
                 )
             cols = [self.header.index(c) for c in self.fields]
             id_col = self.header.index("id") if "id" in self.header else None
@@ -163,7 +171,9 @@ def open_reader(path: Path, *, fields: list[str], on_error: Literal["stop", "ski
     """
     kind = _KINDS.get(path.suffix.lower())
     if kind is None:
-        raise ConfigError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; use .txt, .jsonl or .csv")
+        raise ConfigError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; use .txt, .jsonl or .csv"
+        )
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
     if path.is_dir():

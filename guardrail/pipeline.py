@@ -84,7 +84,9 @@ def _split(chunk: list[Any], texts_of: Any, detect: Any) -> Iterator[tuple[Any, 
     yield from _regroup(chunk, texts_of, found)
 
 
-def _regroup(chunk: list[Any], texts_of: Any, found: list[list[Finding]]) -> Iterator[tuple[Any, list[list[Finding]]]]:
+def _regroup(
+    chunk: list[Any], texts_of: Any, found: list[list[Finding]]
+) -> Iterator[tuple[Any, list[list[Finding]]]]:
     pos = 0
     for record in chunk:
         n = len(texts_of(record))

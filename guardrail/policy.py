@@ -361,29 +361,28 @@ def parse_policy(text: str, *, source: str = "<memory>") -> Policy:
         raise PolicyError(source, reason, path=path, line=line) from None
 
 
+_UNION_TAGS = frozenset(
+    {"replace", "pseudonymize", "hash", "mask", "remove", "generalize", "str", "DenyEntry"}
+)
+
+
 def _locate(root: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[str, int | None]:
-    """Map a pydantic error location to a YAML path and the line of that node."""
-    node, parts, line = root, [], None
+    """Map a pydantic error location to a YAML path and the line of the deepest node that exists."""
+    node, parts = root, []
     for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == key), None)
-            if match is None:
-                # a pydantic union tag or a missing key: keep the parent node's position
-                if isinstance(key, str) and any(k.value == key for k, _ in node.value) is False:
-                    if key not in {"str", "DenyEntry"} and not key.endswith("Op"):
-                        parts.append(str(key))
-                continue
-            parts.append(str(key))
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            parts.append(f"[{key}]")
-            node = node.value[key]
-        elif isinstance(key, str) and key in {"replace", "pseudonymize", "hash", "mask", "remove", "generalize"}:
-            continue
-        else:
-            parts.append(str(key))
-        if node is not None:
-            line = node.start_mark.line + 1
-    if node is not None and line is None:
-        line = node.start_mark.line + 1
+        if key in _UNION_TAGS and not (isinstance(node, yaml.MappingNode) and _child(node, key)):
+            continue  # a pydantic union branch, not a key in the file
+        parts.append(f"[{key}]" if isinstance(key, int) else str(key))
+        child = _child(node, key)
+        if child is not None:
+            node = child
+    line = node.start_mark.line + 1 if node is not None else None
     return ".".join(parts).replace(".[", "["), line
+
+
+def _child(node: yaml.Node | None, key: int | str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if k.value == key), None)
+    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+        return node.value[key]  # type: ignore[no-any-return]
+    return None

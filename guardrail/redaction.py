@@ -36,7 +36,25 @@ __all__ = ["RESTRICTED_ZIP3", "PseudonymScope", "Redactor", "generalize_value"]
 #: 164.514(b)(2)(i)(B). Versioned with the table's source.
 RESTRICTED_ZIP3_VERSION = "census-2000"
 RESTRICTED_ZIP3: frozenset[str] = frozenset(
-    "036 059 063 102 203 556 692 790 821 823 830 831 878 879 884 890 893".split()
+    [
+        "036",
+        "059",
+        "063",
+        "102",
+        "203",
+        "556",
+        "692",
+        "790",
+        "821",
+        "823",
+        "830",
+        "831",
+        "878",
+        "879",
+        "884",
+        "890",
+        "893",
+    ]
 )
 
 
@@ -138,7 +156,9 @@ class Redactor:
     def __repr__(self) -> str:
         return f"Redactor(policy={self.policy.id!r})"
 
-    def redact(self, text: str, findings: Sequence[Finding], *, scope: PseudonymScope | None = None) -> RedactionResult:
+    def redact(
+        self, text: str, findings: Sequence[Finding], *, scope: PseudonymScope | None = None
+    ) -> RedactionResult:
         """Redact ``findings`` (non-overlapping, as detectors return them) from ``text``."""
         scope = scope if scope is not None else PseudonymScope()
         ordered = sorted(findings, key=lambda f: f.start)
@@ -148,8 +168,7 @@ class Redactor:
         year = self._clock().year
         for f in ordered:
             if f.start < pos:  # overlapping input: already covered by the previous replacement
-                if f.end > pos:
-                    pos = f.end
+                pos = max(pos, f.end)
                 continue
             out.append(text[pos : f.start])
             out.append(self._apply(f.entity, text[f.start : f.end], scope, year))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import os
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ _CONTEXT_BEFORE = 48
 _CONTEXT_AFTER = 24
 _CONTEXT_BOOST = 0.35
 _CONTEXT_FLOOR = 0.4
+
 
 def model_for(policy: Policy) -> str:
     """The spaCy model to use: ``GUARDRAIL_SPACY_MODEL`` overrides the policy's default model."""
@@ -102,9 +102,11 @@ class PresidioDetector:
                     start = f.start + offset
                     if keep_from <= start < keep_to:
                         raw[i].append(Finding(start, f.end + offset, f.entity, f.score, f.recognizer))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure must fail closed, whatever its type
             # fail closed, and never echo the text: the message names the failure type only
-            raise DetectionError(f"detection failed ({type(exc).__name__})") from (exc if os.environ.get("GUARDRAIL_DEBUG") else None)
+            raise DetectionError(f"detection failed ({type(exc).__name__})") from (
+                exc if os.environ.get("GUARDRAIL_DEBUG") else None
+            )
         return [self._finish(text, found) for text, found in zip(texts, raw, strict=True)]
 
     # ------------------------------------------------------------------ internals
@@ -124,9 +126,13 @@ class PresidioDetector:
             name = str(meta.get("recognizer_name", ""))
             score = float(r.score)
             context = self._context.get(name)
-            if context is not None and score < _CONTEXT_FLOOR + _CONTEXT_BOOST and (
-                context.search(lowered, max(0, r.start - _CONTEXT_BEFORE), r.start)
-                or context.search(lowered, r.end, r.end + _CONTEXT_AFTER)
+            if (
+                context is not None
+                and score < _CONTEXT_FLOOR + _CONTEXT_BOOST
+                and (
+                    context.search(lowered, max(0, r.start - _CONTEXT_BEFORE), r.start)
+                    or context.search(lowered, r.end, r.end + _CONTEXT_AFTER)
+                )
             ):
                 score = max(_CONTEXT_FLOOR, min(1.0, score + _CONTEXT_BOOST))
             if score < self._thresholds.get(r.entity_type, 1.01):
@@ -173,9 +179,13 @@ def _propagate(text: str, found: list[Finding]) -> list[Finding]:
     if not values:
         return []
     pattern = re.compile(
-        r"(?<![\w@.-])(?:" + "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)) + r")(?![\w@-])"
+        r"(?<![\w@.-])(?:"
+        + "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+        + r")(?![\w@-])"
     )
-    return [Finding(m.start(), m.end(), values[m.group()], 0.6, "Propagation") for m in pattern.finditer(text)]
+    return [
+        Finding(m.start(), m.end(), values[m.group()], 0.6, "Propagation") for m in pattern.finditer(text)
+    ]
 
 
 _TITLE_WORDS = frozenset({"mr", "mrs", "ms", "dr", "prof", "miss", "mister", "doctor", "the", "and"})

@@ -63,7 +63,7 @@ def load_spacy(model: str) -> Any:
     return nlp
 
 
-class SpacyNerEngine(NlpEngine):  # type: ignore[misc]
+class SpacyNerEngine(NlpEngine):
     """Presidio NLP engine running spaCy NER only, batched."""
 
     def __init__(self, model: str, *, batch_size: int = 64) -> None:

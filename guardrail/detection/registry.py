@@ -6,6 +6,8 @@ import re
 from functools import cache
 from typing import Any
 
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+
 from guardrail.detection.nlp import SpacyNerEngine
 from guardrail.detection.recognizers.base import Rule, RuleRecognizer
 from guardrail.policy import Policy
@@ -24,7 +26,7 @@ def _offline_extractor() -> Any:
 def _email_recognizer() -> Any:
     from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         """Presidio's e-mail recognizer, validating domains against the bundled suffix list."""
 
         def validate_result(self, pattern_text: str) -> bool:
@@ -135,8 +137,18 @@ def build_analyzer(policy: Policy, model: str) -> Any:
     )
 
 
-class _NoContextEnhancer:
+class _NoContextEnhancer(ContextAwareEnhancer):
     """The detector applies context words itself (see ``engine``); Presidio's enhancer needs lemmas."""
 
-    def enhance_using_context(self, text: str, raw_results: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
+    def __init__(self) -> None:
+        super().__init__(
+            context_similarity_factor=0.0,
+            min_score_with_context_similarity=0.0,
+            context_prefix_count=0,
+            context_suffix_count=0,
+        )
+
+    def enhance_using_context(
+        self, text: str, raw_results: list[Any], *args: Any, **kwargs: Any
+    ) -> list[Any]:
         return raw_results

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 
-__all__ = ["Rule", "RuleRecognizer"]
+__all__ = ["Rule", "RuleRecognizer", "luhn_ok", "result_metadata"]
 
 Validator = Callable[[str], bool | None]
 
@@ -33,7 +34,7 @@ class Rule:
         return re.compile(self.regex, self.flags)
 
 
-class RuleRecognizer(LocalRecognizer):  # type: ignore[misc]
+class RuleRecognizer(LocalRecognizer):
     """A recognizer made of :class:`Rule` s for one entity type."""
 
     def __init__(
@@ -58,10 +59,7 @@ class RuleRecognizer(LocalRecognizer):  # type: ignore[misc]
     def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None) -> list[RecognizerResult]:
         entity = self.supported_entities[0]
         results: list[RecognizerResult] = []
-        metadata = {
-            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-        }
+        metadata = result_metadata(self)
         for rule, regex in self._rules:
             for match in regex.finditer(text):
                 start, end = match.span("v") if "v" in regex.groupindex else match.span()
@@ -80,6 +78,14 @@ class RuleRecognizer(LocalRecognizer):  # type: ignore[misc]
         return results
 
 
+def result_metadata(recognizer: Any) -> dict[str, str]:
+    """The metadata Presidio expects on a result: the recognizer's name and id."""
+    return {
+        RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
+        RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id,
+    }
+
+
 def luhn_ok(digits: str) -> bool:
     """The Luhn (mod 10) check over the digits of ``digits``."""
     nums = [int(c) for c in digits if c.isdigit()]
@@ -87,9 +93,6 @@ def luhn_ok(digits: str) -> bool:
         return False
     total = 0
     for i, n in enumerate(reversed(nums)):
-        if i % 2 == 1:
-            n *= 2
-            if n > 9:
-                n -= 9
-        total += n
+        doubled = n * 2 if i % 2 == 1 else n
+        total += doubled - 9 if doubled > 9 else doubled
     return total % 10 == 0

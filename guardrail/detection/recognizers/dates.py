@@ -23,7 +23,7 @@ _TIME = r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:\s?[AaPp]\.?[Mm]\.?)?(
 
 
 def _numeric_ok(value: str) -> bool:
-    parts = [p for p in re.split(r"[-/.]", value.split()[0].split("T")[0]) if p]
+    parts = [p for p in re.split(r"[-/.]", value.split(maxsplit=1)[0].split("T", maxsplit=1)[0]) if p]
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         return True
     a, b, c = (int(p) for p in parts)
@@ -41,10 +41,25 @@ def date_recognizer() -> RuleRecognizer:
         entity="DATE_TIME",
         name="DateRecognizer",
         rules=[
-            Rule("iso", rf"{w}{_YEAR4}-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01]){_TIME}{e}", 0.9, validate=_numeric_ok),
-            Rule("ymd", rf"{w}{_YEAR4}[/.](?:0?[1-9]|1[0-2])[/.](?:0?[1-9]|[12]\d|3[01]){e}", 0.85, validate=_numeric_ok),
-            Rule("mdy", rf"{w}\d{{1,2}}([/.-])\d{{1,2}}\1(?:\d{{4}}|\d{{2}}){_TIME}{e}", 0.8, validate=_numeric_ok),
-            Rule("md", rf"(?<![\w/.-])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\w/]|\.\d)", 0.4),
+            Rule(
+                "iso",
+                rf"{w}{_YEAR4}-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01]){_TIME}{e}",
+                0.9,
+                validate=_numeric_ok,
+            ),
+            Rule(
+                "ymd",
+                rf"{w}{_YEAR4}[/.](?:0?[1-9]|1[0-2])[/.](?:0?[1-9]|[12]\d|3[01]){e}",
+                0.85,
+                validate=_numeric_ok,
+            ),
+            Rule(
+                "mdy",
+                rf"{w}\d{{1,2}}([/.-])\d{{1,2}}\1(?:\d{{4}}|\d{{2}}){_TIME}{e}",
+                0.8,
+                validate=_numeric_ok,
+            ),
+            Rule("md", r"(?<![\w/.-])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\w/]|\.\d)", 0.4),
             Rule(
                 "month day year",
                 rf"\b{MONTHS}\.?\s+{_DAY},?\s+{_YEAR4}{_TIME}\b",
@@ -57,13 +72,22 @@ def date_recognizer() -> RuleRecognizer:
                 0.9,
                 flags=re.IGNORECASE,
             ),
-            Rule("day-mon-year", rf"\b{_DAY}[-/ ]{MONTHS}[-/ ](?:{_YEAR4}|\d{{2}})\b", 0.85, flags=re.IGNORECASE),
+            Rule(
+                "day-mon-year",
+                rf"\b{_DAY}[-/ ]{MONTHS}[-/ ](?:{_YEAR4}|\d{{2}})\b",
+                0.85,
+                flags=re.IGNORECASE,
+            ),
             Rule("month year", rf"\b{MONTHS}\.?,?\s+(?:of\s+)?{_YEAR4}\b", 0.8, flags=re.IGNORECASE),
             Rule("month day", rf"\b{MONTHS}\.?\s+{_DAY}\b(?!\s*(?:%|percent))", 0.6),
             Rule("day of month", rf"\b{_DAY}\s+(?:of\s+)?{MONTHS}\b", 0.6),
             Rule("month/year", rf"{w}(?:0?[1-9]|1[0-2])/{_YEAR4}{e}", 0.6),
             # a bare year: personal data when it dates an event of a person's life; weak alone
-            Rule("year", r"(?<![\w$#.,/-])(?:19\d\d|20\d\d)(?![\w%/-]|[.,]\d|\s*(?:mg|mcg|ml|kg|units|USD|EUR|dollars|people|patients))", 0.5),
+            Rule(
+                "year",
+                r"(?<![\w$#.,/-])(?:19\d\d|20\d\d)(?![\w%/-]|[.,]\d|\s*(?:mg|mcg|ml|kg|units|USD|EUR|dollars|people|patients))",
+                0.5,
+            ),
             # a bare year after a date label (DOB, born, admitted ...)
             Rule(
                 "labelled year",
@@ -107,10 +131,24 @@ def age_recognizer() -> RuleRecognizer:
             Rule("years old", rf"\b{_NUM}(?:\s+|-)(?:years?|yrs?|y)(?:\s+|-)old\b", 0.9, validate=_age_ok),
             Rule("year-old", rf"\b{_NUM}[- ](?:year|yr|month|week)s?[- ]old\b", 0.9, validate=_age_ok),
             Rule("y/o", rf"\b{_NUM}\s?(?:y/?o|yo|y\.o\.)(?!\w)", 0.85, validate=_age_ok),
-            Rule("aged", rf"(?i:\b(?:aged?|age\s+of|age\s*:)\s*){_NUM}\b(?!\s*(?:%|mg|kg|cm|mm))", 0.85, validate=_age_ok),
-            Rule("am years", rf"(?i:\b(?:I\s+am|I'm|he\s+is|she\s+is|they\s+are|turned|turning)\s+){_NUM}\b(?![.,]\d)", 0.55, validate=_age_ok),
+            Rule(
+                "aged",
+                rf"(?i:\b(?:aged?|age\s+of|age\s*:)\s*){_NUM}\b(?!\s*(?:%|mg|kg|cm|mm))",
+                0.85,
+                validate=_age_ok,
+            ),
+            Rule(
+                "am years",
+                rf"(?i:\b(?:I\s+am|I'm|he\s+is|she\s+is|they\s+are|turned|turning)\s+){_NUM}\b(?![.,]\d)",
+                0.55,
+                validate=_age_ok,
+            ),
             Rule("sex age", rf"\b{_NUM}\s?(?:M|F|yo[MF])\b", 0.5, validate=_age_ok),
-            Rule("in nineties", r"\b(?:in\s+(?:his|her|their)\s+)(?P<v>(?:late\s+|early\s+|mid-?)?(?:9|10)0s|nineties)\b", 0.8),
+            Rule(
+                "in nineties",
+                r"\b(?:in\s+(?:his|her|their)\s+)(?P<v>(?:late\s+|early\s+|mid-?)?(?:9|10)0s|nineties)\b",
+                0.8,
+            ),
         ],
         context=["age", "aged", "old", "years", "yo", "birthday"],
     )

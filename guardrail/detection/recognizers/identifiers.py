@@ -106,7 +106,9 @@ def identifier_recognizers() -> list[RuleRecognizer]:
         r"permit|DEA|NPI|passport|badge|employee\s+(?:id|number|no)|staff\s+(?:id|number)|"
         r"student\s+(?:id|number)|tax\s+(?:id|number)|TIN|EIN|national\s+id|ID\s+card"
     )
-    vehicle_labels = r"VIN|vehicle\s+identification|licen[cs]e\s+plate|plate|tag|registration\s+plate|reg\.?\s+plate"
+    vehicle_labels = (
+        r"VIN|vehicle\s+identification|licen[cs]e\s+plate|plate|tag|registration\s+plate|reg\.?\s+plate"
+    )
     device_labels = (
         r"serial|S/N|SN|device(?:\s+(?:id|identifier|serial))?|UDI|IMEI|MEID|ESN|implant|pacemaker|"
         r"pump|model\s+and\s+serial|asset\s+tag|lot"
@@ -172,7 +174,12 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             name="DeviceIdRecognizer",
             rules=[
                 Rule("serial labelled", labelled(device_labels), 0.85, validate=two),  # type: ignore[arg-type]
-                Rule("imei", labelled("IMEI|MEID", r"(?P<v>\d{2}[- ]?\d{6}[- ]?\d{6}[- ]?\d)"), 0.95, validate=imei_ok),
+                Rule(
+                    "imei",
+                    labelled("IMEI|MEID", r"(?P<v>\d{2}[- ]?\d{6}[- ]?\d{6}[- ]?\d)"),
+                    0.95,
+                    validate=imei_ok,
+                ),
                 # GS1 unique device identifier: (01) GTIN then application identifiers
                 Rule("udi gs1", r"\(01\)\d{14}(?:\(\d{2,4}\)[A-Za-z0-9]{1,20})*", 0.95),
                 Rule("mac address", r"\b(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}\b", 0.8),
@@ -183,7 +190,12 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             entity="FAX_NUMBER",
             name="FaxNumberRecognizer",
             rules=[
-                Rule("fax labelled", labelled(r"fax|facsimile|telefax", rf"(?P<v>{_PHONE_CORE})"), 0.95, validate=phone_ok)
+                Rule(
+                    "fax labelled",
+                    labelled(r"fax|facsimile|telefax", rf"(?P<v>{_PHONE_CORE})"),
+                    0.95,
+                    validate=phone_ok,
+                )
             ],
         ),
         RuleRecognizer(
@@ -192,17 +204,36 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             rules=[
                 # international or bracketed forms are distinctive on their own
                 Rule("phone intl", rf"(?<![\w+])(?=[+(]){_PHONE_CORE}(?!\w)", 0.7, validate=phone_ok),
-                Rule("phone us", r"(?<![\w+])\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?!\w)", 0.6, validate=phone_ok),
+                Rule(
+                    "phone us",
+                    r"(?<![\w+])\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?!\w)",
+                    0.6,
+                    validate=phone_ok,
+                ),
                 Rule("phone grouped", rf"(?<![\w+.-]){_PHONE_CORE}(?![\w-])", 0.35, validate=phone_ok),
                 Rule("phone plain", r"(?<![\w+.-])(?:\+|00|0)\d{8,13}(?![\w-])", 0.3, validate=phone_ok),
                 Rule(
                     "phone labelled",
-                    labelled(r"phone|tel|telephone|mobile|cell|call|contact|reach(?:ed)?\s+at|pager|landline|whatsapp",
-                             rf"(?P<v>{_PHONE_CORE}|\+?\d{{7,15}})"),
+                    labelled(
+                        r"phone|tel|telephone|mobile|cell|call|contact|reach(?:ed)?\s+at|pager|landline|whatsapp",
+                        rf"(?P<v>{_PHONE_CORE}|\+?\d{{7,15}})",
+                    ),
                     0.9,
                     validate=phone_ok,
                 ),
             ],
-            context=["phone", "call", "tel", "telephone", "mobile", "cell", "number", "contact", "reach", "text", "dial"],
+            context=[
+                "phone",
+                "call",
+                "tel",
+                "telephone",
+                "mobile",
+                "cell",
+                "number",
+                "contact",
+                "reach",
+                "text",
+                "dial",
+            ],
         ),
     ]

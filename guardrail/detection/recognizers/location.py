@@ -34,7 +34,9 @@ _SUFFIXES = (
 )
 # words inside a street name: capitalised (any script), numbers, initials, "de", "van", "of", "the"...
 _NAME_WORD = r"(?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d+(?:st|nd|rd|th)?|(?:de|da|do|del|der|den|van|von|la|le|of|the|y|e|di|du))"
-_UNIT = r"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|Fl|Floor|Room|Rm|Bldg|Building|No|#)\.?\s*#?\s*[\w-]{1,6})"
+_UNIT = (
+    r"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|Fl|Floor|Room|Rm|Bldg|Building|No|#)\.?\s*#?\s*[\w-]{1,6})"
+)
 _HOUSE = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4})?"
 _CITY = r"[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -][A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*){0,3}"
 _POSTCODE = r"(?:\d{4,5}(?:-\d{3,4})?|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})"
@@ -91,21 +93,63 @@ def location_recognizers() -> list[RuleRecognizer]:
                     0.7,
                 ),
                 # a house number, a capitalised name of any script and a number: "Kraavi 28" needs context
-                Rule("name number", rf"\b[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][a-zß-ÿā-žά-ώ]{{3,}}(?:\s+[A-ZÀ-Þ][a-zß-ÿ]+)?\s+\d{{1,4}}[a-z]?\b(?!\s*(?:mg|kg|%|years|days|times|minutes|hours))", 0.3),
+                Rule(
+                    "name number",
+                    r"\b[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][a-zß-ÿā-žά-ώ]{3,}(?:\s+[A-ZÀ-Þ][a-zß-ÿ]+)?\s+\d{1,4}[a-z]?\b(?!\s*(?:mg|kg|%|years|days|times|minutes|hours))",
+                    0.3,
+                ),
                 # 1586 Kraavi 28: a building number, a name and a street number
-                Rule("number name number", rf"(?<![\w.,-])\d{{1,5}}[ \t]+(?:[A-ZÀ-ÞĀ-Ž][\w'’.-]*[ \t]+){{1,3}}\d{{1,4}}[a-zA-Z]?\b(?![.,:]\d|\s*(?:mg|kg|%|years|days|times|minutes|hours))", 0.6),
+                Rule(
+                    "number name number",
+                    r"(?<![\w.,-])\d{1,5}[ \t]+(?:[A-ZÀ-ÞĀ-Ž][\w'’.-]*[ \t]+){1,3}\d{1,4}[a-zA-Z]?\b(?![.,:]\d|\s*(?:mg|kg|%|years|days|times|minutes|hours))",
+                    0.6,
+                ),
                 # ul. Gawronów 53 / C/ Mayor 81 / Rua Porangaba 1452 / út 29
-                Rule("prefix street", rf"(?:\b\d{{1,5}}[ \t]+)?(?<![\w])(?:ul\.|ulica|al\.|C/|Calle|Rua|Av\.|Avda\.?|Avenida|Via|Viale|Rue|Piazza|Strada|Paseo|Plaza|Travessa|Largo|Camino|Carrer|Chemin|Odos)[ \t]+(?:[A-ZÀ-ÞĀ-Ž0-9][\w'’.-]*[ \t]*){{1,4}}\d{{0,5}}[A-Za-z]?\b{_TAIL}", 0.75),
+                Rule(
+                    "prefix street",
+                    rf"(?:\b\d{{1,5}}[ \t]+)?(?<![\w])(?:ul\.|ulica|al\.|C/|Calle|Rua|Av\.|Avda\.?|Avenida|Via|Viale|Rue|Piazza|Strada|Paseo|Plaza|Travessa|Largo|Camino|Carrer|Chemin|Odos)[ \t]+(?:[A-ZÀ-ÞĀ-Ž0-9][\w'’.-]*[ \t]*){{1,4}}\d{{0,5}}[A-Za-z]?\b{_TAIL}",
+                    0.75,
+                ),
                 # a multi-line postal block: a street line then short capitalised lines (city, region, country, postcode)
-                Rule("postal block", rf"(?m)^[ \t]*\d{{1,6}}[A-Za-z]?[ \t]+(?!\d)[^\n.]{{2,60}}(?:\n{_BLOCK_LINE}){{2,4}}", 0.7),
-                Rule("po box", r"\b(?:P\.?\s?O\.?\s*Box|Post\s+Office\s+Box|Postfach|PSC\s+\d{1,5},?\s*Box)\s+\d{1,6}" + _TAIL, 0.9, flags=re.IGNORECASE),
-                Rule("military", rf"\b(?:USNS|USNV|USS|USCGC|Unit\s+\d{{4}})\s+[\w ]{{1,30}}?,?\s*\n?\s*(?:Box\s+\d{{1,5}},?\s*\n?\s*)?(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{{5}}", 0.95),
+                Rule(
+                    "postal block",
+                    rf"(?m)^[ \t]*\d{{1,6}}[A-Za-z]?[ \t]+(?!\d)[^\n.]{{2,60}}(?:\n{_BLOCK_LINE}){{2,4}}",
+                    0.7,
+                ),
+                Rule(
+                    "po box",
+                    r"\b(?:P\.?\s?O\.?\s*Box|Post\s+Office\s+Box|Postfach|PSC\s+\d{1,5},?\s*Box)\s+\d{1,6}"
+                    + _TAIL,
+                    0.9,
+                    flags=re.IGNORECASE,
+                ),
+                Rule(
+                    "military",
+                    r"\b(?:USNS|USNV|USS|USCGC|Unit\s+\d{4})\s+[\w ]{1,30}?,?\s*\n?\s*(?:Box\s+\d{1,5},?\s*\n?\s*)?(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{5}",
+                    0.95,
+                ),
                 Rule("apo line", r"\b(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b", 0.9),
-                Rule("unit alone", rf"\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d{{1,5}}[A-Za-z]?\b", 0.6),
-                Rule("corner of", rf"(?i:\bcorner\s+of\s+)(?P<v>[A-ZÀ-ÞĀ-Ž][\w'’ .-]{{1,40}}?\s+(?i:and|&)\s+[A-ZÀ-ÞĀ-Ž][\w'’-]*(?:\s+[A-ZÀ-Þ0-9][\w'’-]*){{0,3}})", 0.8),
+                Rule("unit alone", r"\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d{1,5}[A-Za-z]?\b", 0.6),
+                Rule(
+                    "corner of",
+                    r"(?i:\bcorner\s+of\s+)(?P<v>[A-ZÀ-ÞĀ-Ž][\w'’ .-]{1,40}?\s+(?i:and|&)\s+[A-ZÀ-ÞĀ-Ž][\w'’-]*(?:\s+[A-ZÀ-Þ0-9][\w'’-]*){0,3})",
+                    0.8,
+                ),
                 Rule("city state zip", rf"\b{_CITY},\s*(?:{_STATE_CODES})\s+\d{{5}}(?:-\d{{4}})?\b", 0.9),
             ],
-            context=["address", "street", "live", "lives", "located", "residence", "home", "apartment", "ship", "deliver", "mail"],
+            context=[
+                "address",
+                "street",
+                "live",
+                "lives",
+                "located",
+                "residence",
+                "home",
+                "apartment",
+                "ship",
+                "deliver",
+                "mail",
+            ],
         ),
         RuleRecognizer(
             entity="LOCATION",
@@ -141,7 +185,9 @@ def zip_recognizer() -> RuleRecognizer:
         entity="US_ZIP_CODE",
         name="ZipCodeRecognizer",
         rules=[
-            Rule("after state", rf"\b(?:{_STATE_CODES}|{US_STATES})\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b", 0.9),
+            Rule(
+                "after state", rf"\b(?:{_STATE_CODES}|{US_STATES})\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b", 0.9
+            ),
             Rule(
                 "labelled",
                 r"(?i:\b(?:zip|postal|post|postcode|zipcode)(?:\s*code)?\b)\s*(?:(?i:is|:|#|no\.?))?\s*"

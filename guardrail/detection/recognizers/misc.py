@@ -6,7 +6,7 @@ import re
 
 from presidio_analyzer import RecognizerResult
 
-from guardrail.detection.recognizers.base import Rule, RuleRecognizer, luhn_ok
+from guardrail.detection.recognizers.base import Rule, RuleRecognizer, luhn_ok, result_metadata
 from guardrail.detection.recognizers.gazetteers import COMPANY_SUFFIXES, demonym_forms
 
 __all__ = ["DemonymRecognizer", "card_recognizer", "company_recognizer"]
@@ -25,7 +25,11 @@ def company_recognizer() -> RuleRecognizer:
                 rf"\b[A-ZÀ-ÞĀ-Ž][\w&'’.-]*(?:[ \t]+{_CAP}){{0,5}},?[ \t]+(?:{COMPANY_SUFFIXES})\b\.?",
                 0.6,
             ),
-            Rule("work for", r"(?i:\b(?:work(?:s|ed|ing)?\s+(?:for|at)|employed\s+(?:by|at)|employer\s*(?:is|:))\s+)(?P<v>[A-Z][\w&'’.-]*(?:[ \t]+[A-Z0-9][\w&'’./-]*){0,6})", 0.6),
+            Rule(
+                "work for",
+                r"(?i:\b(?:work(?:s|ed|ing)?\s+(?:for|at)|employed\s+(?:by|at)|employer\s*(?:is|:))\s+)(?P<v>[A-Z][\w&'’.-]*(?:[ \t]+[A-Z0-9][\w&'’./-]*){0,6})",
+                0.6,
+            ),
         ],
         context=["company", "employer", "work", "firm", "corporation", "organisation", "organization"],
     )
@@ -37,11 +41,16 @@ class DemonymRecognizer(RuleRecognizer):
     _WORD = re.compile(r"\b[A-Za-z]+\b")
 
     def __init__(self) -> None:
-        super().__init__(entity="NRP", rules=[], name="DemonymRecognizer", context=["nationality", "citizen", "ethnic", "religion"])
+        super().__init__(
+            entity="NRP",
+            rules=[],
+            name="DemonymRecognizer",
+            context=["nationality", "citizen", "ethnic", "religion"],
+        )
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None) -> list[RecognizerResult]:
         forms = demonym_forms()
-        meta = {RecognizerResult.RECOGNIZER_NAME_KEY: self.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}
+        meta = result_metadata(self)
         return [
             RecognizerResult("NRP", m.start(), m.end(), 0.65, recognition_metadata=dict(meta))
             for m in self._WORD.finditer(text)
@@ -57,7 +66,11 @@ def card_recognizer() -> RuleRecognizer:
         name="CardNumberRecognizer",
         rules=[
             Rule("luhn", number, 0.8, validate=luhn_ok),
-            Rule("labelled", rf"(?i:\b(?:card|cc|visa|mastercard|amex|maestro|debit|credit)\b)(?:\s+(?i:number|no\.?|#))?\s*(?:(?i:is)|:)?\s*(?P<v>{number})", 0.85),
+            Rule(
+                "labelled",
+                rf"(?i:\b(?:card|cc|visa|mastercard|amex|maestro|debit|credit)\b)(?:\s+(?i:number|no\.?|#))?\s*(?:(?i:is)|:)?\s*(?P<v>{number})",
+                0.85,
+            ),
         ],
         context=["card", "credit", "debit", "visa", "mastercard", "amex", "cc", "charge", "billing"],
     )

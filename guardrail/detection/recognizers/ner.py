@@ -8,11 +8,14 @@ from typing import Any
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 
+from guardrail.detection.recognizers.base import result_metadata
 from guardrail.detection.recognizers.dates import MONTHS
 
 __all__ = ["NerRecognizer"]
 
-_DATE_EVIDENCE = re.compile(rf"\d{{4}}|\d{{1,2}}[/.-]\d{{1,2}}|{MONTHS}|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b", re.IGNORECASE)
+_DATE_EVIDENCE = re.compile(
+    rf"\d{{4}}|\d{{1,2}}[/.-]\d{{1,2}}|{MONTHS}|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b", re.IGNORECASE
+)
 _NOT_ENTITIES = frozenset(
     """
     dob mrn ssn id dx hpi pcp er ed icu bp hr rr ct mri ekg ecg cbc copd chf htn dm oa ra uti uri npo prn bid
@@ -24,7 +27,7 @@ _RELATIVE = re.compile(r"(?i)(?:the\s+)?(?:last|next|this|every|each|previous|fo
 _NAME_JUNK = re.compile(r"^[\W\d_]+$")
 
 
-class NerRecognizer(LocalRecognizer):  # type: ignore[misc]
+class NerRecognizer(LocalRecognizer):
     """Entities from the NLP engine's artifacts (spaCy NER, labels already mapped to Presidio names)."""
 
     def __init__(self, *, entities: list[str], score: float = 0.85) -> None:
@@ -37,10 +40,7 @@ class NerRecognizer(LocalRecognizer):  # type: ignore[misc]
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
         if nlp_artifacts is None:
             return []
-        meta = {
-            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-        }
+        meta = result_metadata(self)
         results = []
         for ent in nlp_artifacts.entities:
             label = ent.label_

@@ -11,7 +11,7 @@ import re
 
 from presidio_analyzer import RecognizerResult
 
-from guardrail.detection.recognizers.base import Rule, RuleRecognizer
+from guardrail.detection.recognizers.base import Rule, RuleRecognizer, result_metadata
 from guardrail.detection.recognizers.gazetteers import AMBIGUOUS_NAMES, given_names
 
 __all__ = ["GivenNameRecognizer", "person_recognizer"]
@@ -64,32 +64,46 @@ class GivenNameRecognizer(RuleRecognizer):
     (weaker; names that are also common words need the surname)."""
 
     _TOKEN = re.compile(r"(?<![\w@./-])[A-Z][a-z]+(?:-[A-Z][a-z]+)?(?![\w@-])")
-    _FOLLOW = re.compile(rf"(?:[ \t]+(?:[{_UP}]\.(?=\s)|[{_UP}][{_LOW}'’-]+|{_PARTICLE}[ \t]+[{_UP}][{_LOW}'’-]+)){{1,2}}")
+    _FOLLOW = re.compile(
+        rf"(?:[ \t]+(?:[{_UP}]\.(?=\s)|[{_UP}][{_LOW}'’-]+|{_PARTICLE}[ \t]+[{_UP}][{_LOW}'’-]+)){{1,2}}"
+    )
 
     def __init__(self) -> None:
-        super().__init__(entity="PERSON", rules=[], name="GivenNameRecognizer", context=["name", "mr", "mrs", "ms"])
+        super().__init__(
+            entity="PERSON", rules=[], name="GivenNameRecognizer", context=["name", "mr", "mrs", "ms"]
+        )
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None) -> list[RecognizerResult]:
         names = given_names()
-        meta = {RecognizerResult.RECOGNIZER_NAME_KEY: self.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}
+        meta = result_metadata(self)
         results = []
         for m in self._TOKEN.finditer(text):
             word = m.group().lower()
             parts = word.split("-")
-            if len(word) < 3 or word in _NOT_NAMES or (word not in names and not all(p in names for p in parts)):
+            if (
+                len(word) < 3
+                or word in _NOT_NAMES
+                or (word not in names and not all(p in names for p in parts))
+            ):
                 continue
             follow = self._FOLLOW.match(text, m.end())
             if follow is not None and not _ends_in_suffix(follow.group()):
-                results.append(RecognizerResult("PERSON", m.start(), follow.end(), 0.75, recognition_metadata=dict(meta)))
+                results.append(
+                    RecognizerResult("PERSON", m.start(), follow.end(), 0.75, recognition_metadata=dict(meta))
+                )
             elif word not in AMBIGUOUS_NAMES:
-                results.append(RecognizerResult("PERSON", m.start(), m.end(), 0.55, recognition_metadata=dict(meta)))
+                results.append(
+                    RecognizerResult("PERSON", m.start(), m.end(), 0.55, recognition_metadata=dict(meta))
+                )
         return results
 
 
 # census given names that are mostly other words in running text
 _NOT_NAMES = frozenset({"my", "the", "his", "her", "our", "you", "see", "say", "ask", "can", "man", "son"})
-_SUFFIX_WORDS = frozenset({"street", "avenue", "road", "lane", "drive", "hospital", "clinic", "inc", "corp", "ltd", "university"})
+_SUFFIX_WORDS = frozenset(
+    {"street", "avenue", "road", "lane", "drive", "hospital", "clinic", "inc", "corp", "ltd", "university"}
+)
 
 
 def _ends_in_suffix(words: str) -> bool:
-    return words.split()[-1].rstrip(".").lower() in _SUFFIX_WORDS
+    return words.rsplit(maxsplit=1)[-1].rstrip(".").lower() in _SUFFIX_WORDS
