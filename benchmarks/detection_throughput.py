@@ -89,6 +89,7 @@ class Report:
     measurements: list[Measurement] = field(default_factory=list)
     pool_startup_seconds: float | None = None
     consistent: bool | None = None
+    guardrail_model: str | None = None
 
 
 # --------------------------------------------------------------------------- input
@@ -223,6 +224,7 @@ def run(mb: float, *, skip_presidio: bool) -> Report:
     gr = Guardrail(POLICY)
     gr.detect(warm)  # builds the shared detector (loads spaCy) and warms it up
     report.load_seconds["guardrail"] = time.perf_counter() - started
+    report.guardrail_model = str(getattr(gr.detector, "model", None))
 
     results: dict[str, list[list[Any]]] = {}
 
@@ -281,6 +283,10 @@ def print_report(report: Report) -> dict[str, Any]:
         f"from {report.source}, seed {SEED}"
     )
     print(f"model: {MODEL}   policy: {POLICY}   python {platform.python_version()}   cpus: {os.cpu_count()}")
+    if report.guardrail_model not in (None, MODEL):
+        print(
+            f"warning: guardrail uses {report.guardrail_model} (GUARDRAIL_SPACY_MODEL?): not the same model"
+        )
     for name, secs in report.load_seconds.items():
         print(f"load + warm-up {name}: {secs:.2f}s (excluded from the timings)")
     print()
@@ -322,6 +328,7 @@ def print_report(report: Report) -> dict[str, Any]:
         "source": report.source,
         "seed": SEED,
         "model": MODEL,
+        "guardrail_model": report.guardrail_model,
         "policy": POLICY,
         "cpus": os.cpu_count(),
         "load_seconds": report.load_seconds,

@@ -51,8 +51,8 @@ EVAL_DIR = REPO / ".." / "shared" / "eval"
 SCORER = EVAL_DIR / "score.py"
 CONTEXT = 40
 
-# ../shared/eval/README.md's numbers for this peer. The NLP configuration above names no
-# ner_model_configuration, so Presidio maps spaCy's ORG to ORGANIZATION (its conf/default.yaml would ignore it).
+# ../shared/eval/README.md's numbers for this peer. Its NLP configuration names no ner_model_configuration,
+# so Presidio maps spaCy's ORG to ORGANIZATION (its conf/default.yaml would ignore ORG).
 PRESIDIO_REFERENCE = (
     "shared/eval README, ORG mapped to ORGANIZATION: leak 0.216, untyped P/R 0.861/0.789; "
     "with Presidio's conf/default.yaml (ORG ignored): leak 0.357, P/R 0.868/0.652"
@@ -145,8 +145,8 @@ class PresidioRedactor:
                 "models": [{"lang_code": "en", "model_name": MODEL}],
             }
         ).create_engine()
-        self.analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
-        self.anonymizer = AnonymizerEngine()
+        self.analyzer: Any = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+        self.anonymizer: Any = AnonymizerEngine()  # type: ignore[no-untyped-call]
 
     def redact(self, text: str) -> str:
         results = self.analyzer.analyze(text=text, language="en")

@@ -176,6 +176,7 @@ def _propagate(text: str, found: list[Finding]) -> list[Finding]:
             for part in _NAME_PART.findall(value):
                 if part.lower() not in AMBIGUOUS_NAMES and part.lower() not in _TITLE_WORDS:
                     values.setdefault(part, "PERSON")
+                    values.setdefault(part.upper(), "PERSON")  # "RODRIGUEZ, Maria" after "Ana Rodriguez"
     if not values:
         return []
     pattern = re.compile(

@@ -2,8 +2,8 @@
 
 Presidio's ``PatternRecognizer`` reports whole matches; identifiers are usually found by their label
 ("MRN: ...", "Member ID ..."), so a rule here can report just one named group of the match (``(?P<v>...)``)
-and keep the label out of the finding. A rule's validator returns ``True`` (checksum passed: score 1.0),
-``False`` (drop) or ``None`` (keep the rule's score).
+and keep the label out of the finding. A rule's validator (a checksum, a range check) returns false to
+drop a match; the rule's score says how strong a validated match is.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from presidio_analyzer import LocalRecognizer, RecognizerResult
 
 __all__ = ["Rule", "RuleRecognizer", "luhn_ok", "result_metadata"]
 
-Validator = Callable[[str], bool | None]
+Validator = Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +66,8 @@ class RuleRecognizer(LocalRecognizer):
                 if start < 0 or start == end:
                     continue
                 score = rule.score
-                if rule.validate is not None:
-                    verdict = rule.validate(text[start:end])
-                    if verdict is False:
-                        continue
-                    if verdict is True:
-                        score = 1.0
+                if rule.validate is not None and not rule.validate(text[start:end]):
+                    continue
                 results.append(
                     RecognizerResult(entity, start, end, score, recognition_metadata=dict(metadata))
                 )

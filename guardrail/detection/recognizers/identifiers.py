@@ -74,6 +74,7 @@ _PHONE_CORE = (
     r"(?:\+\d{1,3}[\s.-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]\d{1,8}){1,5}"
     r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?"
 )
+_IPV4_LIKE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 _DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
 
 
@@ -83,14 +84,15 @@ def phone_ok(value: str) -> bool:
     digits = sum(c.isdigit() for c in core)
     if not 7 <= digits <= 15:
         return False
-    return not _DATE_LIKE.match(core.strip())
+    core = core.strip()
+    return not (_DATE_LIKE.match(core) or _IPV4_LIKE.match(core))
 
 
 def identifier_recognizers() -> list[RuleRecognizer]:
     """The identifier recognizers guardrail adds to Presidio's."""
     mrn_labels = (
         r"MRN|MR\s?#|medical\s+record(?:\s+(?:number|no|#))?|med\.?\s*rec(?:ord)?\.?|chart|"
-        r"patient\s+(?:id|identifier|number|no)|hospital\s+(?:number|no|id)|unit\s+number|case\s+(?:number|no)"
+        r"patient\s+(?:id|identifier|number|no)|(?:patient|pt)(?=\s*#)|hospital\s+(?:number|no|id)|unit\s+number|case\s+(?:number|no)"
     )
     plan_labels = (
         r"health\s*plan(?:\s+beneficiary)?|beneficiary|member(?:ship)?|subscriber|policy(?:\s+holder)?|"
@@ -120,6 +122,20 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             name="MedicalRecordNumberRecognizer",
             rules=[Rule("mrn labelled", labelled(mrn_labels), 0.9, validate=_has_digits(3))],  # type: ignore[arg-type]
             context=["mrn", "record", "chart", "patient"],
+        ),
+        RuleRecognizer(
+            entity="US_SSN",
+            name="LabelledSsnRecognizer",
+            rules=[
+                Rule(
+                    "ssn labelled",
+                    labelled(
+                        r"SSN|SS#|social\s+security(?:\s+(?:number|no|#))?|soc\.?\s*sec\.?",
+                        r"(?P<v>\d{3}[- ]?\d{2}[- ]?\d{4})",
+                    ),
+                    0.9,
+                )
+            ],
         ),
         RuleRecognizer(
             entity="HEALTH_PLAN_ID",
@@ -211,6 +227,18 @@ def identifier_recognizers() -> list[RuleRecognizer]:
                     validate=phone_ok,
                 ),
                 Rule("phone grouped", rf"(?<![\w+.-]){_PHONE_CORE}(?![\w-])", 0.35, validate=phone_ok),
+                Rule(
+                    "phone groups",
+                    r"(?<![\w+.-])\d{1,5}(?:[ .-]\d{1,8}){2,5}(?![\w-])",
+                    0.45,
+                    validate=phone_ok,
+                ),
+                Rule(
+                    "phone trunk 0",
+                    r"(?<![\w+.-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-])",
+                    0.5,
+                    validate=phone_ok,
+                ),
                 Rule("phone plain", r"(?<![\w+.-])(?:\+|00|0)\d{8,13}(?![\w-])", 0.3, validate=phone_ok),
                 Rule(
                     "phone labelled",
@@ -222,18 +250,6 @@ def identifier_recognizers() -> list[RuleRecognizer]:
                     validate=phone_ok,
                 ),
             ],
-            context=[
-                "phone",
-                "call",
-                "tel",
-                "telephone",
-                "mobile",
-                "cell",
-                "number",
-                "contact",
-                "reach",
-                "text",
-                "dial",
-            ],
+            context="phone call tel telephone mobile cell number contact reach text dial office home work answer registered whatsapp sms ring line extension".split(),
         ),
     ]

@@ -10,6 +10,7 @@ from presidio_analyzer import LocalRecognizer, RecognizerResult
 
 from guardrail.detection.recognizers.base import result_metadata
 from guardrail.detection.recognizers.dates import MONTHS
+from guardrail.detection.recognizers.gazetteers import given_names
 
 __all__ = ["NerRecognizer"]
 
@@ -21,9 +22,12 @@ _NOT_ENTITIES = frozenset(
     dob mrn ssn id dx hpi pcp er ed icu bp hr rr ct mri ekg ecg cbc copd chf htn dm oa ra uti uri npo prn bid
     tid qid po iv im sc hipaa gdpr pii phi fax tel a/p s o p patient sincerely dear regards note progress
     assessment plan subjective objective history date email e-mail phone address name mr mrs ms dr
+    daughter son wife husband mother father sister brother spouse partner guardian caregiver parent
+    grandmother grandfather aunt uncle niece nephew cousin friend neighbor neighbour nurse doctor
     """.split()
 )
 _RELATIVE = re.compile(r"(?i)(?:the\s+)?(?:last|next|this|every|each|previous|following|coming)\s+\D*$")
+_NAMED = frozenset({"PERSON", "ORGANIZATION", "LOCATION"})
 _NAME_JUNK = re.compile(r"^[\W\d_]+$")
 
 
@@ -57,6 +61,14 @@ class NerRecognizer(LocalRecognizer):
             value = text[start:end]
             if not value.strip() or _NAME_JUNK.match(value) or value.casefold() in _NOT_ENTITIES:
                 continue
+            if (
+                label in _NAMED
+                and " " not in value
+                and text[end : end + 1] == ":"
+                and value.lower() not in given_names()
+                and not text[end + 1 : end + 3].strip().startswith(('"', "“", "'"))
+            ):
+                continue  # a field label at the start of a line ("Vehicle:", "Pacemaker:")
             if label == "DATE_TIME" and (not _DATE_EVIDENCE.search(value) or _RELATIVE.match(value)):
                 continue  # "5 days", "yesterday", "the last Sunday": no calendar date
             score = self._score

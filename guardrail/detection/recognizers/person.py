@@ -46,10 +46,28 @@ def person_recognizer() -> RuleRecognizer:
         name="TitledPersonRecognizer",
         rules=[
             Rule("title", rf"\b(?:{_TITLES})\.?\s+(?P<v>{NAME})", 0.85),
-            Rule("role", rf"(?i:\b(?:{_ROLES})\b)\s*[:,]?\s*(?:(?:{_TITLES})\.?\s+)?(?P<v>{NAME})\b", 0.45),
+            Rule("role", rf"(?i:\b(?:{_ROLES})\b)\s*,?\s*(?:(?:{_TITLES})\.?\s+)?(?P<v>{NAME})\b", 0.45),
+            # a field: "Directed By:    Arja J. Ollila", "Emergency contact: Grace Finch"
+            Rule(
+                "role field",
+                rf"(?i:\b(?:{_ROLES})\b)[ \t]*:[ \t]*(?:(?:{_TITLES})\.?\s+)?(?P<v>{NAME})\b",
+                0.7,
+            ),
+            # two or more name words after a role word or preposition: "(not by Frits van den Heuvel)"
+            Rule(
+                "role full name",
+                rf"(?i:\b(?:{_ROLES})\b)\s+(?P<v>{_WORD}(?:\s+(?:{_PARTICLE}\s+)*{_WORD}){{1,3}})\b",
+                0.5,
+            ),
             Rule(
                 "name field",
                 rf"(?i:\b(?:last|first|given|family|middle|maiden|full|legal|sur)\s*name\b)\s*(?:(?i:is)|:|\?)?\s*(?P<v>{NAME})",
+                0.85,
+            ),
+            # "Name: RODRIGUEZ, Maria E." - surname first, in capitals, after a name field
+            Rule(
+                "surname first",
+                rf"(?i:\b(?:name|patient|pt|member|insured|guarantor|subscriber)\b)\s*:\s*(?P<v>[{_UP}][{_UP}'’-]+,[ \t]*{_WORD}(?:[ \t]+{_WORD})?)",
                 0.85,
             ),
             # a speaker in a transcript: 'Lukas: "Who are you?"'
@@ -65,7 +83,7 @@ class GivenNameRecognizer(RuleRecognizer):
 
     _TOKEN = re.compile(r"(?<![\w@./-])[A-Z][a-z]+(?:-[A-Z][a-z]+)?(?![\w@-])")
     _FOLLOW = re.compile(
-        rf"(?:[ \t]+(?:[{_UP}]\.(?=\s)|[{_UP}][{_LOW}'’-]+|{_PARTICLE}[ \t]+[{_UP}][{_LOW}'’-]+)){{1,2}}"
+        rf"(?:[ ](?:[{_UP}]\.(?=\s)|[{_UP}][{_LOW}'’-]+|{_PARTICLE}[ \t]+[{_UP}][{_LOW}'’-]+)){{1,2}}"
     )
 
     def __init__(self) -> None:
@@ -100,8 +118,11 @@ class GivenNameRecognizer(RuleRecognizer):
 
 # census given names that are mostly other words in running text
 _NOT_NAMES = frozenset({"my", "the", "his", "her", "our", "you", "see", "say", "ask", "can", "man", "son"})
+
+
 _SUFFIX_WORDS = frozenset(
-    {"street", "avenue", "road", "lane", "drive", "hospital", "clinic", "inc", "corp", "ltd", "university"}
+    "street avenue road lane drive hospital clinic inc corp ltd university school college center centre bank "
+    "church park hall library museum airport station county city foundation institute".split()
 )
 
 
