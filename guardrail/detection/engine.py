@@ -143,6 +143,7 @@ class PresidioDetector:
     def _finish(self, text: str, found: list[Finding]) -> list[Finding]:
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
         found.extend(_propagate(text, found))
+        found = _extend_addresses(text, found)
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
         if self._deny is not None:
             for m in self._deny.finditer(text):
@@ -187,6 +188,37 @@ def _propagate(text: str, found: list[Finding]) -> list[Finding]:
     return [
         Finding(m.start(), m.end(), values[m.group()], 0.6, "Propagation") for m in pattern.finditer(text)
     ]
+
+
+# Address blocks: a postcode after a place on the same line, and the short capitalised lines (city,
+# region, country, postcode) that continue or precede a located line.
+_BLOCK_WORD = r"(?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|nan|\d{3,6}(?:-\d{3,4})?|[a-zß-ÿ]{1,3})"
+_LINE_AFTER = re.compile(rf"[ \t]*\n[ \t]*,?[ \t]*{_BLOCK_WORD}(?:[ \t,]+{_BLOCK_WORD}){{0,3}}[ \t]*(?=\n|$)")
+_LINE_BEFORE = re.compile(rf"(?:^|\n)[ \t]*({_BLOCK_WORD}(?:[ \t]+{_BLOCK_WORD}){{0,2}})[ \t]*\n[ \t]*$")
+_POSTCODE_AFTER = re.compile(r"[ \t]*,?[ \t]*\d{3,6}(?:-\d{3,4})?(?=[ \t]*(?:\n|$))")
+
+
+def _extend_addresses(text: str, found: list[Finding]) -> list[Finding]:
+    out = []
+    for f in found:
+        if f.entity != "LOCATION":
+            out.append(f)
+            continue
+        start, end = f.start, f.end
+        for _ in range(4):
+            m = _POSTCODE_AFTER.match(text, end) or _LINE_AFTER.match(text, end)
+            if m is None or m.end() == end:
+                break
+            end = m.end()
+        line_start = text.rfind("\n", 0, start) + 1
+        if not text[line_start:start].strip():
+            m = _LINE_BEFORE.search(text, max(0, line_start - 60), line_start)
+            if m is not None and not any(c.isdigit() for c in m.group(1)):
+                start = m.start(1)
+        out.append(
+            f if (start, end) == (f.start, f.end) else Finding(start, end, f.entity, f.score, f.recognizer)
+        )
+    return out
 
 
 _TITLE_WORDS = frozenset({"mr", "mrs", "ms", "dr", "prof", "miss", "mister", "doctor", "the", "and"})

@@ -156,6 +156,12 @@ def location_recognizers() -> list[RuleRecognizer]:
             name="PlaceRecognizer",
             rules=[
                 Rule("us state", rf"\b(?:{US_STATES})\b", 0.6),
+                # "in Dunakeszi 2120", "in Casal das Cheiras 2500-737": a place and its postcode
+                Rule(
+                    "place postcode",
+                    r"(?i:\b(?:in|at|from|to|near)\s+)(?P<v>(?!(?:Room|Suite|Bed|Ward|Floor|Building|Unit|Table|Figure|Chapter|Section|Page|Step|Version|Level|Grade|Stage|Type|Class|Phase|Year|Week|Day|Month|Q[1-4])\b)[A-ZÀ-ÞĀ-Ž][\w'’-]+(?:\s+(?:[a-zß-ÿ]{1,3}|[A-ZÀ-ÞĀ-Ž][\w'’-]+)){0,3}\s+\d{3,5}(?:-\d{3,4})?)(?![\w-])",
+                    0.6,
+                ),
                 Rule(
                     "locating phrase",
                     rf"(?i:\b(?:{_LOCATING})\s+)(?P<v>(?-i:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -](?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d{{1,2}}|de|del|di|la|le|sur|am|an|im|upon|on)){{0,3}}))",
