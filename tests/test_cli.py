@@ -91,7 +91,11 @@ TXT = (
 TXT_LINES = 5
 
 JSONL_RECORDS: list[dict[str, object]] = [
-    {"id": "a1", "text": "Maria Lopez wrote from maria.lopez@example.org", "meta": {"lang": "en", "n": [1, 2.5]}},
+    {
+        "id": "a1",
+        "text": "Maria Lopez wrote from maria.lopez@example.org",
+        "meta": {"lang": "en", "n": [1, 2.5]},
+    },
     {"id": "a2", "text": "No personal data here.", "label": True, "score": 0.25},
     {"text": "Call (217) 555-0143 and ask for Kenji Tanaka.", "extra": None, "uni": "café ☕"},
     {"id": "a4", "text": None, "note": "text is null: nothing to scan"},
@@ -199,7 +203,9 @@ def test_scan_json_summary_counts_per_entity(scan_all: ScanResult) -> None:
     # the summary agrees with the findings file
     spans = [s for line in lines for s in line["spans"]]
     assert len(spans) == summary["findings"]
-    assert summary["records_with_findings"] == len({(line["file"], line["record"]) for line in lines if line["spans"]})
+    assert summary["records_with_findings"] == len(
+        {(line["file"], line["record"]) for line in lines if line["spans"]}
+    )
     # the CSV scan counts the selected column only: one e-mail in "note", none from "contact"
     assert csv_summary["records"] == CSV_ROWS
     assert csv_summary["by_entity"]["EMAIL_ADDRESS"] == {"findings": 1, "records": 1}
@@ -250,8 +256,22 @@ def test_scan_findings_file_has_one_line_per_record_and_field(scan_all: ScanResu
     assert {"EMAIL_ADDRESS", "PHONE_NUMBER"} <= {s["entity"] for s in chat[4]["spans"]}
 
     table = per_file["table.csv"]
-    assert [(f["record"], f["id"], f["field"]) for f in table] == [(0, "r1", "note"), (1, "r2", "note"), (2, "r3", "note")]
+    assert [(f["record"], f["id"]) for f in table] == [(0, "r1"), (1, "r2"), (2, "r3")]
     assert {s["entity"] for s in table[2]["spans"]} >= {"PHONE_NUMBER"}
+    note = CSV_TEXT.splitlines()[1].split(",")[1]
+    emails = [s for s in table[0]["spans"] if s["entity"] == "EMAIL_ADDRESS"]
+    assert [note[s["start"] : s["end"]] for s in emails] == ["john.smith@example.com"]
+
+
+@pytest.mark.xfail(
+    reason="CSV findings name the column by its index ('field': '1') instead of its name ('note', "
+    "as given to --field); JSONL findings use the field name",
+    strict=True,
+)
+def test_scan_csv_findings_name_the_column(scan_all: ScanResult) -> None:
+    lines = scan_all["lines"]
+    assert isinstance(lines, list)
+    assert [line["field"] for line in lines if line["file"] == "table.csv"] == ["note"] * CSV_ROWS
 
 
 def test_scan_findings_file_holds_no_raw_values(scan_all: ScanResult) -> None:
@@ -326,7 +346,9 @@ def test_redact_jsonl_same_records_other_fields_untouched(inputs: Path, tmp_path
     assert len(redacted) == len(JSONL_RECORDS)
     for before, after in zip(JSONL_RECORDS, redacted, strict=True):
         assert list(after) == list(before)  # same keys, same order
-        assert {k: v for k, v in after.items() if k != "text"} == {k: v for k, v in before.items() if k != "text"}
+        assert {k: v for k, v in after.items() if k != "text"} == {
+            k: v for k, v in before.items() if k != "text"
+        }
     assert redacted[1]["text"] == JSONL_RECORDS[1]["text"]
     assert redacted[3]["text"] is None
     assert "<EMAIL_ADDRESS>" in str(redacted[0]["text"])
@@ -392,7 +414,11 @@ def test_redact_refuses_existing_output_then_force_overwrites(inputs: Path, tmp_
 def test_redact_output_must_not_be_the_input(inputs: Path) -> None:
     src = inputs / "records.jsonl"
     before = sha256(src)
-    for output, extra in (("records.jsonl", []), (str(src), ["--force"]), ("./out/../records.jsonl", ["--force"])):
+    for output, extra in (
+        ("records.jsonl", []),
+        (str(src), ["--force"]),
+        ("./out/../records.jsonl", ["--force"]),
+    ):
         proc = run("redact", "records.jsonl", "-o", output, *extra, cwd=inputs)
         assert "must not be the input" in assert_clean_error(proc)
     assert sha256(src) == before
@@ -418,7 +444,9 @@ def big_jsonl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(300):
         name = NAME_POOL[(i * 7) % len(NAME_POOL)]
         email = name.lower().replace(" ", ".") + "@example.com"
-        records.append({"id": f"b{i:03d}", "text": templates[i % len(templates)].format(name=name, email=email), "n": i})
+        records.append(
+            {"id": f"b{i:03d}", "text": templates[i % len(templates)].format(name=name, email=email), "n": i}
+        )
     return write_jsonl(d / "big.jsonl", records)
 
 
@@ -443,7 +471,7 @@ def test_jobs_2_output_identical_to_jobs_1_with_consistent_pseudonyms(big_jsonl:
         tokens[name].update(re.findall(r"<PERSON_\d+>", text))
         email_tokens[name].update(re.findall(r"<EMAIL_ADDRESS_\d+>", text))
     for per_name in (tokens, email_tokens):
-        # each name (and each e-mail) gets one token across the whole file, and different ones get different tokens
+        # one token per name (and per e-mail) across the whole file; different values, different tokens
         assert all(len(t) == 1 for t in per_name.values()), dict(per_name)
         assert len({next(iter(t)) for t in per_name.values()}) == len(NAME_POOL)
 
@@ -488,7 +516,9 @@ def test_malformed_json_skipped_with_on_error_skip(bad_line_3: Path) -> None:
 def test_malformed_json_with_jobs_2_fails_cleanly(bad_line_3: Path) -> None:
     d = bad_line_3.parent
     try:
-        proc = run("redact", bad_line_3, "-o", d / "out" / "bad.redacted.jsonl", "--jobs", "2", cwd=d, timeout=15)
+        proc = run(
+            "redact", bad_line_3, "-o", d / "out" / "bad.redacted.jsonl", "--jobs", "2", cwd=d, timeout=15
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("guardrail redact --jobs 2 hung on a malformed record")
     assert "bad.jsonl:3" in assert_clean_error(proc)
@@ -497,11 +527,18 @@ def test_malformed_json_with_jobs_2_fails_cleanly(bad_line_3: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "args", "expected"),
     [
-        ("records.jsonl", '{"id": 1, "text": "hi"}\n', ["--field", "body"], "records.jsonl:1: no field 'body'"),
+        (
+            "records.jsonl",
+            '{"id": 1, "text": "hi"}\n',
+            ["--field", "body"],
+            "records.jsonl:1: no field 'body'",
+        ),
         ("table.csv", "id,note\n1,hi\n", ["--field", "body"], "table.csv:1: no column 'body'"),
     ],
 )
-def test_missing_field_is_a_one_line_error(tmp_path: Path, name: str, content: str, args: list[str], expected: str) -> None:
+def test_missing_field_is_a_one_line_error(
+    tmp_path: Path, name: str, content: str, args: list[str], expected: str
+) -> None:
     (tmp_path / name).write_text(content, encoding="utf-8")
     proc = run("redact", name, "-o", f"out-{name}", *args, cwd=tmp_path)
     assert expected in assert_clean_error(proc)
@@ -634,9 +671,19 @@ def test_policy_show_hipaa(tmp_path: Path) -> None:
     out = proc.stdout
     assert out.startswith("hipaa-safe-harbor@1.0.0  sha256 ")
     assert "HIPAA Safe Harbor identifiers" in out
-    for identifier in ("Telephone numbers", "Fax numbers", "Social security numbers", "Web URLs", "IP addresses"):
+    for identifier in (
+        "Telephone numbers",
+        "Fax numbers",
+        "Social security numbers",
+        "Web URLs",
+        "IP addresses",
+    ):
         assert identifier in out
-    for entity, operator in (("DATE_TIME", "generalize"), ("US_ZIP_CODE", "generalize"), ("US_SSN", "replace")):
+    for entity, operator in (
+        ("DATE_TIME", "generalize"),
+        ("US_ZIP_CODE", "generalize"),
+        ("US_SSN", "replace"),
+    ):
         assert re.search(rf"\b{entity}\s*│\s*[\d.]+\s*│\s*{operator}\b", out), entity
     assert re.search(r"US_DRIVER_LICENSE\s*│\s*0\.6\s*│", out)  # per-entity threshold
 
@@ -678,7 +725,10 @@ def demo_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _demo_texts(result: Path) -> dict[str, str]:
-    files = [*sorted((result / "knowledge_base.redacted").glob("*.md")), result / "finetune_chat.redacted.jsonl"]
+    files = [
+        *sorted((result / "knowledge_base.redacted").glob("*.md")),
+        result / "finetune_chat.redacted.jsonl",
+    ]
     return {str(f.relative_to(result)): f.read_text(encoding="utf-8") for f in files}
 
 
@@ -689,7 +739,10 @@ def test_demo_writes_redacted_samples(demo_output: Path) -> None:
     source = read_jsonl(DATA / "finetune_chat.jsonl")
     assert [r["id"] for r in chat] == [r["id"] for r in source]
     # the samples do contain these names
-    raw = "".join(p.read_text(encoding="utf-8") for p in [*(DATA / "knowledge_base").glob("*.md"), DATA / "finetune_chat.jsonl"])
+    raw = "".join(
+        p.read_text(encoding="utf-8")
+        for p in [*(DATA / "knowledge_base").glob("*.md"), DATA / "finetune_chat.jsonl"]
+    )
     assert all(value in raw for value in [*SAMPLE_NAMES, SAMPLE_SSN])
     for path, text in _demo_texts(demo_output).items():
         for value in [*SAMPLE_NAMES, SAMPLE_SSN]:

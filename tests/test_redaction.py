@@ -423,7 +423,7 @@ def test_redactor_repr_holds_no_key() -> None:
 # --------------------------------------------------------------------------- property: nothing detected survives
 
 _LETTERS = string.ascii_lowercase
-_words = st.text(alphabet=_LETTERS, min_size=1, max_size=10)
+_words = st.text(alphabet=_LETTERS, min_size=3, max_size=10)
 _emails = st.builds(
     "{}@{}.com".format,
     st.text(alphabet=_LETTERS, min_size=1, max_size=12),

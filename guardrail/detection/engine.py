@@ -137,7 +137,13 @@ class PresidioDetector:
                 score = max(_CONTEXT_FLOOR, min(1.0, score + _CONTEXT_BOOST))
             if score < self._thresholds.get(r.entity_type, 1.01):
                 continue
-            out.append(Finding(r.start, r.end, r.entity_type, score, name))
+            start, end = r.start, r.end
+            while start < end and text[start].isspace():
+                start += 1
+            while end > start and text[end - 1].isspace():
+                end -= 1
+            if start < end:
+                out.append(Finding(start, end, r.entity_type, score, name))
         return out
 
     def _finish(self, text: str, found: list[Finding]) -> list[Finding]:

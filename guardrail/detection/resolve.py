@@ -44,8 +44,16 @@ _PRIORITY = {
 }
 
 
-def _strength(f: Finding) -> tuple[float, int, int, str]:
-    return (f.score, len(f), -_PRIORITY.get(f.entity, len(_PRIORITY)), f.entity)
+# Entity types that NER guesses; a pattern-based identifier overlapping one of them names the span.
+_NER_TYPES = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"})
+
+
+def _strength(f: Finding, union: int) -> tuple[bool, float, int, int, str]:
+    # the label comes from a member that covers most of the merged span; among those, pattern-based
+    # identifiers beat NER guesses of the same strength
+    bonus = 0.0 if f.entity in _NER_TYPES else 0.1
+    covers = len(f) >= 0.8 * union
+    return (covers, f.score + bonus, len(f), -_PRIORITY.get(f.entity, len(_PRIORITY)), f.entity)
 
 
 def resolve(findings: Iterable[Finding]) -> list[Finding]:
@@ -74,5 +82,6 @@ def _same(group: list[Finding], f: Finding) -> bool:
 def _merge(group: list[Finding], end: int) -> Finding:
     if len(group) == 1:
         return group[0]
-    best = max(group, key=_strength)
+    union = end - group[0].start
+    best = max(group, key=lambda f: _strength(f, union))
     return Finding(group[0].start, end, best.entity, max(g.score for g in group), best.recognizer)

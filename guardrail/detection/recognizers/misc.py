@@ -22,7 +22,7 @@ def company_recognizer() -> RuleRecognizer:
         rules=[
             Rule(
                 "legal form",
-                rf"\b[A-ZÀ-ÞĀ-Ž][\w&'’.-]*(?:[ \t]+{_CAP}){{0,5}},?[ \t]+(?:{COMPANY_SUFFIXES})\b\.?",
+                rf"\b[A-ZÀ-ÞĀ-Ž][A-Za-zß-ÿ&'’-]*\.?(?:[ \t]+{_CAP}){{0,5}},?[ \t]+(?:{COMPANY_SUFFIXES})\b\.?",
                 0.6,
             ),
             Rule(
