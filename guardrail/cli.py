@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from guardrail.errors import (
@@ -36,8 +37,9 @@ app = typer.Typer(
 policy_app = typer.Typer(help="Validate and inspect policy packs.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji off: "notes.jsonl:100:" must not become an emoji
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 _state = {"debug": False}
 
@@ -77,6 +79,12 @@ def _on_error(value: str) -> Literal["stop", "skip"]:
     if value not in ("stop", "skip"):
         raise ConfigError(f"--on-error must be stop or skip, not {value!r}")
     return value  # type: ignore[return-value]
+
+
+def _field_name(reader: Any, path: tuple[str | int, ...]) -> str:
+    if reader.kind == "csv":
+        return str(reader.header[int(path[0])])
+    return ".".join(str(p) for p in path) or "line"
 
 
 def _texts(record: Any) -> list[str]:
@@ -132,7 +140,7 @@ def scan(
                                     "file": str(reader.path),
                                     "record": record.index,
                                     "id": record.id,
-                                    "field": ".".join(str(p) for p in path) or "line",
+                                    "field": _field_name(reader, path),
                                     "spans": [f.to_dict() for f in found],
                                 }
                             )
@@ -196,6 +204,8 @@ def redact(
 
     if output.resolve() == input.resolve():
         raise ConfigError(f"{output}: the output must not be the input (inputs are never modified)")
+    if output.is_dir():
+        raise ConfigError(f"{output}: is a directory; give a file path for the output")
     gr = Guardrail(policy)
     reader = open_reader(input, fields=list(field or []), on_error=_on_error(on_error))
     if output.exists() and not force:
@@ -282,15 +292,15 @@ def policy_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the validated policy as JSON.")] = False,
 ) -> None:
     """Show a policy: what it detects and how each entity is redacted."""
-    from guardrail.policy import available_packs, load_policy
+    from guardrail.policy import load_policy
 
     pol = load_policy(name)
     if as_json:
         out.print_json(pol.model_dump_json())
         return
-    out.print(f"[b]{pol.id}[/b]  sha256 {pol.sha256}")
+    out.print(f"[b]{escape(pol.id)}[/b]  sha256 {pol.sha256}")
     if pol.description:
-        out.print(pol.description.strip())
+        out.print(pol.description.strip(), markup=False)
     out.print(f"model: {pol.detection.model}   threshold: {pol.detection.threshold}")
     table = Table()
     table.add_column("entity")
@@ -309,11 +319,9 @@ def policy_show(
                 i.id,
                 i.name,
                 ", ".join(i.entities) or "-",
-                ("[review] " if i.human_review else "") + i.handling,
+                escape(("[human review] " if i.human_review else "") + i.handling),
             )
         out.print(ids)
-    if name not in available_packs():
-        return
 
 
 # --------------------------------------------------------------------------- demo

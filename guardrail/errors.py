@@ -54,6 +54,9 @@ class PolicyError(ConfigError):
         self.line = line
         self.reason = reason
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_policy_error, (self.source, self.reason, self.path, self.line))
+
 
 class InputFormatError(ConfigError):
     """An input record cannot be read. Names the file and line, never the record's content."""
@@ -64,6 +67,13 @@ class InputFormatError(ConfigError):
         self.source = source
         self.line = line
         self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (InputFormatError, (self.source, self.line, self.reason))
+
+
+def _rebuild_policy_error(source: str, reason: str, path: str, line: int | None) -> PolicyError:
+    return PolicyError(source, reason, path=path, line=line)
 
 
 class DetectorUnavailable(GuardrailError):

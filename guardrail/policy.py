@@ -142,9 +142,10 @@ class DetectionSettings(_Model):
     entities: list[str] = Field(min_length=1)
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
-    allow_list: list[str] = []
-    allow_patterns: list[str] = []
-    deny_list: list[DenyEntry | str] = []
+    # lists of values (possibly names) stay out of reprs and logs
+    allow_list: list[str] = Field(default=[], repr=False)
+    allow_patterns: list[str] = Field(default=[], repr=False)
+    deny_list: list[DenyEntry | str] = Field(default=[], repr=False)
     custom_recognizers: list[CustomRecognizerSpec] = []
     window: WindowSettings = WindowSettings()
 

@@ -423,6 +423,9 @@ def test_redactor_repr_holds_no_key() -> None:
 # --------------------------------------------------------------------------- property: nothing detected survives
 
 _LETTERS = string.ascii_lowercase
+# Filler words have at least 3 letters: spaCy now and then tags a 1-2 letter token as a place or name,
+# and such short values are neither propagated to their other occurrences nor distinguishable from
+# fragments of longer words, which would make the property flaky without saying anything about leaks.
 _words = st.text(alphabet=_LETTERS, min_size=3, max_size=10)
 _emails = st.builds(
     "{}@{}.com".format,
