@@ -117,6 +117,8 @@ def scan(
 
     pol = load_policy(policy)
     mode = _on_error(on_error)
+    if findings is not None and any(findings.resolve() == p.resolve() for p in inputs):
+        raise ConfigError(f"{findings}: the findings file must not be an input (inputs are never modified)")
     readers = [open_reader(p, fields=list(field or []), on_error=mode) for p in inputs]
     counts: Counter[str] = Counter()
     affected: Counter[str] = Counter()

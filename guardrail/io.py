@@ -42,7 +42,7 @@ class Record:
     line: int
     data: Any
     fields: list[tuple[FieldPath, str]]
-    id: str | None = None
+    id: str | int | None = None
 
 
 @dataclass
@@ -68,7 +68,8 @@ class Reader:
             raise InputFormatError(str(self.path), None, "not UTF-8 text (re-encode it as UTF-8)") from None
 
     def _open(self) -> io.TextIOWrapper:
-        return open(self.path, encoding="utf-8", newline="")
+        # utf-8-sig: a leading byte-order mark (common from Windows tools) is not part of the first record
+        return open(self.path, encoding="utf-8-sig", newline="")
 
     def _txt(self) -> Iterator[Record]:
         with self._open() as f:
@@ -94,7 +95,7 @@ class Reader:
                     reason = str(exc) if isinstance(exc, KeyError | ConfigError) else _json_reason(exc)
                     raise InputFormatError(str(self.path), lineno, reason.strip("'\"")) from None
                 rid = data.get("id")
-                yield Record(index, lineno, data, selected, None if rid is None else str(rid))
+                yield Record(index, lineno, data, selected, rid if isinstance(rid, str | int) else None)
                 index += 1
 
     def _csv(self) -> Iterator[Record]:
@@ -113,7 +114,8 @@ class Reader:
                 )
             cols = [self.header.index(c) for c in self.fields]
             id_col = self.header.index("id") if "id" in self.header else None
-            for index, row in enumerate(reader):
+            index = 0
+            for row in reader:
                 lineno = reader.line_num
                 if len(row) != len(self.header):
                     if self.on_error == "skip":
@@ -124,6 +126,7 @@ class Reader:
                     )
                 rid = row[id_col] if id_col is not None else None
                 yield Record(index, lineno, row, [((c,), row[c]) for c in cols], rid)
+                index += 1
 
 
 def _json_reason(exc: ValueError) -> str:
@@ -196,9 +199,15 @@ def atomic_output(path: Path, *, force: bool = False) -> Iterator[io.TextIOWrapp
     """
     if path.exists() and not force:
         raise OutputExistsError(f"{path}: exists; pass --force to overwrite it")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; give a file path for the output")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # new outputs are private (0600: redacted data may keep residual personal data); an overwritten
+    # file keeps its mode
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             yield f
             f.flush()

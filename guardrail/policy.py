@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from guardrail.errors import PolicyError
 
@@ -71,6 +79,14 @@ BUILTIN_ENTITIES: frozenset[str] = frozenset(
 )
 
 _ENTITY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+class _At(ValueError):
+    """A validation error about one item inside the validated value (its key or index in ``where``)."""
+
+    def __init__(self, message: str, *where: str | int) -> None:
+        super().__init__(message)
+        self.where = where
 
 
 class _Model(BaseModel):
@@ -137,16 +153,18 @@ class WindowSettings(_Model):
 class DetectionSettings(_Model):
     """What to detect and how confident a finding must be."""
 
+    # Field order is validation order: entities and thresholds are checked against the custom
+    # recognizers and deny list declared before them, so an error points at the offending key.
     model: str = DEFAULT_SPACY_MODEL
     language: Literal["en"] = "en"
+    custom_recognizers: list[CustomRecognizerSpec] = []
+    # lists of values (possibly names) stay out of reprs and logs
+    deny_list: list[DenyEntry | str] = Field(default=[], repr=False)
     entities: list[str] = Field(min_length=1)
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
-    # lists of values (possibly names) stay out of reprs and logs
     allow_list: list[str] = Field(default=[], repr=False)
     allow_patterns: list[str] = Field(default=[], repr=False)
-    deny_list: list[DenyEntry | str] = Field(default=[], repr=False)
-    custom_recognizers: list[CustomRecognizerSpec] = []
     window: WindowSettings = WindowSettings()
 
     @field_validator("allow_patterns")
@@ -170,19 +188,31 @@ class DetectionSettings(_Model):
         extra = {r.entity for r in self.custom_recognizers} | {d.entity for d in self.deny_entries}
         return frozenset(self.entities) | extra
 
-    @model_validator(mode="after")
-    def _known_entities(self) -> DetectionSettings:
-        custom = {r.entity for r in self.custom_recognizers}
-        unknown = sorted(set(self.entities) - BUILTIN_ENTITIES - custom)
-        if unknown:
-            raise ValueError(
-                f"unknown entities {unknown}; known: {sorted(BUILTIN_ENTITIES)} "
-                "(or declare a custom recognizer for them)"
-            )
-        stray = sorted(set(self.thresholds) - self.all_entities)
-        if stray:
-            raise ValueError(f"thresholds for entities not in the entity list: {stray}")
-        return self
+    @field_validator("entities")
+    @classmethod
+    def _known_entities(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        custom = {r.entity for r in info.data.get("custom_recognizers", [])}
+        for i, entity in enumerate(value):
+            if entity not in BUILTIN_ENTITIES and entity not in custom:
+                raise _At(
+                    f"unknown entity {entity!r}; known: {', '.join(sorted(BUILTIN_ENTITIES))} "
+                    "(or declare a custom recognizer for it)",
+                    i,
+                )
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_for_detected(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        detected = set(info.data.get("entities", []))
+        detected |= {r.entity for r in info.data.get("custom_recognizers", [])}
+        detected |= {
+            e.entity if isinstance(e, DenyEntry) else "DENY_LIST" for e in info.data.get("deny_list", [])
+        }
+        stray = sorted(set(value) - detected)
+        if stray and "entities" in info.data:
+            raise _At(f"threshold for {stray[0]!r}, which is not in detection.entities", stray[0])
+        return value
 
 
 # --------------------------------------------------------------------------- redaction
@@ -277,12 +307,19 @@ class Policy(_Model):
     source_text: str = Field(default="", exclude=True, repr=False)
     source: str = Field(default="<memory>", exclude=True)
 
-    @model_validator(mode="after")
-    def _operators_for_known_entities(self) -> Policy:
-        stray = sorted(set(self.redaction.operators) - self.detection.all_entities)
-        if stray:
-            raise ValueError(f"redaction.operators names entities that are not detected: {stray}")
-        return self
+    @field_validator("redaction")
+    @classmethod
+    def _operators_for_known_entities(
+        cls, value: RedactionSettings, info: ValidationInfo
+    ) -> RedactionSettings:
+        detection = info.data.get("detection")
+        if detection is not None:
+            stray = sorted(set(value.operators) - detection.all_entities)
+            if stray:
+                raise _At(
+                    f"operator for {stray[0]!r}, which is not in detection.entities", "operators", stray[0]
+                )
+        return value
 
     @cached_property
     def sha256(self) -> str:
@@ -329,7 +366,8 @@ def load_policy(ref: str | Path | Policy) -> Policy:
             raise PolicyError(str(ref), f"no such policy pack; shipped packs: {', '.join(sorted(packs))}")
         path = packs[str(ref)]
     try:
-        text = path.read_text(encoding="utf-8")
+        # bytes as stored (no newline translation): the hash must match the file's own sha256
+        text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(path), f"cannot read the file ({type(exc).__name__})") from None
     return parse_policy(text, source=str(path))
@@ -355,6 +393,9 @@ def parse_policy(text: str, *, source: str = "<memory>") -> Policy:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
+        inner = (error.get("ctx") or {}).get("error")
+        if isinstance(inner, _At):
+            loc += inner.where
         path, line = _locate(root, loc)
         reason = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

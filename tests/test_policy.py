@@ -48,11 +48,6 @@ def test_sha256_changes_with_the_text() -> None:
     assert parse_policy(text + "# a comment\n").sha256 != load_policy("default").sha256
 
 
-@pytest.mark.xfail(
-    reason="load_policy reads with universal newlines, so a CRLF policy file is hashed as LF text: "
-    "policy.sha256 differs from the sha256 of the file as stored (breaks audit verification)",
-    strict=True,
-)
 def test_sha256_of_a_crlf_file_is_the_hash_of_its_bytes(tmp_path: Path) -> None:
     path = tmp_path / "crlf.yaml"
     path.write_bytes(b'name: crlf\r\nversion: "1"\r\ndetection:\r\n  entities: [PERSON]\r\n')
@@ -172,7 +167,7 @@ INVALID: dict[str, tuple[str, str, int, str]] = {
     ),
     "unknown-entity-name": (
         _HEAD + "detection:\n  threshold: 0.5\n  entities: [PERSON, PERSONN]\n",
-        "detection.entities",
+        "detection.entities[1]",
         5,
         "PERSONN",
     ),
@@ -195,7 +190,8 @@ INVALID: dict[str, tuple[str, str, int, str]] = {
         "overlap must be less than half of size",
     ),
     "unknown-operator": (
-        _HEAD + "detection:\n  entities: [PERSON]\nredaction:\n  operators:\n    PERSON: {operator: obliterate}\n",
+        _HEAD
+        + "detection:\n  entities: [PERSON]\nredaction:\n  operators:\n    PERSON: {operator: obliterate}\n",
         "redaction.operators.PERSON",
         7,
         "obliterate",
@@ -239,22 +235,11 @@ INVALID: dict[str, tuple[str, str, int, str]] = {
     "detection-missing": (_HEAD + "description: nothing to detect\n", "detection", 1, "Field required"),
 }
 
-_LOCATE_BUGS = {
-    "unknown-entity-name": "the error is reported at 'detection' and the line of its first key, "
-    "not at detection.entities and the line of the list",
-    "threshold-for-an-entity-not-detected": "the error is reported at 'detection' and the line of its "
-    "first key, not at detection.thresholds.EMAIL_ADDRESS",
-    "operator-for-an-entity-not-detected": "the error is reported with no YAML path and line 1, "
-    "not at redaction.operators.US_SSN",
-}
-
 
 def _invalid_params() -> list[object]:
     params = []
     for case_id, case in INVALID.items():
         marks = []
-        if case_id in _LOCATE_BUGS:
-            marks.append(pytest.mark.xfail(reason=f"policy._locate: {_LOCATE_BUGS[case_id]}", strict=True))
         params.append(pytest.param(*case, id=case_id, marks=marks))
     return params
 
@@ -285,7 +270,9 @@ def test_invalid_policy_names_file_path_and_line(
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
-        pytest.param(_HEAD + "detection:\n  entities: [PERSON\n  threshold: 0.5\n", 5, "malformed YAML", id="malformed"),
+        pytest.param(
+            _HEAD + "detection:\n  entities: [PERSON\n  threshold: 0.5\n", 5, "malformed YAML", id="malformed"
+        ),
         pytest.param(_HEAD + "detection: {entities: [PERSON]\n", 4, "malformed YAML", id="unclosed-mapping"),
         pytest.param("- name: t\n- version: '1'\n", 1, "top level must be a mapping", id="top-level-list"),
         pytest.param("just a string\n", 1, "top level must be a mapping", id="top-level-scalar"),

@@ -66,7 +66,9 @@ def spans(text: str, *values: tuple[str, str]) -> list[Finding]:
     return out
 
 
-def redact(redactor: Redactor, text: str, *values: tuple[str, str], scope: PseudonymScope | None = None) -> str:
+def redact(
+    redactor: Redactor, text: str, *values: tuple[str, str], scope: PseudonymScope | None = None
+) -> str:
     return redactor.redact(text, spans(text, *values), scope=scope).text
 
 
@@ -132,8 +134,12 @@ def test_pseudonymize_numbers_each_entity_type_separately() -> None:
 def test_pseudonyms_are_consistent_within_a_scope_across_texts() -> None:
     redactor = make_redactor(PSEUDO)
     scope = PseudonymScope()
-    first = redact(redactor, "Jane Doe and John Roe", ("Jane Doe", "PERSON"), ("John Roe", "PERSON"), scope=scope)
-    second = redact(redactor, "john roe, then Ann Poe", ("john roe", "PERSON"), ("Ann Poe", "PERSON"), scope=scope)
+    first = redact(
+        redactor, "Jane Doe and John Roe", ("Jane Doe", "PERSON"), ("John Roe", "PERSON"), scope=scope
+    )
+    second = redact(
+        redactor, "john roe, then Ann Poe", ("john roe", "PERSON"), ("Ann Poe", "PERSON"), scope=scope
+    )
     assert first == "<PERSON_1> and <PERSON_2>"
     assert second == "<PERSON_2>, then <PERSON_3>"
     assert len(scope) == 3
@@ -232,7 +238,9 @@ def test_hash_key_from_the_environment(monkeypatch: pytest.MonkeyPatch, env_valu
     assert from_env == explicit
 
 
-@pytest.mark.parametrize("env_value", ["tiny-key", "00112233445566778899aabbccddee"], ids=["text", "hex-15-bytes"])
+@pytest.mark.parametrize(
+    "env_value", ["tiny-key", "00112233445566778899aabbccddee"], ids=["text", "hex-15-bytes"]
+)
 def test_too_short_environment_key_raises(monkeypatch: pytest.MonkeyPatch, env_value: str) -> None:
     monkeypatch.setenv("GUARDRAIL_HMAC_KEY", env_value)
     with pytest.raises(KeyUnavailable, match="too short") as excinfo:
@@ -254,7 +262,15 @@ def test_too_short_environment_key_raises(monkeypatch: pytest.MonkeyPatch, env_v
         ("{operator: mask, keep_last: 4}", "1234", "****"),
         ("{operator: mask, keep_last: 4}", "12345", "*2345"),
     ],
-    ids=["keep-4", "default-keep", "keep-0", "custom-char", "shorter-than-keep", "equal-to-keep", "one-masked"],
+    ids=[
+        "keep-4",
+        "default-keep",
+        "keep-0",
+        "custom-char",
+        "shorter-than-keep",
+        "equal-to-keep",
+        "one-masked",
+    ],
 )
 def test_mask(spec: str, value: str, expected: str) -> None:
     redactor = make_redactor({"CREDIT_CARD": spec})
@@ -353,7 +369,7 @@ def test_generalize_uses_the_injected_clock() -> None:
 
 
 def test_hipaa_style_generalisation_of_a_record() -> None:
-    ops = {e: "{operator: generalize}" for e in ("DATE_TIME", "AGE", "US_ZIP_CODE")}
+    ops = dict.fromkeys(("DATE_TIME", "AGE", "US_ZIP_CODE"), "{operator: generalize}")
     text = "Jane Doe, DOB 03/14/1931, 94 y/o, ZIP 03601, seen 2025-01-02"
     out = redact(
         make_redactor(ops, year=2025),
@@ -372,7 +388,9 @@ def test_hipaa_style_generalisation_of_a_record() -> None:
 
 def _sample() -> tuple[str, list[Finding], RedactionResult]:
     text = "Jane Doe, SSN 536-22-8745, jane@example.com"
-    findings = spans(text, ("jane@example.com", "EMAIL_ADDRESS"), ("Jane Doe", "PERSON"), ("536-22-8745", "US_SSN"))
+    findings = spans(
+        text, ("jane@example.com", "EMAIL_ADDRESS"), ("Jane Doe", "PERSON"), ("536-22-8745", "US_SSN")
+    )
     return text, findings, make_redactor().redact(text, findings)
 
 
@@ -385,7 +403,7 @@ def test_result_is_frozen() -> None:
 
 
 def test_result_repr_holds_no_value() -> None:
-    text, _, result = _sample()
+    _, _, result = _sample()
     shown = repr(result)
     for value in ("Jane", "536-22-8745", "jane@example.com", "<PERSON>", result.text):
         assert value not in shown
@@ -420,7 +438,7 @@ def test_redactor_repr_holds_no_key() -> None:
     assert "redaction-test" in repr(redactor)
 
 
-# --------------------------------------------------------------------------- property: nothing detected survives
+# --------------------------------------------------------------------------- property: nothing survives
 
 _LETTERS = string.ascii_lowercase
 # Filler words have at least 3 letters: spaCy now and then tags a 1-2 letter token as a place or name,
@@ -456,7 +474,9 @@ _pieces = st.lists(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pieces=_pieces)
-def test_redacted_text_contains_no_detected_value(gr_default: Guardrail, pieces: list[tuple[str, str]]) -> None:
+def test_redacted_text_contains_no_detected_value(
+    gr_default: Guardrail, pieces: list[tuple[str, str]]
+) -> None:
     text = " ".join(value for _, value in pieces)
     result = gr_default.redact(text)
     for f in result.findings:

@@ -21,6 +21,8 @@ _CONTEXT_BEFORE = 48
 _CONTEXT_AFTER = 24
 _CONTEXT_BOOST = 0.35
 _CONTEXT_FLOOR = 0.4
+# a full stop after a word of 5+ letters or a digit ends a sentence rather than an abbreviation
+_FULL_STOP = re.compile(r"(?:[^\W\d_]{5}|\d)\.$")
 
 
 def model_for(policy: Policy) -> str:
@@ -142,6 +144,8 @@ class PresidioDetector:
                 start += 1
             while end > start and text[end - 1].isspace():
                 end -= 1
+            if end - start > 1 and text[end - 1] == "." and _FULL_STOP.search(text, start, end):
+                end -= 1  # "123 Main Street." - but "Main St." keeps its abbreviation point
             if start < end:
                 out.append(Finding(start, end, r.entity_type, score, name))
         return out

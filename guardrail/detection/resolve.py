@@ -48,12 +48,12 @@ _PRIORITY = {
 _NER_TYPES = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"})
 
 
-def _strength(f: Finding, union: int) -> tuple[bool, float, int, int, str]:
+def _strength(f: Finding, union: int) -> tuple[bool, float, int, int, str, str]:
     # the label comes from a member that covers most of the merged span; among those, pattern-based
     # identifiers beat NER guesses of the same strength
     bonus = 0.0 if f.entity in _NER_TYPES else 0.1
-    covers = len(f) >= 0.8 * union
-    return (covers, f.score + bonus, len(f), -_PRIORITY.get(f.entity, len(_PRIORITY)), f.entity)
+    covers = len(f) >= 0.6 * union
+    return (covers, f.score + bonus, len(f), -_PRIORITY.get(f.entity, len(_PRIORITY)), f.entity, f.recognizer)
 
 
 def resolve(findings: Iterable[Finding]) -> list[Finding]:

@@ -17,7 +17,9 @@ __all__ = ["identifier_recognizers", "labelled"]
 # A value after a label: letters, digits and inner separators, at least two digits somewhere.
 _VALUE = r"(?P<v>(?=[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9]|[-/.](?=[A-Za-z0-9])){3,24})"
 # "number", "no.", "#", "id" between a label and its value, then an optional ":" or "is".
-_JOIN = r"(?:\s*(?:(?i:number|num|nbr|no)\.?|#|(?i:id)\b))?\s*(?:[:#=]|(?i:\bis\b|\bof\b))?\s*#?\s*"
+_JOIN = (
+    r"(?:\s*(?:(?i:number|num|nbr|no)\.?|#|(?i:id)\b))?\s*(?:[:#=]|(?i:\bis\b|\bof\b|\bto\b|\bat\b))?\s*#?\s*"
+)
 
 
 def labelled(labels: str, value: str = _VALUE) -> str:
@@ -141,7 +143,9 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             entity="HEALTH_PLAN_ID",
             name="HealthPlanIdRecognizer",
             rules=[
-                Rule("plan labelled", labelled(plan_labels), 0.85, validate=_has_digits(3)),  # type: ignore[arg-type]
+                Rule("plan labelled", labelled(plan_labels), 0.85, validate=_has_digits(3)),
+                # "Health plan ID: HP 99123456": a short letter prefix, a space, the number
+                Rule("plan prefix number", labelled(plan_labels, r"(?P<v>[A-Z]{1,4} \d{5,14})"), 0.85),  # type: ignore[arg-type]
                 # Medicare Beneficiary Identifier (CMS format), 11 characters
                 Rule(
                     "mbi",
@@ -163,10 +167,22 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             name="LicenseNumberRecognizer",
             rules=[
                 Rule("licence labelled", labelled(licence_labels), 0.85, validate=two),  # type: ignore[arg-type]
-                Rule("dea", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", 0.9, validate=dea_ok),
                 Rule("npi labelled", labelled("NPI", r"(?P<v>\d{10})"), 0.9, validate=npi_ok),
             ],
             context=["license", "licence", "certificate", "dea", "npi", "registration"],
+        ),
+        # anything shaped like an e-mail address, whatever its top-level domain (Presidio's recognizer
+        # validates the domain; an unknown one would otherwise leave the address to URL fragments)
+        RuleRecognizer(
+            entity="EMAIL_ADDRESS",
+            name="EmailShapeRecognizer",
+            rules=[Rule("email shape", r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+(?![\w-])", 0.6)],
+        ),
+        RuleRecognizer(
+            entity="MEDICAL_LICENSE",
+            name="DeaNumberRecognizer",
+            rules=[Rule("dea", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", 0.9, validate=dea_ok)],
+            context=["dea", "license", "licence", "prescriber", "registration"],
         ),
         RuleRecognizer(
             entity="VEHICLE_ID",

@@ -32,6 +32,12 @@ _SUFFIXES = (
     "Vej|Gade|Gatan|Vägen|Gata|Tie|Katu|Utca|Ulica|Ul|Calle|Carrer|Avenida|Rua|Travessa|Largo|Viale|Piazza|"
     "Corso|Strada|Chemin|Quai|Impasse|Allée|Boulevard|Odos|Leoforos|Cesta|Ulice|Namesti|Brook|Burg|Bluff|Bluffs"
 )
+# street words that end compound names: Lützelflühstrasse, Heiligengeistbrücke, Kongensgade
+_COMPOUND = (
+    "strasse|straße|str|weg|gasse|platz|allee|laan|straat|gracht|plein|kade|singel|dijk|vej|gade|gatan|"
+    "vägen|väg|gata|gränd|tie|katu|kuja|polku|utca|ulica|brücke|ring|damm|ufer|markt|steig|pfad|stieg|"
+    "zeile|kamp|vei|veien|gate|gaten|braut|vegur|stræti|sund|straede|stræde|vägen|rinne|aukio"
+)
 # words inside a street name: capitalised (any script), numbers, initials, "de", "van", "of", "the"...
 _NAME_WORD = r"(?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d+(?:st|nd|rd|th)?|(?:de|da|do|del|der|den|van|von|la|le|of|the|y|e|di|du))"
 _UNIT = (
@@ -88,7 +94,7 @@ def location_recognizers() -> list[RuleRecognizer]:
                 # Main Street 12 / Lützelflühstrasse 122 / Hoge Wei 32 [Apt 4][, tail]
                 Rule(
                     "street number",
-                    rf"\b(?:{_NAME_WORD}\s+){{0,3}}(?:[A-ZÀ-Þ][\w'’-]*(?:{_SUFFIXES.lower()})|(?:{_SUFFIXES}))\.?\s+"
+                    rf"\b(?:{_NAME_WORD}[ \t]+){{0,3}}(?:[A-ZÀ-Þ][\w'’-]*(?:{_COMPOUND})|(?:{_SUFFIXES}))\.?[ \t]+"
                     rf"\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}?{_TAIL}",
                     0.7,
                 ),
@@ -159,7 +165,7 @@ def location_recognizers() -> list[RuleRecognizer]:
                 # "in Dunakeszi 2120", "in Casal das Cheiras 2500-737": a place and its postcode
                 Rule(
                     "place postcode",
-                    r"(?i:\b(?:in|at|from|to|near)\s+)(?P<v>(?!(?:Room|Suite|Bed|Ward|Floor|Building|Unit|Table|Figure|Chapter|Section|Page|Step|Version|Level|Grade|Stage|Type|Class|Phase|Year|Week|Day|Month|Q[1-4])\b)[A-ZÀ-ÞĀ-Ž][\w'’-]+(?:\s+(?:[a-zß-ÿ]{1,3}|[A-ZÀ-ÞĀ-Ž][\w'’-]+)){0,3}\s+\d{3,5}(?:-\d{3,4})?)(?![\w-])",
+                    r"(?i:\b(?:in|at|from|to|near)\s+)(?P<v>(?!(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?\b))(?!(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|January|February|March|April|June|July|August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Room|Suite|Bed|Ward|Floor|Building|Unit|Table|Figure|Chapter|Section|Page|Step|Version|Level|Grade|Stage|Type|Class|Phase|Year|Week|Day|Month|Q[1-4])\b)[A-ZÀ-ÞĀ-Ž][\w'’-]+(?:\s+(?:[a-zß-ÿ]{1,3}|[A-ZÀ-ÞĀ-Ž][\w'’-]+)){0,3}\s+\d{3,5}(?:-\d{3,4})?)(?![\w-])",
                     0.6,
                 ),
                 Rule(

@@ -15,7 +15,8 @@ from guardrail.detection.recognizers.gazetteers import given_names
 __all__ = ["NerRecognizer"]
 
 _DATE_EVIDENCE = re.compile(
-    rf"\d{{4}}|\d{{1,2}}[/.-]\d{{1,2}}|{MONTHS}|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b", re.IGNORECASE
+    rf"(?<!\d)(?:1[89]|20)\d\d(?!\d)|\d{{1,2}}[/.-]\d{{1,2}}|{MONTHS}|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b",
+    re.IGNORECASE,
 )
 _NOT_ENTITIES = frozenset(
     """
