@@ -9,6 +9,7 @@ IMEI) it is verified, and a verified value needs no label.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from guardrail.detection.recognizers.base import Rule, RuleRecognizer, luhn_ok
 
@@ -27,7 +28,7 @@ def labelled(labels: str, value: str = _VALUE) -> str:
     return rf"(?<![A-Za-z])(?i:{labels})(?![A-Za-z]){_JOIN}{value}(?![A-Za-z0-9])"
 
 
-def _has_digits(n: int) -> object:
+def _has_digits(n: int) -> Callable[[str], bool]:
     def check(value: str) -> bool:
         return sum(c.isdigit() for c in value) >= n
 
@@ -122,7 +123,7 @@ def identifier_recognizers() -> list[RuleRecognizer]:
         RuleRecognizer(
             entity="MEDICAL_RECORD_NUMBER",
             name="MedicalRecordNumberRecognizer",
-            rules=[Rule("mrn labelled", labelled(mrn_labels), 0.9, validate=_has_digits(3))],  # type: ignore[arg-type]
+            rules=[Rule("mrn labelled", labelled(mrn_labels), 0.9, validate=_has_digits(3))],
             context=["mrn", "record", "chart", "patient"],
         ),
         RuleRecognizer(
@@ -145,7 +146,7 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             rules=[
                 Rule("plan labelled", labelled(plan_labels), 0.85, validate=_has_digits(3)),
                 # "Health plan ID: HP 99123456": a short letter prefix, a space, the number
-                Rule("plan prefix number", labelled(plan_labels, r"(?P<v>[A-Z]{1,4} \d{5,14})"), 0.85),  # type: ignore[arg-type]
+                Rule("plan prefix number", labelled(plan_labels, r"(?P<v>[A-Z]{1,4} \d{5,14})"), 0.85),
                 # Medicare Beneficiary Identifier (CMS format), 11 characters
                 Rule(
                     "mbi",
@@ -159,14 +160,14 @@ def identifier_recognizers() -> list[RuleRecognizer]:
         RuleRecognizer(
             entity="ACCOUNT_NUMBER",
             name="AccountNumberRecognizer",
-            rules=[Rule("account labelled", labelled(account_labels), 0.85, validate=_has_digits(4))],  # type: ignore[arg-type]
+            rules=[Rule("account labelled", labelled(account_labels), 0.85, validate=_has_digits(4))],
             context=["account", "acct", "bank", "billing"],
         ),
         RuleRecognizer(
             entity="LICENSE_NUMBER",
             name="LicenseNumberRecognizer",
             rules=[
-                Rule("licence labelled", labelled(licence_labels), 0.85, validate=two),  # type: ignore[arg-type]
+                Rule("licence labelled", labelled(licence_labels), 0.85, validate=two),
                 Rule("npi labelled", labelled("NPI", r"(?P<v>\d{10})"), 0.9, validate=npi_ok),
             ],
             context=["license", "licence", "certificate", "dea", "npi", "registration"],
@@ -205,7 +206,7 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             entity="DEVICE_ID",
             name="DeviceIdRecognizer",
             rules=[
-                Rule("serial labelled", labelled(device_labels), 0.85, validate=two),  # type: ignore[arg-type]
+                Rule("serial labelled", labelled(device_labels), 0.85, validate=two),
                 Rule(
                     "imei",
                     labelled("IMEI|MEID", r"(?P<v>\d{2}[- ]?\d{6}[- ]?\d{6}[- ]?\d)"),
