@@ -74,6 +74,7 @@ MRN_POSITIVE = {
     "medical-record-number": ("Medical record number: A1234567", "A1234567"),
     "chart-hash": ("Chart #: 99887766", "99887766"),
     "patient-id": ("Patient ID: P-0048213 confirmed.", "P-0048213"),
+    "accession": ("Accession: RAD-2025-004471  Ordering: Lee", "RAD-2025-004471"),
 }
 MRN_NEGATIVE = {
     "label-without-value": "The MRN field was left blank.",
@@ -284,6 +285,7 @@ PHONE_NEGATIVE = {
     "grouped-digits-without-context": "Order 1234 5678 shipped.",
     "ipv4-address": "Server at 192.168.10.25 responded.",
     "zip-plus-4": "Ship to TX 78701-1234.",
+    "date-with-time": "ED TRIAGE 03-17-2025 02:14 arrival.",
 }
 
 
@@ -442,6 +444,8 @@ PERSON_POSITIVE = {
     "mrs-apostrophe": ("Mrs. O'Neil called the clinic.", "O'Neil"),
     "mr-hyphenated": ("Mr. Jean-Luc Picard arrived.", "Jean-Luc Picard"),
     "professor": ("Prof. Ana Ruiz lectured.", "Ana Ruiz"),
+    "relative-in-brackets": ("Accompanied by son (Emeka) who reports a fall.", "Emeka"),
+    "surname-first-form-field": ("Pt: Okonkwo, Chidi  Sex: M  Age: 61", "Okonkwo, Chidi"),
 }
 PERSON_NEGATIVE = {
     "role-word-only": "The patient reported pain.",
@@ -725,3 +729,15 @@ def test_phone_ok(value: str, ok: bool) -> None:
 )
 def test_luhn_ok(value: str, ok: bool) -> None:
     assert luhn_ok(value) is ok
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Reviewed by Hernandez, Luis MD on call.", "Ordering: Hernandez, Luis  Dept: radiology"],
+    ids=["surname-first-with-degree", "surname-first-after-role"],
+)
+def test_surname_first_names_are_redacted_whole(gr: Guardrail, text: str) -> None:
+    redacted = gr.redact(text).text
+    assert "Hernandez" not in redacted
+    assert "Luis" not in redacted
+    assert "Dept" in redacted or "on call" in redacted  # the neighbouring label survives

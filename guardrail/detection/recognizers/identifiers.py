@@ -77,6 +77,7 @@ _PHONE_CORE = (
     r"(?:\+\d{1,3}[\s.-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]\d{1,8}){1,5}"
     r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?"
 )
+_DATE_PREFIX = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./](?:19|20)\d\d(?!\d)")
 _IPV4_LIKE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 _DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
 
@@ -88,14 +89,16 @@ def phone_ok(value: str) -> bool:
     if not 7 <= digits <= 15:
         return False
     core = core.strip()
-    return not (_DATE_LIKE.match(core) or _IPV4_LIKE.match(core))
+    return not (_DATE_LIKE.match(core) or _DATE_PREFIX.match(core) or _IPV4_LIKE.match(core))
 
 
 def identifier_recognizers() -> list[RuleRecognizer]:
     """The identifier recognizers guardrail adds to Presidio's."""
     mrn_labels = (
         r"MRN|MR\s?#|medical\s+record(?:\s+(?:number|no|#))?|med\.?\s*rec(?:ord)?\.?|chart|"
-        r"patient\s+(?:id|identifier|number|no)|(?:patient|pt)(?=\s*#)|hospital\s+(?:number|no|id)|unit\s+number|case\s+(?:number|no)"
+        r"patient\s+(?:id|identifier|number|no)|(?:patient|pt)(?=\s*#)|hospital\s+(?:number|no|id)|unit\s+number|case\s+(?:number|no)|"
+        # other record identifiers (HIPAA (R)): accession, specimen, encounter, visit and order numbers
+        r"accession|specimen|encounter|visit\s+(?:id|number|no)|FIN|CSN|order\s+(?:id|number|no)|requisition"
     )
     plan_labels = (
         r"health\s*plan(?:\s+beneficiary)?|beneficiary|member(?:ship)?|subscriber|policy(?:\s+holder)?|"

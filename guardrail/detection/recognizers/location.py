@@ -87,7 +87,7 @@ def location_recognizers() -> list[RuleRecognizer]:
                 # 123 [N] Main Street [Apt 4][, City[, ST] [12345]]
                 Rule(
                     "number street suffix",
-                    rf"\b{_HOUSE}(?:\s+{_HOUSE})?\s+(?:{_NAME_WORD}\s+){{0,4}}?(?:{_SUFFIXES})\b\.?"
+                    rf"\b{_HOUSE}(?:\s+{_HOUSE})?\s+(?:{_NAME_WORD}\s+){{1,4}}?(?:{_SUFFIXES})\b\.?"
                     rf"(?:\s+\d{{1,5}}[A-Za-z]?\b)?{_UNIT}?{_TAIL}",
                     0.8,
                 ),

@@ -59,6 +59,11 @@ class NerRecognizer(LocalRecognizer):
                 start += lead.end()
             if value.endswith(("'s", "’s")):
                 end -= 2
+            if label in {"PERSON", "ORGANIZATION"}:
+                # a name ends at a line break or a run of spaces (form fields: "Chidi  Sex: M")
+                cut = re.search(r"\n|[ \t]{2,}", text[start:end])
+                if cut is not None and cut.start() > 1:
+                    end = start + cut.start()
             value = text[start:end]
             if not value.strip() or _NAME_JUNK.match(value) or value.casefold() in _NOT_ENTITIES:
                 continue

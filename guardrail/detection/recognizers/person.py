@@ -21,11 +21,17 @@ _LOW = r"a-zß-öø-ÿā-žα-ωа-я"
 # a name word: Capitalised (O'Neil, McDonald, Jean-Luc, ASCII or not) or an initial "J."
 _WORD = rf"(?:[{_UP}][{_LOW}]+(?:[-'’][{_UP}]?[{_LOW}]+)*|[{_UP}][{_LOW}]*[{_UP}][{_LOW}]+|[{_UP}]\.)"
 _PARTICLE = r"(?:van|von|de|da|del|della|der|den|di|du|la|le|bin|ibn|al|el|ter|ten|y)"
-NAME = rf"{_WORD}(?:\s+(?:{_PARTICLE}\s+)?{_WORD}){{0,3}}"
+# name words are joined by one space: two spaces or a line break end a name in forms and headers
+NAME = rf"{_WORD}(?:[ ](?:{_PARTICLE}[ ])?{_WORD}){{0,3}}"
 
 _TITLES = (
     r"Mr|Mrs|Ms|Mx|Miss|Mister|Madam|Mme|Mlle|Dr|Doctor|Prof|Professor|Rev|Fr|Sr|Sra|Srta|Herr|Frau|Sir|Dame|"
     r"Lord|Lady|Nurse|RN|NP|PA|Capt|Sgt|Lt|Col|Gen|Hon|Judge"
+)
+_KIN = (
+    r"spouse|husband|wife|partner|mother|father|mom|dad|son|daughter|brother|sister|sibling|child|"
+    r"grandmother|grandfather|grandson|granddaughter|aunt|uncle|cousin|niece|nephew|guardian|caregiver|"
+    r"friend|neighbou?r|roommate|fiancée?|boyfriend|girlfriend|contact"
 )
 _ROLES = (
     r"patient|pt|name|full\s+name|spouse|husband|wife|partner|mother|father|mom|dad|son|daughter|brother|"
@@ -47,6 +53,8 @@ def person_recognizer() -> RuleRecognizer:
         rules=[
             Rule("title", rf"\b(?:{_TITLES})\.?\s+(?P<v>{NAME})", 0.85),
             Rule("role", rf"(?i:\b(?:{_ROLES})\b)\s*,?\s*(?:(?:{_TITLES})\.?\s+)?(?P<v>{NAME})\b", 0.45),
+            # "son (Emeka)", "wife - Ngozi": a relative named in brackets or after a dash
+            Rule("role bracket", rf"(?i:\b(?:{_KIN})\b)[ \t]*(?:\(|-|–)[ \t]*(?P<v>{NAME})", 0.75),
             # a field: "Directed By:    Arja J. Ollila", "Emergency contact: Grace Finch"
             Rule(
                 "role field",
@@ -67,8 +75,21 @@ def person_recognizer() -> RuleRecognizer:
             # "Name: RODRIGUEZ, Maria E." - surname first, in capitals, after a name field
             Rule(
                 "surname first",
-                rf"(?i:\b(?:name|patient|pt|member|insured|guarantor|subscriber)\b)\s*:\s*(?P<v>[{_UP}][{_UP}'’-]+,[ \t]*{_WORD}(?:[ \t]+{_WORD})?)",
+                rf"(?i:\b(?:name|patient|pt|member|insured|guarantor|subscriber)\b)\s*:\s*(?P<v>[{_UP}][{_UP}'’-]+,[ ]?{_WORD}(?:[ ]{_WORD})?)",
                 0.85,
+            ),
+            # "Ordering: Hernandez, Luis MD" - surname first after a role field
+            Rule(
+                "surname first role",
+                rf"(?i:\b(?:{_ROLES}|ordering|attending|referring|provider|physician|surgeon|consultant)\b)[ \t]*:[ \t]*"
+                rf"(?P<v>{_WORD},[ ]?{_WORD}(?:[ ]{_WORD})?)",
+                0.75,
+            ),
+            # "Hernandez, Luis MD": surname, given name, then a clinical degree
+            Rule(
+                "surname first degree",
+                rf"\b(?P<v>{_WORD},[ ]?{_WORD}(?:[ ]{_WORD})?),?[ ]+(?:MD|M\.D\.|DO|RN|NP|PA-C|PA|PhD|DDS|DMD|MBBS|FNP|APRN|PharmD)\b",
+                0.8,
             ),
             # a speaker in a transcript: 'Lukas: "Who are you?"'
             Rule("speaker", rf"(?m)^[ \t]*(?P<v>{_WORD}(?:[ \t]+{_WORD})?)[ \t]*:[ \t]*[\"“']", 0.7),
