@@ -153,6 +153,7 @@ class PresidioDetector:
     def _finish(self, text: str, found: list[Finding]) -> list[Finding]:
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
         found.extend(_propagate(text, found))
+        found.extend(_coordinated_names(text, found))
         found = _extend_addresses(text, found)
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
         if self._deny is not None:
@@ -200,12 +201,44 @@ def _propagate(text: str, found: list[Finding]) -> list[Finding]:
     ]
 
 
+# Names listed together: "Tell Sven and Ingrid", "They had 6: Santo, Willie, Jodi and Crystal". When one
+# member of such a list is a person, the other single capitalised words in it are people too.
+_LIST_WORD = r"[A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž]+(?:-[A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž]+)?"
+_NAME_LIST = re.compile(rf"\b{_LIST_WORD}(?:,[ ]{_LIST_WORD})*,?[ ](?:and|or|&)[ ]{_LIST_WORD}\b")
+_LIST_ITEM = re.compile(_LIST_WORD)
+
+
+def _coordinated_names(text: str, found: list[Finding]) -> list[Finding]:
+    from guardrail.detection.recognizers.gazetteers import AMBIGUOUS_NAMES
+
+    people = {(f.start, f.end) for f in found if f.entity == "PERSON"}
+    if not people:
+        return []
+    out: list[Finding] = []
+    for m in _NAME_LIST.finditer(text):
+        items = [(i.start(), i.end()) for i in _LIST_ITEM.finditer(text, m.start(), m.end())]
+        if any(span in people for span in items):
+            out.extend(
+                Finding(s, e, "PERSON", 0.6, "Coordination")
+                for s, e in items
+                if (s, e) not in people
+                and text[s:e].lower() not in AMBIGUOUS_NAMES
+                and text[s:e] not in _LIST_STOP
+            )
+    return out
+
+
+_LIST_STOP = frozenset(
+    {"Tell", "Ask", "Please", "Dear", "Hi", "Hello", "Thanks", "Both", "Either", "Neither"}
+)
+
+
 # Address blocks: a postcode after a place on the same line, and the short capitalised lines (city,
 # region, country, postcode) that continue or precede a located line.
 _BLOCK_WORD = r"(?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|nan|\d{3,6}(?:-\d{3,4})?|[a-zß-ÿ]{1,3})"
 _LINE_AFTER = re.compile(rf"[ \t]*\n[ \t]*,?[ \t]*{_BLOCK_WORD}(?:[ \t,]+{_BLOCK_WORD}){{0,3}}[ \t]*(?=\n|$)")
 _LINE_BEFORE = re.compile(rf"(?:^|\n)[ \t]*({_BLOCK_WORD}(?:[ \t]+{_BLOCK_WORD}){{0,2}})[ \t]*\n[ \t]*$")
-_POSTCODE_AFTER = re.compile(r"[ \t]*,?[ \t]*\d{3,6}(?:-\d{3,4})?(?=[ \t]*(?:\n|$))")
+_POSTCODE_AFTER = re.compile(r"[ \t]*,?[ \t]*\d{3,6}(?:-\d{3,4})?(?=[ \t]*(?:\n|$)|[.,;)](?:\s|$))")
 
 
 def _extend_addresses(text: str, found: list[Finding]) -> list[Finding]:

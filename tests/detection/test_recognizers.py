@@ -362,6 +362,10 @@ LOCATION_POSITIVE = {
     "military-psc": ("PSC 1234, Box 5678\nAPO AE 09204", "PSC 1234, Box 5678\nAPO AE 09204"),
     "military-fpo-ship": ("USS Nimitz CVN 68\nFPO AP 96620", "USS Nimitz CVN 68\nFPO AP 96620"),
     "apo-line": ("Ship to APO AE 09204 now.", "APO AE 09204"),
+    "european-postcode-before-city": (
+        "I live at 14 Rue de Rivoli, 75004 Paris, France.",
+        "14 Rue de Rivoli, 75004 Paris, France",
+    ),
 }
 LOCATION_NEGATIVE = {
     "score": "He scored 12 points in the game.",
@@ -741,3 +745,15 @@ def test_surname_first_names_are_redacted_whole(gr: Guardrail, text: str) -> Non
     assert "Hernandez" not in redacted
     assert "Luis" not in redacted
     assert "Dept" in redacted or "on call" in redacted  # the neighbouring label survives
+
+
+def test_names_listed_with_a_known_name_are_people(gr: Guardrail) -> None:
+    """Coordination: one person in "A, B and C" makes the other single capitalised words people."""
+    redacted = gr.redact("Tell Sven and Ingrid Larsen that Sven's flight moved.").text
+    assert "Sven" not in redacted
+    assert "Tell" in redacted
+
+
+def test_calendar_words_after_a_locating_phrase_are_not_places(gr: Guardrail) -> None:
+    got = found(gr, "The meeting moved to Tuesday, 4 June.")
+    assert not any(e == "LOCATION" for _, e in got), got

@@ -48,7 +48,7 @@ _CITY = r"[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -][A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\
 _POSTCODE = r"(?:\d{4,5}(?:-\d{3,4})?|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})"
 # an optional tail: [,] newline-or-space city [, region] [country] [postcode], each part optional
 _TAIL = (
-    rf"(?:(?:\s*,\s*|\s*\n\s*)(?:{_CITY})(?:(?:\s*,\s*|\s*\n\s*|\s+)(?:[A-Z]{{2,3}}|nan|{_CITY}))?"
+    rf"(?:(?:\s*,\s*|\s*\n\s*)(?:{_POSTCODE}[ \t]+)?(?:{_CITY})(?:(?:\s*,\s*|\s*\n\s*|\s+)(?:[A-Z]{{2,3}}|nan|{_CITY}))?"
     rf"(?:(?:\s*,\s*|\s*\n\s*|\s+){_CITY})?(?:(?:\s*,\s*|\s*\n\s*|\s+){_POSTCODE})?)?"
 )
 
@@ -67,6 +67,13 @@ _STATE_CODES = (
 
 _BLOCK_WORD = r"(?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|nan|\d{3,6}(?:-\d{3,4})?|[a-zß-ÿ]{1,3})"
 _BLOCK_LINE = rf"[ \t]*,?[ \t]*{_BLOCK_WORD}(?:[ \t,]+{_BLOCK_WORD}){{0,4}}[ \t]*(?=\n|$)"
+
+# a capitalised word after "in", "moved to"... that is a month or a weekday is not a place
+_NOT_CALENDAR = (
+    r"(?!(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|January|February|March|April|June|July|"
+    r"August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|"
+    r"Today|Tomorrow|Yesterday)\b)"
+)
 
 # phrases after which a capitalised name is a place
 _LOCATING = (
@@ -113,7 +120,7 @@ def location_recognizers() -> list[RuleRecognizer]:
                 # ul. Gawronów 53 / C/ Mayor 81 / Rua Porangaba 1452 / út 29
                 Rule(
                     "prefix street",
-                    rf"(?:\b\d{{1,5}}[ \t]+)?(?<![\w])(?:ul\.|ulica|al\.|C/|Calle|Rua|Av\.|Avda\.?|Avenida|Via|Viale|Rue|Piazza|Strada|Paseo|Plaza|Travessa|Largo|Camino|Carrer|Chemin|Odos)[ \t]+(?:[A-ZÀ-ÞĀ-Ž0-9][\w'’.-]*[ \t]*){{1,4}}\d{{0,5}}[A-Za-z]?\b{_TAIL}",
+                    rf"(?:\b\d{{1,5}}[ \t]+)?(?<![\w])(?:ul\.|ulica|al\.|C/|Calle|Rua|Av\.|Avda\.?|Avenida|Via|Viale|Rue|Piazza|Strada|Paseo|Plaza|Travessa|Largo|Camino|Carrer|Chemin|Odos)[ \t]+(?:(?:de|du|des|del|della|da|do|dos|das|di|la|le|les|van|von|der|dei|degli)[ \t]+)*(?:[A-ZÀ-ÞĀ-Ž0-9][\w'’.-]*[ \t]*){{1,4}}\d{{0,5}}[A-Za-z]?\b{_TAIL}",
                     0.75,
                 ),
                 # a multi-line postal block: a street line then short capitalised lines (city, region, country, postcode)
@@ -170,7 +177,7 @@ def location_recognizers() -> list[RuleRecognizer]:
                 ),
                 Rule(
                     "locating phrase",
-                    rf"(?i:\b(?:{_LOCATING})\s+)(?P<v>(?-i:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -](?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d{{1,2}}|de|del|di|la|le|sur|am|an|im|upon|on)){{0,3}}))",
+                    rf"(?i:\b(?:{_LOCATING})\s+)(?P<v>(?-i:{_NOT_CALENDAR}[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -](?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d{{1,2}}|de|del|di|la|le|sur|am|an|im|upon|on)){{0,3}}))",
                     0.6,
                 ),
             ],
