@@ -1,0 +1,39 @@
+"""The README's Python examples run, and print what the README says they print."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_has_python_examples() -> None:
+    assert BLOCKS
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"block-{i}" for i in range(len(BLOCKS))])
+def test_readme_example_runs_and_prints_what_it_says(block: str) -> None:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block, str(README), "exec"), {})  # noqa: S102 - our own README
+    # a trailing "# ..." comment line after print(...) states the expected last line of output
+    expected = [line[2:] for line in block.splitlines() if line.startswith("# ")]
+    if expected:
+        assert printed.getvalue().splitlines()[-1] == expected[-1]
+
+
+@pytest.mark.parametrize(
+    "block",
+    re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S),
+)
+def test_readme_policy_example_is_valid(block: str) -> None:
+    from guardrail.policy import parse_policy
+
+    policy = parse_policy(block, source="README.md")
+    assert policy.redaction.operator_for("PERSON").operator == "pseudonymize"
