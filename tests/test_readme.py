@@ -37,3 +37,21 @@ def test_readme_policy_example_is_valid(block: str) -> None:
 
     policy = parse_policy(block, source="README.md")
     assert policy.redaction.operator_for("PERSON").operator == "pseudonymize"
+
+
+def test_example_redact_chat_dataset_runs(tmp_path: Path) -> None:
+    import runpy
+    import sys
+
+    out = tmp_path / "out.jsonl"
+    example = README.parent / "examples" / "redact_chat_dataset.py"
+    argv = sys.argv
+    sys.argv = [str(example), str(out)]
+    try:
+        runpy.run_path(str(example), run_name="__main__")
+    finally:
+        sys.argv = argv
+    text = out.read_text(encoding="utf-8")
+    assert "Olivia Bennett" not in text
+    assert "<PERSON_1>" in text
+    assert "You are a helpful clinic scheduling assistant." in text  # system prompts untouched
