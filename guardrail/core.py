@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from guardrail.errors import ConfigError
 from guardrail.findings import Finding, RedactionResult
+from guardrail.keys import Keyring
 from guardrail.policy import Policy, load_policy
 from guardrail.redaction import PseudonymScope, Redactor
 
@@ -51,15 +54,88 @@ class Guardrail:
         self,
         policy: str | Path | Policy = "default",
         *,
+        keyring: str | Path | Keyring | None = None,
+        tenant: str = "default",
         detector: Detector | None = None,
         hmac_key: bytes | None = None,
     ) -> None:
         self.policy = load_policy(policy)
         self._detector = detector
+        self.tenant = tenant
+        self.keyring = keyring if isinstance(keyring, Keyring) or keyring is None else Keyring.open(keyring)
+        if hmac_key is None and self.keyring is not None:
+            hmac_key = self.keyring.hmac_key(f"redaction-hash\0{tenant}")
         self.redactor = Redactor(self.policy, hmac_key=hmac_key)
+        self._storages: list[weakref.ref[Any]] = []  # storage contexts opened here (for erasure)
 
     def __repr__(self) -> str:
-        return f"Guardrail(policy={self.policy.id!r})"
+        return f"Guardrail(policy={self.policy.id!r}, tenant={self.tenant!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        if self.keyring is not None:
+            raise TypeError("a Guardrail with a keyring holds key material and cannot be pickled")
+        return (Guardrail, (self.policy,), {"tenant": self.tenant})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.tenant = state["tenant"]
+
+    # ------------------------------------------------------------------ encrypted storage
+
+    def _require_keyring(self) -> Keyring:
+        if self.keyring is None:
+            raise ConfigError(
+                "this needs a keyring: Guardrail(..., keyring='path/to/keyring', tenant='...') "
+                "(create one with `guardrail keys init PATH`)"
+            )
+        return self.keyring
+
+    def storage_context(self, vector_store: Any = None) -> Any:
+        """A LlamaIndex ``StorageContext`` whose docstore, index store and vector store are encrypted.
+
+        Args:
+            vector_store: any LlamaIndex vector store to wrap (``None``: an encrypted SimpleVectorStore).
+
+        Raises:
+            ConfigError: no keyring was given.
+        """
+        from guardrail.crypto import Sealer
+        from guardrail.llama_index.storage import build_storage_context
+
+        keyring = self._require_keyring()
+        storage = build_storage_context(
+            sealer=Sealer(keyring), keyring=keyring, tenant=self.tenant, vector_store=vector_store
+        )
+        self._storages.append(weakref.ref(storage))
+        return storage
+
+    def load_storage_context(self, persist_dir: str | Path, *, vector_store: Any = None) -> Any:
+        """Reopen a storage context persisted with ``storage.persist(persist_dir)``.
+
+        Raises:
+            KeyringError: the keyring or tenant does not open the store.
+        """
+        from guardrail.crypto import Sealer
+        from guardrail.llama_index.storage import load_storage_context
+
+        keyring = self._require_keyring()
+        storage = load_storage_context(
+            persist_dir,
+            sealer=Sealer(keyring),
+            keyring=keyring,
+            tenant=self.tenant,
+            vector_store=vector_store,
+        )
+        self._storages.append(weakref.ref(storage))
+        return storage
+
+    def erase_subject(self, subject: str) -> Any:
+        """Delete a data subject's nodes from every storage context this object opened, and destroy
+        the subject's key (GDPR Art. 17 erasure with crypto-shredding). Returns an ``ErasureReport``."""
+        from guardrail.llama_index.storage import erase_subject
+
+        keyring = self._require_keyring()
+        alive = [s for s in (ref() for ref in self._storages) if s is not None]
+        return erase_subject(alive, keyring=keyring, tenant=self.tenant, subject=subject)
 
     @property
     def detector(self) -> Detector:

@@ -1,0 +1,229 @@
+"""Envelope encryption: seal and open records bound to their place.
+
+A sealed record (version 1) is::
+
+    version (1) | suite (1) | n (1) | key ids (8 bytes each, n of them) | salt (32) | commitment (32)
+    | nonce (12) | AES-256-GCM ciphertext and tag (16)
+
+    k_enc || k_commit = HKDF-SHA256(ikm = DEK_1 || ... || DEK_n, salt,
+                                    info = "guardrail/v1" || version || suite)
+    commitment = k_commit                    (checked in constant time before decrypting)
+    AAD = header up to the nonce || canonical context {store, namespace, key, tenant}
+
+A fresh salt gives every record its own key (no nonce-count limit); the commitment stops a ciphertext
+from opening under two keys; the context binds it to its place, so a ciphertext copied onto another
+record, namespace, store or tenant does not open. Key ids are random and opaque. The text form is
+``"gr1." + base64url``. ``docs/envelope.md`` documents the format byte by byte; ``tests/crypto``
+holds frozen vectors.
+
+Every failure to open raises :class:`DecryptionError` naming the record, never its content; a record
+whose key was deliberately destroyed raises its subclass :class:`RecordErased`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from guardrail.errors import GuardrailError
+
+__all__ = [
+    "KEY_ID_LEN",
+    "TEXT_PREFIX",
+    "Context",
+    "DecryptionError",
+    "KeySource",
+    "RecordErased",
+    "Sealer",
+    "key_ids_of",
+]
+
+VERSION = 1
+SUITE_AES256GCM_HKDF_SHA256 = 1
+KEY_ID_LEN = 8
+_SALT_LEN = 32
+_COMMIT_LEN = 32
+_NONCE_LEN = 12
+_TAG_LEN = 16
+_MAX_KEYS = 64
+TEXT_PREFIX = "gr1."
+_INFO = b"guardrail/v1"
+
+
+class DecryptionError(GuardrailError):
+    """A sealed record could not be opened: wrong key, tampered bytes, wrong place, unknown key id or
+    unknown version. Deliberately opaque: it names the record, never the cause or the content."""
+
+    def __init__(self, record: str) -> None:
+        super().__init__(f"cannot open sealed record {record!r}")
+        self.record = record
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.record,))
+
+
+class RecordErased(DecryptionError):
+    """The record's key was destroyed on purpose (crypto-shredding): the data is erased, not damaged."""
+
+    def __init__(self, record: str) -> None:
+        GuardrailError.__init__(self, f"sealed record {record!r} was erased (its key was destroyed)")
+        self.record = record
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Where a sealed record lives. Part of the associated data: a record opens only in its place."""
+
+    store: str
+    namespace: str
+    key: str
+    tenant: str
+
+    def canonical(self) -> bytes:
+        return json.dumps(
+            {"key": self.key, "namespace": self.namespace, "store": self.store, "tenant": self.tenant},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+
+
+class KeySource(Protocol):
+    """Where the sealer gets data keys (a :class:`~guardrail.keys.Keyring`)."""
+
+    def encryption_keys(self, tenant: str, subjects: Sequence[str]) -> list[tuple[bytes, bytes]]:
+        """``(key id, key)`` pairs to seal under: the tenant's primary DEK, then one per subject."""
+        ...
+
+    def decryption_key(self, key_id: bytes) -> bytes:
+        """The key with this id. Raises ``KeyError`` if unknown, ``RecordErased`` if destroyed."""
+        ...
+
+
+def _derive(keys: Sequence[bytes], salt: bytes) -> tuple[bytes, bytes]:
+    info = _INFO + bytes([VERSION, SUITE_AES256GCM_HKDF_SHA256])
+    okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=salt, info=info).derive(b"".join(keys))
+    return okm[:32], okm[32:]
+
+
+def _seal_with(
+    plaintext: bytes, keys: Sequence[tuple[bytes, bytes]], context: Context, *, salt: bytes, nonce: bytes
+) -> bytes:
+    if not 1 <= len(keys) <= _MAX_KEYS:
+        raise ValueError(f"a record is sealed under 1 to {_MAX_KEYS} keys")
+    for key_id, key in keys:
+        if len(key_id) != KEY_ID_LEN or len(key) != 32:
+            raise ValueError("key ids are 8 bytes and keys 32 bytes")
+    k_enc, k_commit = _derive([k for _, k in keys], salt)
+    header = (
+        struct.pack("BBB", VERSION, SUITE_AES256GCM_HKDF_SHA256, len(keys))
+        + b"".join(i for i, _ in keys)
+        + salt
+        + k_commit
+    )
+    ciphertext = AESGCM(k_enc).encrypt(nonce, plaintext, header + context.canonical())
+    return header + nonce + ciphertext
+
+
+def key_ids_of(blob: bytes) -> list[bytes]:
+    """The key ids in a sealed record's header (read without decrypting, e.g. to count re-encryption).
+
+    Raises:
+        ValueError: not a sealed record of a known version.
+    """
+    if len(blob) < 3 or blob[0] != VERSION or blob[1] != SUITE_AES256GCM_HKDF_SHA256:
+        raise ValueError("not a sealed record of a known version")
+    n = blob[2]
+    if (
+        not 1 <= n <= _MAX_KEYS
+        or len(blob) < 3 + n * KEY_ID_LEN + _SALT_LEN + _COMMIT_LEN + _NONCE_LEN + _TAG_LEN
+    ):
+        raise ValueError("truncated sealed record")
+    return [blob[3 + i * KEY_ID_LEN : 3 + (i + 1) * KEY_ID_LEN] for i in range(n)]
+
+
+class Sealer:
+    """Seals and opens records with keys from a :class:`KeySource`.
+
+    Args:
+        keys: the keyring.
+    """
+
+    def __init__(self, keys: KeySource) -> None:
+        self._keys = keys
+
+    def __repr__(self) -> str:
+        return "Sealer()"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Sealer holds key material and cannot be pickled")
+
+    def seal(self, plaintext: bytes, *, context: Context, subjects: Sequence[str] = ()) -> bytes:
+        """Seal ``plaintext`` for ``context``, under the tenant key and one key per data subject."""
+        keys = self._keys.encryption_keys(context.tenant, subjects)
+        return _seal_with(plaintext, keys, context, salt=os.urandom(_SALT_LEN), nonce=os.urandom(_NONCE_LEN))
+
+    def open(self, blob: bytes, *, context: Context) -> bytes:
+        """Open a sealed record in its place.
+
+        Raises:
+            RecordErased: a key it was sealed under was destroyed on purpose.
+            DecryptionError: anything else went wrong (opaque).
+        """
+        try:
+            ids = key_ids_of(blob)
+            keys = [self._keys.decryption_key(i) for i in ids]
+            off = 3 + len(ids) * KEY_ID_LEN
+            salt = blob[off : off + _SALT_LEN]
+            commitment = blob[off + _SALT_LEN : off + _SALT_LEN + _COMMIT_LEN]
+            nonce_at = off + _SALT_LEN + _COMMIT_LEN
+            header, nonce, ciphertext = (
+                blob[:nonce_at],
+                blob[nonce_at : nonce_at + _NONCE_LEN],
+                blob[nonce_at + _NONCE_LEN :],
+            )
+            k_enc, k_commit = _derive(keys, salt)
+            if not hmac.compare_digest(k_commit, commitment):
+                raise InvalidTag
+            return AESGCM(k_enc).decrypt(nonce, ciphertext, header + context.canonical())
+        except RecordErased:
+            raise RecordErased(context.key) from None
+        except (InvalidTag, ValueError, KeyError, TypeError, IndexError):
+            raise DecryptionError(context.key) from None
+
+    def seal_text(self, plaintext: bytes, *, context: Context, subjects: Sequence[str] = ()) -> str:
+        """:meth:`seal`, as ``"gr1." + base64url`` text (for JSON stores and metadata)."""
+        return (
+            TEXT_PREFIX
+            + base64.urlsafe_b64encode(self.seal(plaintext, context=context, subjects=subjects)).decode()
+        )
+
+    def open_text(self, token: str, *, context: Context) -> bytes:
+        """:meth:`open` for the text form."""
+        return self.open(decode_text(token, record=context.key), context=context)
+
+
+def decode_text(token: str, *, record: str) -> bytes:
+    """The bytes of a ``gr1.`` text envelope.
+
+    Raises:
+        DecryptionError: not a text envelope.
+    """
+    if not isinstance(token, str) or not token.startswith(TEXT_PREFIX):
+        raise DecryptionError(record)
+    try:
+        return base64.urlsafe_b64decode(token[len(TEXT_PREFIX) :].encode())
+    except (binascii.Error, ValueError):
+        raise DecryptionError(record) from None

@@ -1,0 +1,569 @@
+"""The keyring: data-encryption keys (DEKs) wrapped by a key-encryption key (KEK).
+
+Hierarchy: one DEK per tenant (versions: one primary, older ones decrypt-only), plus optional DEKs per
+data subject. A record about subjects S1..Sn is sealed under the tenant DEK and every subject's DEK, so
+destroying any one of them makes it unreadable (crypto-shredding).
+
+On disk (``keyring.json`` in the keyring directory) each DEK is stored wrapped by the KEK, with a random
+opaque id, its scope, version and state; owners (tenants, subjects) appear only as keyed hashes, never by
+name. A destroyed key keeps a tombstone (id and state, no material), so a record sealed under it is
+reported as erased rather than damaged.
+
+KEK backends (:class:`Kek`): a key file (``kek.key``, mode 0600; the development default), a passphrase
+(scrypt; ``GUARDRAIL_KEYRING_PASSPHRASE``) and a PKCS#11 HSM (:mod:`guardrail.kek_pkcs11`). Other
+backends (cloud KMS) implement the same two-method protocol; see ``docs/keys.md``.
+
+Key material never appears in reprs, logs or exceptions, and a keyring refuses to be pickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from guardrail.crypto import KEY_ID_LEN, RecordErased
+from guardrail.errors import GuardrailError
+
+__all__ = [
+    "FileKek",
+    "Kek",
+    "KeyInUse",
+    "KeyInfo",
+    "Keyring",
+    "KeyringError",
+    "PassphraseKek",
+    "register_kek",
+]
+
+FORMAT = "guardrail.keyring/1"
+KEYRING_FILE = "keyring.json"
+KEK_FILE = "kek.key"
+PASSPHRASE_ENV = "GUARDRAIL_KEYRING_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+_CHECK = b"guardrail keyring check v1"
+
+State = Literal["primary", "decrypt-only", "destroyed"]
+
+
+class KeyringError(GuardrailError):
+    """The keyring cannot be opened or changed: missing, corrupt, or the wrong KEK or passphrase."""
+
+
+class KeyInUse(KeyringError):
+    """A key version is still used by sealed records and cannot be destroyed."""
+
+
+# --------------------------------------------------------------------------- KEK backends
+
+
+class Kek(Protocol):
+    """A key-encryption key: wraps and unwraps data keys. Two verbs; the key itself never leaves it.
+
+    ``describe()`` returns the non-secret parameters written to ``keyring.json`` so the keyring can be
+    reopened; ``unwrap`` raises ``KeyringError`` when the blob was not wrapped by this KEK.
+    """
+
+    backend: ClassVar[str]
+
+    def wrap(self, key: bytes, *, aad: bytes) -> bytes: ...
+
+    def unwrap(self, blob: bytes, *, aad: bytes) -> bytes: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class _AesGcmKek:
+    """A KEK held in memory as a 32-byte AES-256-GCM key."""
+
+    backend: ClassVar[str] = ""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise KeyringError("a KEK is 32 bytes")
+        self.__key = key
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a KEK holds key material and cannot be pickled")
+
+    def wrap(self, key: bytes, *, aad: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + AESGCM(self.__key).encrypt(nonce, key, aad)
+
+    def unwrap(self, blob: bytes, *, aad: bytes) -> bytes:
+        try:
+            return AESGCM(self.__key).decrypt(blob[:12], blob[12:], aad)
+        except (InvalidTag, ValueError):
+            raise KeyringError("cannot unwrap a key: wrong KEK, passphrase or keyring") from None
+
+
+class FileKek(_AesGcmKek):
+    """The KEK is 32 random bytes in a file created with mode 0600."""
+
+    backend: ClassVar[str] = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            key = self.path.read_bytes()
+        except OSError:
+            raise KeyringError(
+                f"{self.path}: cannot read the key file (is the keyring path right?)"
+            ) from None
+        super().__init__(key)
+
+    @classmethod
+    def create(cls, path: Path) -> FileKek:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        return cls(path)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "file": self.path.name}
+
+
+class PassphraseKek(_AesGcmKek):
+    """The KEK is derived from a passphrase with scrypt (n=2^15, r=8, p=1 by default)."""
+
+    backend: ClassVar[str] = "passphrase"
+
+    def __init__(self, passphrase: str, *, salt: bytes, n: int = 2**15, r: int = 8, p: int = 1) -> None:
+        if not passphrase:
+            raise KeyringError(f"the keyring needs a passphrase: set {PASSPHRASE_ENV}")
+        self.salt, self.n, self.r, self.p = salt, n, r, p
+        super().__init__(Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode()))
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "salt": _b64(self.salt), "n": self.n, "r": self.r, "p": self.p}
+
+
+_BACKENDS: dict[str, Any] = {}
+
+
+def register_kek(backend: str, opener: Any) -> None:
+    """Register ``opener(directory, params: dict) -> Kek`` for a backend name (for plugins)."""
+    _BACKENDS[backend] = opener
+
+
+def _open_file(directory: Path, params: dict[str, Any]) -> Kek:
+    return FileKek(directory / str(params.get("file", KEK_FILE)))
+
+
+def _open_passphrase(directory: Path, params: dict[str, Any]) -> Kek:
+    return PassphraseKek(
+        os.environ.get(PASSPHRASE_ENV, ""),
+        salt=_unb64(params["salt"]),
+        n=int(params["n"]),
+        r=int(params["r"]),
+        p=int(params["p"]),
+    )
+
+
+def _open_pkcs11(directory: Path, params: dict[str, Any]) -> Kek:
+    from guardrail.kek_pkcs11 import Pkcs11Kek
+
+    return Pkcs11Kek.from_params(params)
+
+
+register_kek("file", _open_file)
+register_kek("passphrase", _open_passphrase)
+register_kek("pkcs11", _open_pkcs11)
+
+
+# --------------------------------------------------------------------------- the keyring
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What ``guardrail keys list`` shows about a key: never its material, never its owner's name."""
+
+    id: str
+    scope: Literal["tenant", "subject", "index"]
+    version: int
+    state: State
+    created: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode())
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class Keyring:
+    """Data keys for tenants and data subjects, wrapped by a KEK, in a keyring directory.
+
+    Open one with :meth:`open` (or create it with :meth:`create`); it is safe to share between threads,
+    and several processes may use the same directory (changes take a file lock).
+
+    Raises:
+        KeyringError: the directory holds no keyring, or the KEK/passphrase does not open it.
+    """
+
+    def __init__(self, directory: Path, kek: Kek, data: dict[str, Any]) -> None:
+        self.directory = Path(directory)
+        self._kek = kek
+        self._data = data
+        self._lock = threading.RLock()
+        self._cache: dict[bytes, bytes] = {}
+        try:
+            if kek.unwrap(_unb64(data["check"]), aad=b"check") != _CHECK:
+                raise KeyringError("wrong KEK")
+            self.__index = kek.unwrap(_unb64(data["index_key"]), aad=b"index")
+        except KeyringError:
+            raise KeyringError(
+                f"{self.directory}: the keyring does not open with this {kek.backend} KEK "
+                "(wrong key file, passphrase or HSM key)"
+            ) from None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def create(
+        cls,
+        directory: str | Path,
+        *,
+        backend: str = "file",
+        passphrase: str | None = None,
+        kek: Kek | None = None,
+    ) -> Keyring:
+        """Create a keyring in a new (or empty) directory.
+
+        Args:
+            directory: where ``keyring.json`` (and, for the file backend, ``kek.key``) go.
+            backend: ``file``, ``passphrase`` or ``pkcs11`` (pass ``kek`` for the last and for plugins).
+            passphrase: for the passphrase backend (else ``GUARDRAIL_KEYRING_PASSPHRASE``).
+            kek: a ready KEK (an HSM key, a plugin backend).
+
+        Raises:
+            KeyringError: the directory already holds a keyring, or the backend is misconfigured.
+        """
+        directory = Path(directory)
+        if (directory / KEYRING_FILE).exists():
+            raise KeyringError(f"{directory}: already holds a keyring; refusing to overwrite it")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if kek is None:
+            if backend == "file":
+                kek = FileKek.create(directory / KEK_FILE)
+            elif backend == "passphrase":
+                kek = PassphraseKek(passphrase or os.environ.get(PASSPHRASE_ENV, ""), salt=os.urandom(16))
+            else:
+                raise KeyringError(f"backend {backend!r} needs a ready KEK object (kek=...)")
+        data = {
+            "format": FORMAT,
+            "kek": kek.describe(),
+            "check": _b64(kek.wrap(_CHECK, aad=b"check")),
+            "index_key": _b64(kek.wrap(secrets.token_bytes(32), aad=b"index")),
+            "keys": [],
+        }
+        _write_json(directory / KEYRING_FILE, data)
+        return cls(directory, kek, data)
+
+    @classmethod
+    def open(cls, directory: str | Path, *, kek: Kek | None = None) -> Keyring:
+        """Open the keyring in ``directory`` with the KEK its file names (or the one given).
+
+        Raises:
+            KeyringError: no keyring there, or it does not open.
+        """
+        directory = Path(directory)
+        path = directory / KEYRING_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise KeyringError(
+                f"{directory}: no keyring here (create one with `guardrail keys init {directory}`)"
+            ) from None
+        except (OSError, ValueError):
+            raise KeyringError(f"{path}: unreadable keyring file") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise KeyringError(f"{path}: not a {FORMAT} keyring")
+        if kek is None:
+            params = data["kek"]
+            opener = _BACKENDS.get(params.get("backend"))
+            if opener is None:
+                raise KeyringError(
+                    f"{path}: unknown KEK backend {params.get('backend')!r}; known: {sorted(_BACKENDS)}"
+                )
+            kek = opener(directory, params)
+        return cls(directory, kek, data)
+
+    def __repr__(self) -> str:
+        return (
+            f"Keyring({str(self.directory)!r}, backend={self._kek.backend!r}, keys={len(self._data['keys'])})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Keyring holds key material and cannot be pickled")
+
+    # ------------------------------------------------------------------ owners and tokens
+
+    def _owner(self, scope: str, tenant: str, subject: str = "") -> str:
+        msg = f"{scope}\0{tenant}\0{subject}".encode()
+        return hmac.new(self.__index, msg, hashlib.sha256).hexdigest()
+
+    def token(self, tenant: str, field: str, value: str, *, length: int = 32) -> str:
+        """A keyed HMAC token for an equality-filterable value (document ids, subject ids).
+
+        Tokens differ per tenant and per field, and cannot be computed without the keyring.
+        """
+        key = hmac.new(self.__index, f"token\0{tenant}".encode(), hashlib.sha256).digest()
+        return hmac.new(key, f"{field}\0{value}".encode(), hashlib.sha256).hexdigest()[:length]
+
+    def hmac_key(self, purpose: str) -> bytes:
+        """A 32-byte key derived for ``purpose`` (e.g. the redaction ``hash`` operator)."""
+        return hmac.new(self.__index, f"purpose\0{purpose}".encode(), hashlib.sha256).digest()
+
+    # ------------------------------------------------------------------ keys for sealing
+
+    def encryption_keys(self, tenant: str, subjects: Sequence[str]) -> list[tuple[bytes, bytes]]:
+        """The tenant's primary DEK (created on first use), then each subject's DEK (created too).
+
+        Raises:
+            KeyringError: a subject's key was destroyed (erased subjects cannot get new data).
+        """
+        keys = [self._primary("tenant", tenant)]
+        for subject in sorted(set(subjects)):
+            keys.append(self._primary("subject", tenant, subject))
+        return keys
+
+    def _primary(self, scope: str, tenant: str, subject: str = "") -> tuple[bytes, bytes]:
+        owner = self._owner(scope, tenant, subject)
+        with self._lock:
+            entry = self._find_primary(owner)
+            if entry is None:
+                with self._locked_file():
+                    entry = self._find_primary(owner)
+                    if entry is None:
+                        if scope == "subject" and any(
+                            k["owner"] == owner and k["state"] == "destroyed" for k in self._data["keys"]
+                        ):
+                            raise KeyringError("this data subject was erased; its key cannot be recreated")
+                        entry = self._new_entry(scope, owner, version=1, tenant=self._owner("tenant", tenant))
+                        self._save()
+            key_id = bytes.fromhex(entry["id"])
+            return key_id, self.decryption_key(key_id)
+
+    def _find_primary(self, owner: str) -> dict[str, Any] | None:
+        return next((k for k in self._data["keys"] if k["owner"] == owner and k["state"] == "primary"), None)
+
+    def _new_entry(self, scope: str, owner: str, *, version: int, tenant: str = "") -> dict[str, Any]:
+        while True:
+            key_id = secrets.token_bytes(KEY_ID_LEN)
+            if all(k["id"] != key_id.hex() for k in self._data["keys"]):
+                break
+        dek = secrets.token_bytes(32)
+        entry = {
+            "id": key_id.hex(),
+            "scope": scope,
+            "owner": owner,
+            "version": version,
+            "state": "primary",
+            "created": _now(),
+            "wrapped": _b64(self._kek.wrap(dek, aad=key_id)),
+        }
+        if scope == "subject":
+            entry["tenant"] = tenant  # the tenant's keyed hash, so shredding a tenant finds its subjects
+        self._data["keys"].append(entry)
+        self._cache[key_id] = dek
+        return entry
+
+    def decryption_key(self, key_id: bytes) -> bytes:
+        """The DEK with this id.
+
+        Raises:
+            KeyError: unknown id.
+            RecordErased: the key was destroyed.
+        """
+        dek = self._cache.get(key_id)
+        if dek is not None:
+            return dek
+        with self._lock:
+            entry = self._entry(key_id.hex())
+            if entry is None:
+                self._reload()
+                entry = self._entry(key_id.hex())
+            if entry is None:
+                raise KeyError("unknown key id")
+            if entry["state"] == "destroyed" or entry["wrapped"] is None:
+                raise RecordErased("?")
+            dek = self._kek.unwrap(_unb64(entry["wrapped"]), aad=key_id)
+            self._cache[key_id] = dek
+            return dek
+
+    def _entry(self, key_hex: str) -> dict[str, Any] | None:
+        return next((k for k in self._data["keys"] if k["id"] == key_hex), None)
+
+    # ------------------------------------------------------------------ administration
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Every key: id, scope, version, state, creation time. No material, no owner names."""
+        return [
+            KeyInfo(k["id"], k["scope"], k["version"], k["state"], k["created"]) for k in self._data["keys"]
+        ]
+
+    def primary_id(self, tenant: str) -> str | None:
+        """The id of the tenant's primary DEK, if it has one."""
+        entry = self._find_primary(self._owner("tenant", tenant))
+        return None if entry is None else str(entry["id"])
+
+    def tenant_key_ids(self, tenant: str) -> list[str]:
+        """Every DEK id of a tenant (any state), newest version last."""
+        owner = self._owner("tenant", tenant)
+        return [
+            k["id"] for k in sorted(self._data["keys"], key=lambda k: k["version"]) if k["owner"] == owner
+        ]
+
+    def subject_key_ids(self, tenant: str, subject: str) -> list[str]:
+        """Every DEK id of a data subject (any state)."""
+        owner = self._owner("subject", tenant, subject)
+        return [k["id"] for k in self._data["keys"] if k["owner"] == owner]
+
+    def rotate(self, tenant: str) -> KeyInfo:
+        """Make a new DEK version the tenant's primary; older versions stay, decrypt-only."""
+        owner = self._owner("tenant", tenant)
+        with self._lock, self._locked_file():
+            versions = [k for k in self._data["keys"] if k["owner"] == owner]
+            for k in versions:
+                if k["state"] == "primary":
+                    k["state"] = "decrypt-only"
+            entry = self._new_entry(
+                "tenant", owner, version=max((k["version"] for k in versions), default=0) + 1
+            )
+            self._save()
+        return KeyInfo(entry["id"], "tenant", entry["version"], "primary", entry["created"])
+
+    def rotate_all(self) -> list[KeyInfo]:
+        """Rotate every tenant that has a primary key (owners are hashed, so tenants are not named)."""
+        owners = sorted(
+            {k["owner"] for k in self._data["keys"] if k["scope"] == "tenant" and k["state"] == "primary"}
+        )
+        out = []
+        with self._lock, self._locked_file():
+            for owner in owners:
+                versions = [k for k in self._data["keys"] if k["owner"] == owner]
+                for k in versions:
+                    if k["state"] == "primary":
+                        k["state"] = "decrypt-only"
+                entry = self._new_entry("tenant", owner, version=max(k["version"] for k in versions) + 1)
+                out.append(KeyInfo(entry["id"], "tenant", entry["version"], "primary", entry["created"]))
+            self._save()
+        return out
+
+    def destroy(self, key_id: str, *, in_use: int) -> None:
+        """Destroy a decrypt-only key version that no record uses any more.
+
+        Args:
+            key_id: the key's hex id.
+            in_use: how many records still use it (from ``guardrail keys reencrypt``'s header count).
+
+        Raises:
+            KeyInUse: records still use it, or it is a primary key.
+            KeyringError: no such key.
+        """
+        with self._lock, self._locked_file():
+            entry = self._entry(key_id)
+            if entry is None:
+                raise KeyringError(f"no key {key_id}")
+            if entry["state"] == "primary":
+                raise KeyInUse(f"key {key_id} is primary: rotate first")
+            if in_use:
+                raise KeyInUse(
+                    f"key {key_id} still seals {in_use} record(s): run `guardrail keys reencrypt` first"
+                )
+            self._tombstone(entry)
+            self._save()
+
+    def shred_tenant(self, tenant: str) -> list[str]:
+        """Destroy every DEK of a tenant (and its subjects' keys). Returns the destroyed ids."""
+        owner = self._owner("tenant", tenant)
+        return self._shred(
+            lambda k: k["owner"] == owner or (k["scope"] == "subject" and k.get("tenant") == owner)
+        )
+
+    def shred_subject(self, tenant: str, subject: str) -> list[str]:
+        """Destroy a data subject's DEK: every record sealed under it becomes unreadable."""
+        owner = self._owner("subject", tenant, subject)
+        return self._shred(lambda k: k["owner"] == owner)
+
+    def _shred(self, match: Any) -> list[str]:
+        with self._lock, self._locked_file():
+            destroyed = []
+            for entry in self._data["keys"]:
+                if match(entry) and entry["state"] != "destroyed":
+                    self._tombstone(entry)
+                    destroyed.append(entry["id"])
+            if destroyed:
+                self._save()
+            return destroyed
+
+    def _tombstone(self, entry: dict[str, Any]) -> None:
+        entry["state"] = "destroyed"
+        entry["wrapped"] = None
+        entry["destroyed"] = _now()
+        self._cache.pop(bytes.fromhex(entry["id"]), None)
+
+    # ------------------------------------------------------------------ persistence
+
+    @contextlib.contextmanager
+    def _locked_file(self) -> Iterator[None]:
+        lock_path = self.directory / ".keyring.lock"
+        with open(lock_path, "a", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._reload()
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _reload(self) -> None:
+        try:
+            fresh = json.loads((self.directory / KEYRING_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        for entry in fresh.get("keys", []):
+            if entry["state"] == "destroyed":
+                self._cache.pop(bytes.fromhex(entry["id"]), None)
+        self._data = fresh
+
+    def _save(self) -> None:
+        _write_json(self.directory / KEYRING_FILE, self._data)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".keyring.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,314 @@
+"""Encrypted ``StorageContext`` s: build, persist, reload, re-encrypt and erase.
+
+``StorageContext.from_defaults(persist_dir=...)`` would read the raw files (and find only ciphertext);
+:func:`load_storage_context` reopens them through the encrypted wrappers and checks, before anything is
+used, that the keyring opens them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.storage.docstore import SimpleDocumentStore
+from llama_index.core.storage.index_store import SimpleIndexStore
+from llama_index.core.storage.kvstore import SimpleKVStore
+from llama_index.core.storage.storage_context import StorageContext
+from llama_index.core.vector_stores import SimpleVectorStore
+from llama_index.core.vector_stores.types import BasePydanticVectorStore
+
+from guardrail.crypto import DecryptionError, Sealer, decode_text, key_ids_of
+from guardrail.errors import ConfigError
+from guardrail.keys import Keyring, KeyringError
+from guardrail.llama_index.stores import _ENVELOPE_KEY, EncryptedKVStore, EncryptedVectorStore
+
+__all__ = [
+    "ErasureReport",
+    "ReencryptReport",
+    "build_storage_context",
+    "erase_subject",
+    "load_storage_context",
+    "reencrypt",
+]
+
+DOCSTORE_FILE = "docstore.json"
+INDEX_STORE_FILE = "index_store.json"
+VECTOR_STORE_FILE = "default__vector_store.json"
+MARKER_FILE = "guardrail.json"
+
+
+def build_storage_context(
+    *,
+    sealer: Sealer,
+    keyring: Keyring,
+    tenant: str,
+    vector_store: BasePydanticVectorStore | None = None,
+    docstore_kv: Any = None,
+    index_kv: Any = None,
+    namespace: str = "default",
+) -> StorageContext:
+    """A ``StorageContext`` whose document store, index store and vector store are encrypted."""
+    # SimpleDocumentStore/SimpleIndexStore are typed for SimpleKVStore but work over any in-memory
+    # kvstore; the encrypted one subclasses BaseInMemoryKVStore so that their persist() writes it.
+    docstore = SimpleDocumentStore(
+        simple_kvstore=EncryptedKVStore(  # type: ignore[arg-type]
+            docstore_kv or SimpleKVStore(), sealer=sealer, keyring=keyring, tenant=tenant, store="docstore"
+        )
+    )
+    index_store = SimpleIndexStore(
+        simple_kvstore=EncryptedKVStore(  # type: ignore[arg-type]
+            index_kv or SimpleKVStore(), sealer=sealer, keyring=keyring, tenant=tenant, store="index_store"
+        )
+    )
+    encrypted = EncryptedVectorStore(
+        vector_store if vector_store is not None else SimpleVectorStore(),
+        sealer=sealer,
+        keyring=keyring,
+        tenant=tenant,
+        namespace=namespace,
+    )
+    return StorageContext.from_defaults(docstore=docstore, index_store=index_store, vector_store=encrypted)
+
+
+def load_storage_context(
+    persist_dir: str | Path,
+    *,
+    sealer: Sealer,
+    keyring: Keyring,
+    tenant: str,
+    vector_store: BasePydanticVectorStore | None = None,
+    namespace: str = "default",
+) -> StorageContext:
+    """Reopen a persisted encrypted storage context.
+
+    Raises:
+        ConfigError: ``persist_dir`` holds no persisted storage context.
+        KeyringError: the keyring (or tenant) does not open it: nothing is read or written further.
+    """
+    directory = Path(persist_dir)
+    index_path = directory / INDEX_STORE_FILE
+    if not index_path.exists():
+        raise ConfigError(f"{directory}: no persisted storage context here ({INDEX_STORE_FILE} is missing)")
+    docstore_kv = (
+        SimpleKVStore.from_persist_path(str(directory / DOCSTORE_FILE))
+        if (directory / DOCSTORE_FILE).exists()
+        else None
+    )
+    index_kv = SimpleKVStore.from_persist_path(str(index_path))
+    if vector_store is None:
+        vector_path = directory / VECTOR_STORE_FILE
+        vector_store = (
+            SimpleVectorStore.from_persist_path(str(vector_path))
+            if vector_path.exists()
+            else SimpleVectorStore()
+        )
+    storage = build_storage_context(
+        sealer=sealer,
+        keyring=keyring,
+        tenant=tenant,
+        vector_store=vector_store,
+        docstore_kv=docstore_kv,
+        index_kv=index_kv,
+        namespace=namespace,
+    )
+    # Prove the keyring opens the store before handing it out: every index record must open.
+    try:
+        storage.index_store._kvstore.get_all(collection=storage.index_store._collection)  # type: ignore[attr-defined]
+    except DecryptionError:
+        raise KeyringError(
+            f"{directory}: this keyring (or tenant {tenant!r}) does not open the store: it was sealed with "
+            "other keys, or it is damaged"
+        ) from None
+    return storage
+
+
+# --------------------------------------------------------------------------- erasure
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What :func:`erase_subject` did (no names: the subject is referred to by a keyed hash)."""
+
+    subject_ref: str
+    vector_nodes_deleted: int
+    docstore_records_deleted: int
+    keys_destroyed: list[str] = field(default_factory=list)
+
+
+def _kv_stores(storage: StorageContext) -> list[EncryptedKVStore]:
+    out = []
+    for store in (storage.docstore, storage.index_store):
+        kv = getattr(store, "_kvstore", None)
+        if isinstance(kv, EncryptedKVStore):
+            out.append(kv)
+    return out
+
+
+def _vector_stores(storage: StorageContext) -> list[EncryptedVectorStore]:
+    return [v for v in storage.vector_stores.values() if isinstance(v, EncryptedVectorStore)]
+
+
+def _count_subject(store: EncryptedVectorStore, subject: str) -> int:
+    flag = store.subject_key(subject)
+    data = getattr(store.inner, "data", None)
+    if data is not None and hasattr(data, "metadata_dict"):
+        return sum(1 for m in data.metadata_dict.values() if m and m.get(flag) == 1)
+    try:
+        from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
+
+        return len(
+            store.inner.get_nodes(filters=MetadataFilters(filters=[MetadataFilter(key=flag, value=1)]))
+        )
+    except NotImplementedError:
+        return -1
+
+
+def erase_subject(
+    storages: list[StorageContext], *, keyring: Keyring, tenant: str, subject: str
+) -> ErasureReport:
+    """Delete a data subject's records everywhere and destroy the subject's key (GDPR Art. 17).
+
+    Deletion removes the subject's nodes from every vector store and the docstore records sealed under
+    the subject's key (found by reading envelope headers, without decrypting). Destroying the key makes
+    every copy that escaped deletion, backups included, unreadable (crypto-shredding).
+    """
+    subject_ids = {bytes.fromhex(k) for k in keyring.subject_key_ids(tenant, subject)}
+    nodes = 0
+    records = 0
+    for storage in storages:
+        for vector in _vector_stores(storage):
+            counted = _count_subject(vector, subject)
+            vector.delete_subject(subject)
+            nodes += max(counted, 0)
+        for kv in _kv_stores(storage):
+            for collection in _collections(kv):
+                for token, stored in list(kv.raw_items(collection).items()):
+                    if _sealed_under(stored, subject_ids):
+                        kv.inner.delete(token, collection=collection)
+                        records += 1
+    destroyed = keyring.shred_subject(tenant, subject)
+    return ErasureReport(
+        subject_ref=keyring.token(tenant, "subject-ref", subject, length=16),
+        vector_nodes_deleted=nodes,
+        docstore_records_deleted=records,
+        keys_destroyed=destroyed,
+    )
+
+
+def _collections(kv: EncryptedKVStore) -> list[str]:
+    data = getattr(kv.inner, "_data", None)
+    if isinstance(data, dict):
+        return list(data)
+    return []
+
+
+def _sealed_under(stored: Any, key_ids: set[bytes]) -> bool:
+    sealed = stored.get(_ENVELOPE_KEY) if isinstance(stored, dict) else None
+    if not isinstance(sealed, str) or not key_ids:
+        return False
+    try:
+        return bool(key_ids.intersection(key_ids_of(decode_text(sealed, record="?"))))
+    except (DecryptionError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------- re-encryption
+
+
+@dataclass
+class ReencryptReport:
+    """Records per key id before re-encryption (read from headers) and how many were re-sealed."""
+
+    by_key: dict[str, int] = field(default_factory=dict)
+    resealed: int = 0
+    total: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"by_key": self.by_key, "resealed": self.resealed, "total": self.total}, sort_keys=True
+        )
+
+
+def reencrypt(
+    storage: StorageContext, *, keyring: Keyring, tenant: str, dry_run: bool = False
+) -> ReencryptReport:
+    """Re-seal every record not sealed under the tenant's primary key.
+
+    Counting reads only envelope headers (no decryption); re-sealing opens and seals again under the
+    primary. Works for the KV stores and for vector stores that keep their embeddings retrievable
+    (SimpleVectorStore; others via ``get_nodes``).
+    """
+    report = ReencryptReport()
+    primary = keyring.primary_id(tenant)
+    for kv in _kv_stores(storage):
+        for collection in _collections(kv):
+            for token, stored in list(kv.raw_items(collection).items()):
+                ids = _ids(stored.get(_ENVELOPE_KEY) if isinstance(stored, dict) else None)
+                report.total += 1
+                for i in ids:
+                    report.by_key[i] = report.by_key.get(i, 0) + 1
+                if ids and ids[0] != primary and not dry_run:
+                    opened = kv._open(token, stored, collection)
+                    if opened is not None:
+                        kv.put(opened[0], opened[1], collection)
+                        report.resealed += 1
+    for vector in _vector_stores(storage):
+        report = _reencrypt_vectors(vector, report, primary=primary, dry_run=dry_run)
+    return report
+
+
+def _ids(sealed: Any) -> list[str]:
+    if not isinstance(sealed, str):
+        return []
+    try:
+        return [i.hex() for i in key_ids_of(decode_text(sealed, record="?"))]
+    except (DecryptionError, ValueError):
+        return []
+
+
+def _reencrypt_vectors(
+    vector: EncryptedVectorStore, report: ReencryptReport, *, primary: str | None, dry_run: bool
+) -> ReencryptReport:
+    inner = vector.inner
+    data = getattr(inner, "data", None)
+    if data is not None and hasattr(data, "metadata_dict"):
+        stale = []
+        for node_id, metadata in data.metadata_dict.items():
+            ids = _ids((metadata or {}).get(_ENVELOPE_KEY))
+            report.total += 1
+            for i in ids:
+                report.by_key[i] = report.by_key.get(i, 0) + 1
+            if ids and ids[0] != primary:
+                stale.append(node_id)
+        if stale and not dry_run:
+            nodes = vector.get_nodes(node_ids=stale)
+            for node in nodes:
+                node.embedding = data.embedding_dict[node.node_id]
+            inner.delete_nodes(node_ids=stale)
+            vector.add(nodes)
+            report.resealed += len(nodes)
+        return report
+    shadows = inner.get_nodes()
+    stale_nodes = []
+    for shadow in shadows:
+        ids = _ids(shadow.get_content() or shadow.metadata.get(_ENVELOPE_KEY))
+        report.total += 1
+        for i in ids:
+            report.by_key[i] = report.by_key.get(i, 0) + 1
+        if ids and ids[0] != primary:
+            stale_nodes.append(shadow)
+    if stale_nodes and not dry_run:
+        if any(s.embedding is None for s in stale_nodes):
+            raise ConfigError(
+                f"{type(inner).__name__} does not return embeddings: re-encrypt it by re-ingesting"
+            )
+        opened = vector.get_nodes(node_ids=[s.node_id for s in stale_nodes])
+        by_id = {s.node_id: s.embedding for s in stale_nodes}
+        for node in opened:
+            node.embedding = by_id[node.node_id]
+        inner.delete_nodes(node_ids=list(by_id))
+        vector.add(opened)
+        report.resealed += len(opened)
+    return report

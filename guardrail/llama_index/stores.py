@@ -1,0 +1,515 @@
+"""Encrypted LlamaIndex stores: what reaches any store or disk is ciphertext, keyed tokens and labels.
+
+``EncryptedKVStore`` wraps any ``BaseKVStore`` (document store, index store, ingestion cache): record keys
+(node ids, document ids, often file paths) become keyed HMAC tokens and every value is sealed with its
+original key inside, so ``doc_hash``, ``ref_doc_info`` metadata and node text are never stored in clear.
+
+``EncryptedVectorStore`` wraps any ``BasePydanticVectorStore``. The inner store receives, per node, a
+shadow node with the same id and embedding and only:
+
+* the sealed node (text, metadata, relationships) as its text, or as metadata for stores that keep no text;
+* plaintext labels from an allow-list (``tenant``, ``classification``);
+* keyed HMAC tokens for equality fields: the document id (as the shadow's source document, so
+  ``delete(ref_doc_id)`` works) and one flag per data subject (``gr_s_<token>``).
+
+Queries get the tenant filter forced in, equality filters and ``doc_ids`` tokenised, ``query_str`` dropped
+(it would reach the database), and a filter on a sealed field raises instead of matching nothing.
+
+Plaintext leaves only through :meth:`EncryptedVectorStore._release` (and its KV twin): it opens a record,
+checks it belongs where it was found, and hands it to the release hook (the access-policy guard plugs in
+here); a record whose key was destroyed is erased data and is skipped (and reported to the hook).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo, TextNode
+from llama_index.core.storage.kvstore.types import DEFAULT_COLLECTION, BaseInMemoryKVStore, BaseKVStore
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+
+from guardrail.crypto import Context, DecryptionError, RecordErased, Sealer
+from guardrail.errors import ConfigError
+
+__all__ = ["EQUALITY_FIELDS", "PLAINTEXT_LABELS", "EncryptedKVStore", "EncryptedVectorStore", "ReleaseHook"]
+
+#: Metadata kept in clear in the inner store (filterable with every operator).
+PLAINTEXT_LABELS = ("tenant", "classification")
+#: Metadata filterable by equality only, through keyed tokens.
+EQUALITY_FIELDS = ("doc_id", "ref_doc_id", "document_id", "subjects", "subject")
+_ENVELOPE_KEY = "_gr"
+_DOC_TOKEN_KEY = "gr_doc"  # noqa: S105 - a metadata key, not a secret
+_SUBJECT_PREFIX = "gr_s_"
+
+
+class ReleaseHook(Protocol):
+    """Called at the release point for every opened node. Return the node to release (possibly a
+    redacted copy) or ``None`` to withhold it; raise to fail the whole retrieval closed."""
+
+    def __call__(self, node: BaseNode, *, score: float | None) -> BaseNode | None: ...
+
+
+def release_all(node: BaseNode, *, score: float | None) -> BaseNode | None:
+    """The default hook without a guard: release everything (no policy yet)."""
+    return node
+
+
+def subjects_of(metadata: dict[str, Any] | None) -> list[str]:
+    """Data-subject ids named in metadata (``subjects: [...]`` or ``subject: "..."``)."""
+    if not metadata:
+        return []
+    value = metadata.get("subjects", metadata.get("subject"))
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError("metadata 'subjects' must be a string or a list of strings (data-subject ids)")
+
+
+# --------------------------------------------------------------------------- KV store
+
+
+class EncryptedKVStore(BaseInMemoryKVStore):
+    """A ``BaseKVStore`` whose keys are keyed tokens and whose values are sealed.
+
+    Subclasses ``BaseInMemoryKVStore`` so that ``SimpleDocumentStore.persist`` writes it (LlamaIndex
+    skips other kvstores silently); persisting writes the inner store, which holds only ciphertext.
+
+    Args:
+        inner: the store to write to (``SimpleKVStore`` for files, or any other ``BaseKVStore``).
+        sealer: seals and opens values.
+        keyring: for key tokens (``Keyring.token``).
+        tenant: the tenant whose keys seal the values.
+        store: the kind of store (``docstore``, ``index_store``, ``cache``), bound into every record.
+    """
+
+    def __init__(self, inner: BaseKVStore, *, sealer: Sealer, keyring: Any, tenant: str, store: str) -> None:
+        self.inner = inner
+        self._sealer = sealer
+        self._keyring = keyring
+        self.tenant = tenant
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"EncryptedKVStore(store={self.store!r}, inner={type(self.inner).__name__})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("an encrypted store holds key material and cannot be pickled")
+
+    def _token(self, collection: str, key: str) -> str:
+        return self._keyring.token(self.tenant, f"kv:{self.store}:{collection}", key)  # type: ignore[no-any-return]
+
+    def _context(self, collection: str, token: str) -> Context:
+        return Context(store=f"kv:{self.store}", namespace=collection, key=token, tenant=self.tenant)
+
+    def _seal(self, key: str, val: dict[str, Any], collection: str) -> tuple[str, dict[str, Any]]:
+        token = self._token(collection, key)
+        plaintext = json.dumps({"k": key, "v": val}, ensure_ascii=False, separators=(",", ":")).encode()
+        sealed = self._sealer.seal_text(
+            plaintext, context=self._context(collection, token), subjects=_value_subjects(val)
+        )
+        return token, {_ENVELOPE_KEY: sealed}
+
+    def _open(self, token: str, stored: dict[str, Any], collection: str) -> tuple[str, dict[str, Any]] | None:
+        sealed = stored.get(_ENVELOPE_KEY) if isinstance(stored, dict) else None
+        if not isinstance(sealed, str):
+            raise DecryptionError(token)
+        try:
+            record = json.loads(self._sealer.open_text(sealed, context=self._context(collection, token)))
+        except RecordErased:
+            return None  # crypto-shredded: erased data, not an error
+        if self._token(collection, record["k"]) != token:
+            raise DecryptionError(token)
+        return record["k"], record["v"]
+
+    def put(self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
+        token, sealed = self._seal(key, val, collection)
+        self.inner.put(token, sealed, collection=collection)
+
+    async def aput(self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
+        self.put(key, val, collection)
+
+    def put_all(
+        self,
+        kv_pairs: list[tuple[str, dict[str, Any]]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = 1,
+    ) -> None:
+        sealed = [self._seal(k, v, collection) for k, v in kv_pairs]
+        self.inner.put_all(sealed, collection=collection, batch_size=batch_size)
+
+    async def aput_all(
+        self,
+        kv_pairs: list[tuple[str, dict[str, Any]]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = 1,
+    ) -> None:
+        self.put_all(kv_pairs, collection, batch_size)
+
+    def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
+        token = self._token(collection, key)
+        stored = self.inner.get(token, collection=collection)
+        if stored is None:
+            return None
+        opened = self._open(token, stored, collection)
+        return None if opened is None else opened[1]
+
+    async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
+        return self.get(key, collection)
+
+    def get_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for token, stored in self.inner.get_all(collection=collection).items():
+            opened = self._open(token, stored, collection)
+            if opened is not None:
+                out[opened[0]] = opened[1]
+        return out
+
+    async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
+        return self.get_all(collection)
+
+    def delete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
+        return self.inner.delete(self._token(collection, key), collection=collection)
+
+    async def adelete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
+        return self.delete(key, collection)
+
+    def persist(self, persist_path: str, fs: Any = None) -> None:
+        """Persist the inner store (ciphertext only)."""
+        persist = getattr(self.inner, "persist", None)  # SimpleKVStore and other in-memory stores
+        if persist is not None:
+            persist(persist_path, fs=fs)
+
+    @classmethod
+    def from_persist_path(cls, persist_path: str) -> BaseInMemoryKVStore:
+        raise ConfigError(
+            "an encrypted store needs its keyring to load: use Guardrail.load_storage_context(...)"
+        )
+
+    def raw_items(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
+        """The stored (sealed) records by token, for re-encryption and erasure."""
+        return self.inner.get_all(collection=collection)
+
+    def put_raw(self, token: str, stored: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
+        self.inner.put(token, stored, collection=collection)
+
+
+def _value_subjects(val: dict[str, Any]) -> list[str]:
+    """Data subjects of a docstore value: a node's metadata, or a ``ref_doc_info``'s."""
+    data = val.get("__data__") if isinstance(val, dict) else None
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    for candidate in (data, val):
+        if isinstance(candidate, dict) and isinstance(candidate.get("metadata"), dict):
+            return subjects_of(candidate["metadata"])
+    return []
+
+
+# --------------------------------------------------------------------------- vector store
+
+
+class EncryptedVectorStore(BasePydanticVectorStore):
+    """Any LlamaIndex vector store, holding only ciphertext, embeddings, labels and keyed tokens.
+
+    Args:
+        inner: the vector store to wrap (Simple, Chroma, Qdrant, ...).
+        sealer: seals and opens nodes.
+        keyring: for tokens.
+        tenant: every node is sealed under this tenant's keys and every query is restricted to it.
+        namespace: bound into each sealed node (a ciphertext moved to another collection does not open).
+        on_release: the release hook (default: release everything).
+    """
+
+    stores_text: bool = True
+    is_embedding_query: bool = True
+    flat_metadata: bool = False
+
+    tenant: str
+    namespace: str = "default"
+
+    _inner: BasePydanticVectorStore = PrivateAttr()
+    _sealer: Sealer = PrivateAttr()
+    _keyring: Any = PrivateAttr()
+    _on_release: ReleaseHook = PrivateAttr()
+    _on_erased: Callable[[str], None] | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(
+        self,
+        inner: BasePydanticVectorStore,
+        *,
+        sealer: Sealer,
+        keyring: Any,
+        tenant: str,
+        namespace: str = "default",
+        on_release: ReleaseHook | None = None,
+    ) -> None:
+        if isinstance(inner, EncryptedVectorStore):
+            raise ConfigError("the vector store is already encrypted")
+        super().__init__(stores_text=True, tenant=tenant, namespace=namespace)
+        self._inner = inner
+        self._sealer = sealer
+        self._keyring = keyring
+        self._on_release = on_release or release_all
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "EncryptedVectorStore"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("an encrypted store holds key material and cannot be pickled")
+
+    @property
+    def inner(self) -> BasePydanticVectorStore:
+        return self._inner
+
+    @property
+    def client(self) -> Any:
+        return self._inner.client
+
+    def set_release_hook(
+        self, hook: ReleaseHook | None, *, on_erased: Callable[[str], None] | None = None
+    ) -> None:
+        """Plug a policy/audit guard into the release point (``None`` restores release-all)."""
+        self._on_release = hook or release_all
+        self._on_erased = on_erased
+
+    # ------------------------------------------------------------------ tokens and contexts
+
+    def _token(self, field: str, value: str) -> str:
+        return self._keyring.token(self.tenant, field, value)  # type: ignore[no-any-return]
+
+    def doc_token(self, ref_doc_id: str) -> str:
+        """The token a document id is stored as (``delete`` and ``doc_ids`` use it)."""
+        return "d" + self._token("doc_id", ref_doc_id)
+
+    def subject_key(self, subject: str) -> str:
+        """The metadata key flagging a data subject's nodes."""
+        return _SUBJECT_PREFIX + self._token("subject", subject)[:24]
+
+    def _context(self, node_id: str) -> Context:
+        return Context(store="vector", namespace=self.namespace, key=node_id, tenant=self.tenant)
+
+    # ------------------------------------------------------------------ writing
+
+    def _shadow(self, node: BaseNode) -> TextNode:
+        payload = node.to_json().encode()
+        metadata = node.metadata or {}
+        sealed = self._sealer.seal_text(
+            payload, context=self._context(node.node_id), subjects=subjects_of(metadata)
+        )
+        labels: dict[str, Any] = {"tenant": self.tenant}
+        if isinstance(metadata.get("classification"), str):
+            labels["classification"] = metadata["classification"]
+        for subject in subjects_of(metadata):
+            labels[self.subject_key(subject)] = 1  # a flag; filters take numbers, not booleans
+        relationships = {}
+        if node.ref_doc_id:
+            labels[_DOC_TOKEN_KEY] = self.doc_token(node.ref_doc_id)
+            relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=self.doc_token(node.ref_doc_id))
+        if not self._inner.stores_text:
+            labels[_ENVELOPE_KEY] = sealed
+        return TextNode(
+            id_=node.node_id,
+            text=sealed if self._inner.stores_text else "",
+            metadata=labels,
+            relationships=relationships,
+            embedding=node.get_embedding(),
+            excluded_embed_metadata_keys=list(labels),
+            excluded_llm_metadata_keys=list(labels),
+        )
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        shadows = [self._shadow(n) for n in nodes]
+        return self._inner.add(shadows, **add_kwargs)
+
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        return self.add(nodes, **kwargs)
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        self._inner.delete(self.doc_token(ref_doc_id), **delete_kwargs)
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        self.delete(ref_doc_id, **delete_kwargs)
+
+    def delete_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any
+    ) -> None:
+        self._inner.delete_nodes(node_ids=node_ids, filters=self._filters(filters), **kwargs)
+
+    def delete_subject(self, subject: str) -> None:
+        """Delete every node flagged with this data subject."""
+        flag = MetadataFilters(filters=[MetadataFilter(key=self.subject_key(subject), value=1)])
+        self._inner.delete_nodes(filters=self._and_tenant(flag))
+
+    def clear(self) -> None:
+        self._inner.clear()
+
+    def persist(self, persist_path: str, fs: Any = None) -> None:
+        self._inner.persist(persist_path, fs=fs)
+
+    # ------------------------------------------------------------------ querying
+
+    def _and_tenant(self, filters: MetadataFilters | None) -> MetadataFilters:
+        tenant = MetadataFilter(key="tenant", value=self.tenant, operator=FilterOperator.EQ)
+        if filters is None or not filters.filters:
+            return MetadataFilters(filters=[tenant])
+        flat = all(isinstance(f, MetadataFilter) for f in filters.filters)
+        if flat and (filters.condition in (None, FilterCondition.AND) or len(filters.filters) == 1):
+            # flattened: SimpleVectorStore does not support nested filters
+            return MetadataFilters(filters=[tenant, *filters.filters], condition=FilterCondition.AND)
+        return MetadataFilters(filters=[tenant, filters], condition=FilterCondition.AND)
+
+    def _filters(self, filters: MetadataFilters | None) -> MetadataFilters:
+        return self._and_tenant(self._tokenise(filters) if filters is not None else None)
+
+    def _tokenise(self, filters: MetadataFilters) -> MetadataFilters:
+        out: list[MetadataFilter | MetadataFilters] = []
+        for f in filters.filters:
+            if isinstance(f, MetadataFilters):
+                out.append(self._tokenise(f))
+                continue
+            if f.key in PLAINTEXT_LABELS:
+                out.append(f)
+            elif f.key in EQUALITY_FIELDS:
+                out.append(self._equality_filter(f))
+            else:
+                raise ConfigError(
+                    f"cannot filter on {f.key!r}: it is sealed with the node. Filterable: "
+                    f"{', '.join(PLAINTEXT_LABELS)} (any operator), "
+                    f"{', '.join(EQUALITY_FIELDS)} (==, !=, in, nin)"
+                )
+        return MetadataFilters(filters=out, condition=filters.condition)
+
+    def _equality_filter(self, f: MetadataFilter) -> MetadataFilter | MetadataFilters:
+        subject = f.key in ("subjects", "subject")
+        values = f.value if isinstance(f.value, list) else [f.value]
+        if f.operator not in (FilterOperator.EQ, FilterOperator.NE, FilterOperator.IN, FilterOperator.NIN):
+            raise ConfigError(f"{f.key!r} is tokenised: only ==, !=, in and nin filters work on it")
+        negate = f.operator in (FilterOperator.NE, FilterOperator.NIN)
+        if subject:
+            flags = [
+                MetadataFilter(
+                    key=self.subject_key(str(v)),
+                    value=1,
+                    operator=FilterOperator.NE if negate else FilterOperator.EQ,
+                )
+                for v in values
+            ]
+            return MetadataFilters(
+                filters=list(flags), condition=FilterCondition.AND if negate else FilterCondition.OR
+            )
+        tokens = [self.doc_token(str(v)) for v in values]
+        if f.operator in (FilterOperator.EQ, FilterOperator.NE):
+            return MetadataFilter(key=_DOC_TOKEN_KEY, value=tokens[0], operator=f.operator)
+        return MetadataFilter(key=_DOC_TOKEN_KEY, value=tokens, operator=f.operator)
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        if query.mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
+            raise ConfigError(
+                f"query mode {query.mode.value!r} is not supported on an encrypted store: the database "
+                "only holds ciphertext (hybrid and text search would index it); use the default mode"
+            )
+        inner_query = VectorStoreQuery(
+            query_embedding=query.query_embedding,
+            similarity_top_k=query.similarity_top_k,
+            doc_ids=[self.doc_token(d) for d in query.doc_ids] if query.doc_ids else None,
+            # VectorStoreIndex passes [] for "no restriction" to stores that keep text (Chroma, Qdrant
+            # read it as falsy); SimpleVectorStore would read [] as "no node"
+            node_ids=query.node_ids or None,
+            query_str=None,  # never send the question to the database
+            mode=query.mode,
+            alpha=query.alpha,
+            filters=self._filters(query.filters),
+            mmr_threshold=query.mmr_threshold,
+            output_fields=query.output_fields,
+            embedding_field=query.embedding_field,
+        )
+        result = self._inner.query(inner_query, **kwargs)
+        return self._release(result)
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return self.query(query, **kwargs)
+
+    def get_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
+    ) -> list[BaseNode]:
+        stored = self._stored(node_ids, filters)
+        released = self._release(VectorStoreQueryResult(nodes=stored, ids=[n.node_id for n in stored]))
+        return list(released.nodes or [])
+
+    def _stored(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[BaseNode]:
+        data = getattr(self._inner, "data", None)
+        if data is not None and hasattr(data, "metadata_dict"):  # SimpleVectorStore keeps no nodes
+            ids = node_ids if node_ids is not None else list(data.metadata_dict)
+            return [self._simple_shadow(i) for i in ids if i in data.metadata_dict]
+        return list(self._inner.get_nodes(node_ids=node_ids, filters=self._filters(filters)))
+
+    def _simple_shadow(self, node_id: str) -> TextNode:
+        metadata = self._inner.data.metadata_dict.get(node_id) or {}  # type: ignore[attr-defined]
+        return TextNode(id_=node_id, text="", metadata=dict(metadata))
+
+    # ------------------------------------------------------------------ the release point
+
+    def _release(self, result: VectorStoreQueryResult) -> VectorStoreQueryResult:
+        """The single place plaintext leaves the store: open, check the id, ask the hook."""
+        ids = list(result.ids or [])
+        shadows = list(result.nodes) if result.nodes is not None else [self._simple_shadow(i) for i in ids]
+        if not ids:
+            ids = [n.node_id for n in shadows]
+        sims = list(result.similarities) if result.similarities is not None else [None] * len(ids)
+        nodes: list[BaseNode] = []
+        out_ids: list[str] = []
+        out_sims: list[float] = []
+        for node_id, shadow, score in zip(ids, shadows, sims, strict=True):
+            sealed = shadow.get_content() if self._inner.stores_text else shadow.metadata.get(_ENVELOPE_KEY)
+            if not isinstance(sealed, str) or not sealed:
+                sealed = shadow.metadata.get(_ENVELOPE_KEY)
+            if not isinstance(sealed, str):
+                raise DecryptionError(node_id)
+            try:
+                payload = self._sealer.open_text(sealed, context=self._context(node_id))
+            except RecordErased:
+                if self._on_erased is not None:
+                    self._on_erased(node_id)
+                continue
+            node = _node_from_json(payload)
+            if node.node_id != node_id or shadow.node_id != node_id:
+                raise DecryptionError(node_id)
+            released = self._on_release(node, score=score)
+            if released is None:
+                continue
+            nodes.append(released)
+            out_ids.append(node_id)
+            if score is not None:
+                out_sims.append(score)
+        return VectorStoreQueryResult(nodes=nodes, ids=out_ids, similarities=out_sims if out_sims else None)
+
+
+def _node_from_json(payload: bytes) -> BaseNode:
+    from llama_index.core.schema import Document, ImageNode, IndexNode
+
+    data = json.loads(payload)
+    kind = data.get("class_name")
+    for cls in (TextNode, Document, ImageNode, IndexNode):
+        if cls.class_name() == kind:
+            return cls.model_validate(data)
+    return TextNode.model_validate(data)
