@@ -26,6 +26,7 @@ from guardrail.errors import (
     KeyUnavailable,
     OutputExistsError,
 )
+from guardrail.keys import KeyringError
 
 app = typer.Typer(
     name="guardrail",
@@ -36,6 +37,10 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Validate and inspect policy packs.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+keys_app = typer.Typer(
+    help="Create and manage keyrings: list, rotate, re-encrypt, destroy, shred.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
 
 # emoji off: "notes.jsonl:100:" must not become an emoji
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -48,6 +53,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (DetectorUnavailable, 3),
     (DetectionError, 4),
     (ConfigError, 2),
+    (KeyringError, 2),
     (OutputExistsError, 2),
     (KeyUnavailable, 2),
     (GuardrailError, 1),
@@ -324,6 +330,182 @@ def policy_show(
                 escape(("[human review] " if i.human_review else "") + i.handling),
             )
         out.print(ids)
+
+
+# --------------------------------------------------------------------------- keys
+
+KeyringOpt = Annotated[
+    Path,
+    typer.Option(
+        "--keyring", "-k", envvar="GUARDRAIL_KEYRING", help="The keyring directory (or GUARDRAIL_KEYRING)."
+    ),
+]
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="The tenant.")]
+StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="A persisted encrypted storage directory.")]
+
+
+@keys_app.command("init")
+def keys_init(
+    path: Annotated[Path, typer.Argument(help="A new keyring directory.")],
+    backend: Annotated[
+        str, typer.Option(help="file (a key file, 0600), passphrase (scrypt) or pkcs11 (an HSM).")
+    ] = "file",
+    module: Annotated[str | None, typer.Option(help="pkcs11: the PKCS#11 module (.so).")] = None,
+    token: Annotated[str | None, typer.Option(help="pkcs11: the token label.")] = None,
+    key_label: Annotated[str, typer.Option(help="pkcs11: the KEK's label in the token.")] = "guardrail-kek",
+) -> None:
+    """Create a keyring. Passphrase from GUARDRAIL_KEYRING_PASSPHRASE; HSM PIN from GUARDRAIL_PKCS11_PIN."""
+    from guardrail.keys import Keyring, KeyringError
+
+    if backend == "pkcs11":
+        if not module or not token:
+            raise ConfigError("--backend pkcs11 needs --module PATH.so and --token LABEL")
+        from guardrail.kek_pkcs11 import Pkcs11Kek
+
+        kek = Pkcs11Kek.generate(
+            module=module,
+            token_label=token,
+            key_label=key_label,
+            pin=os.environ.get("GUARDRAIL_PKCS11_PIN", ""),
+        )
+        Keyring.create(path, kek=kek)
+    elif backend in ("file", "passphrase"):
+        Keyring.create(path, backend=backend)
+    else:
+        raise KeyringError(f"unknown backend {backend!r}: use file, passphrase or pkcs11")
+    out.print(f"created keyring {path} ({backend} KEK)")
+
+
+@keys_app.command("list")
+def keys_list(
+    keyring: KeyringOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Key ids, scopes, versions and states (never key material, never owner names)."""
+    from guardrail.keys import Keyring
+
+    infos = Keyring.open(keyring).list_keys()
+    if as_json:
+        out.print_json(json.dumps([_info(i) for i in infos]))
+        return
+    table = Table(title=f"keyring {keyring}")
+    for col in ("id", "scope", "version", "state", "created"):
+        table.add_column(col)
+    for i in infos:
+        table.add_row(i.id, i.scope, str(i.version), i.state, i.created)
+    out.print(table)
+
+
+def _info(i: Any) -> dict[str, Any]:
+    return {"id": i.id, "scope": i.scope, "version": i.version, "state": i.state, "created": i.created}
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    keyring: KeyringOpt,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Rotate one tenant (default: all).")
+    ] = None,
+) -> None:
+    """Make a new DEK version primary; older versions stay decrypt-only until re-encrypted and destroyed."""
+    from guardrail.keys import Keyring
+
+    ring = Keyring.open(keyring)
+    rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
+    for info in rotated:
+        out.print(f"new primary {info.id} (version {info.version})")
+    if not rotated:
+        out.print("no tenant keys to rotate")
+
+
+def _open_store(keyring: Path, store: Path, tenant: str) -> tuple[Any, Any]:
+    from guardrail.crypto import Sealer
+    from guardrail.keys import Keyring
+    from guardrail.llama_index.storage import load_storage_context
+
+    ring = Keyring.open(keyring)
+    return ring, load_storage_context(store, sealer=Sealer(ring), keyring=ring, tenant=tenant)
+
+
+@keys_app.command("reencrypt")
+def keys_reencrypt(
+    keyring: KeyringOpt,
+    store: StoreOpt,
+    tenant: TenantOpt = "default",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count records per key (from headers).")
+    ] = False,
+) -> None:
+    """Re-seal every record of a persisted store under the tenant's primary key, and report progress."""
+    from guardrail.llama_index.storage import reencrypt
+
+    ring, storage = _open_store(keyring, store, tenant)
+    report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
+    if not dry_run:
+        storage.persist(persist_dir=str(store))
+    primary = ring.primary_id(tenant)
+    for key_id, n in sorted(report.by_key.items()):
+        mark = " (primary)" if key_id == primary else ""
+        out.print(f"{key_id}{mark}: {n} record(s)")
+    out.print(f"{report.resealed} of {report.total} record(s) re-sealed" + (" (dry run)" if dry_run else ""))
+
+
+@keys_app.command("destroy")
+def keys_destroy(
+    key_id: Annotated[str, typer.Argument(help="The id of a decrypt-only key version.")],
+    keyring: KeyringOpt,
+    store: StoreOpt,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Destroy a retired key version, only once no record of the store uses it."""
+    from guardrail.llama_index.storage import reencrypt
+
+    ring, storage = _open_store(keyring, store, tenant)
+    in_use = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key.get(key_id, 0)
+    ring.destroy(key_id, in_use=in_use)
+    out.print(f"destroyed key {key_id}")
+
+
+@keys_app.command("shred")
+def keys_shred(
+    keyring: KeyringOpt,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Shred a whole tenant.")] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="Shred one data subject (of --tenant, default 'default').")
+    ] = None,
+) -> None:
+    """Destroy keys: every record sealed under them becomes unreadable, backups included."""
+    from guardrail.keys import Keyring
+
+    if (tenant is None) == (subject is None) and subject is None:
+        raise ConfigError("give --tenant T, or --subject S (with --tenant T if not 'default')")
+    ring = Keyring.open(keyring)
+    destroyed = (
+        ring.shred_subject(tenant or "default", subject) if subject else ring.shred_tenant(str(tenant))
+    )
+    out.print(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
+
+
+@app.command()
+def erase(
+    subject: Annotated[
+        str, typer.Option("--subject", help="The data-subject id (as in metadata 'subjects').")
+    ],
+    keyring: KeyringOpt,
+    store: StoreOpt,
+    tenant: TenantOpt = "default",
+) -> None:
+    """GDPR Art. 17 erasure: delete the subject's nodes from a persisted store and destroy its key."""
+    from guardrail.llama_index.storage import erase_subject
+
+    ring, storage = _open_store(keyring, store, tenant)
+    report = erase_subject([storage], keyring=ring, tenant=tenant, subject=subject)
+    storage.persist(persist_dir=str(store))
+    out.print(
+        f"erased subject ref {report.subject_ref}: {report.vector_nodes_deleted} node(s) deleted from "
+        f"the vector store, {report.docstore_records_deleted} docstore record(s) deleted, "
+        f"{len(report.keys_destroyed)} key(s) destroyed"
+    )
 
 
 # --------------------------------------------------------------------------- demo

@@ -198,9 +198,12 @@ def erase_subject(
 
 
 def _collections(kv: EncryptedKVStore) -> list[str]:
-    data = getattr(kv.inner, "_data", None)
-    if isinstance(data, dict):
-        return list(data)
+    # SimpleKVStore (MutableMappingKVStore) keeps one mapping per collection; other backends expose
+    # no listing, so erasure and re-encryption of their records go through the known collections
+    for attribute in ("_collections_mappings", "_data"):
+        data = getattr(kv.inner, attribute, None)
+        if isinstance(data, dict):
+            return list(data)
     return []
 
 
