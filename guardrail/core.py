@@ -108,6 +108,18 @@ class Guardrail:
         self._storages.append(weakref.ref(storage))
         return storage
 
+    def embedder(self, embed_model: Any) -> Any:
+        """A LlamaIndex transform that embeds nodes per the policy's ``storage.embed`` switch.
+
+        With ``redacted`` it embeds the redacted text (the sealed node keeps the original); with
+        ``plaintext`` it embeds the text as it is. Put it last in ``transformations``.
+        """
+        from guardrail.llama_index.embedding import RedactedEmbedding
+
+        if self.policy.storage.embed == "redacted":
+            return RedactedEmbedding(self, embed_model)
+        return embed_model  # a LlamaIndex embedding model is itself a transform
+
     def load_storage_context(self, persist_dir: str | Path, *, vector_store: Any = None) -> Any:
         """Reopen a storage context persisted with ``storage.persist(persist_dir)``.
 

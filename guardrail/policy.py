@@ -275,6 +275,17 @@ class RedactionSettings(_Model):
         return self.operators.get(entity, self.default)
 
 
+class StorageSettings(_Model):
+    """How knowledge is stored by the encrypted stores.
+
+    ``embed``: ``plaintext`` embeds chunks as they are; ``redacted`` embeds the redacted text (the
+    stored, sealed chunk keeps the original), so an embedding inverted by an attacker yields at most the
+    redacted text.
+    """
+
+    embed: Literal["plaintext", "redacted"] = "plaintext"
+
+
 class SafeHarborIdentifier(_Model):
     """How a pack handles one of the 18 identifiers of 45 CFR 164.514(b)(2)."""
 
@@ -300,6 +311,7 @@ class Policy(_Model):
     description: str = ""
     detection: DetectionSettings
     redaction: RedactionSettings = RedactionSettings()
+    storage: StorageSettings = StorageSettings()
     identifiers: list[SafeHarborIdentifier] = []
     # Reserved for the access-policy and audit sections; their modules define and validate them.
     access: dict[str, Any] | None = None
