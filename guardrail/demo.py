@@ -75,5 +75,60 @@ def run_demo(output: Path, *, console: Console) -> None:
     for row in rows[:1] + rows[6:7]:
         for message in row["messages"][1:]:
             console.print(f"  {message['role']:>9}: {message['content']}", markup=False)
+    # 3. the knowledge base in an encrypted LlamaIndex store: nothing readable at rest
     console.print()
-    console.print(f"wrote {kb_out}/ and {ft_out}")
+    _encrypted_store_demo(output, docs, texts, console=console)
+    console.print()
+    console.print(f"wrote {kb_out}/, {ft_out} and {output / 'kb'}/ (encrypted)")
+
+
+def _encrypted_store_demo(output: Path, docs: list[Path], texts: list[str], *, console: Console) -> None:
+    import shutil
+
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from guardrail.core import Guardrail
+    from guardrail.keys import Keyring
+    from guardrail.llama_index.hashing import HashingEmbedding
+
+    keys, kb = output / "keys", output / "kb"
+    for old in (keys, kb):
+        shutil.rmtree(old, ignore_errors=True)
+    Keyring.create(keys)
+    gr = Guardrail(policy="hipaa-safe-harbor", keyring=keys, tenant="riverside")
+    documents = [
+        Document(
+            text=text,
+            doc_id=str(doc.relative_to(doc.parent.parent)),
+            metadata={"title": doc.stem, "subjects": [doc.stem]},
+        )
+        for doc, text in zip(docs, texts, strict=True)
+    ]
+    storage = gr.storage_context()
+    embed = HashingEmbedding()
+    VectorStoreIndex.from_documents(
+        documents,
+        storage_context=storage,
+        transformations=[SentenceSplitter(chunk_size=256)],
+        embed_model=embed,
+    )
+    storage.persist(persist_dir=str(kb))
+    secrets = ["Harold Finch", "88412095", "grace.finch@example.com", "Lucia Moreno", "knowledge_base/"]
+    leaked = [s for s in secrets for f in kb.iterdir() if s.encode() in f.read_bytes()]
+    size = sum(f.stat().st_size for f in kb.iterdir())
+    console.print(
+        f"[b]encrypted knowledge base[/b]: {len(list(kb.iterdir()))} files, {size:,} bytes in {kb}/"
+    )
+    console.print(
+        f"  searched every byte for {len(secrets)} seeded values: "
+        + (f"LEAKED {leaked}" if leaked else "none found")
+    )
+    reopened = Guardrail(policy="hipaa-safe-harbor", keyring=keys, tenant="riverside").load_storage_context(
+        kb
+    )
+    index = VectorStoreIndex.from_vector_store(reopened.vector_stores["default"], embed_model=embed)
+    hits = index.as_retriever(similarity_top_k=1).retrieve("discharge plan for the patient with CHF")
+    console.print(
+        f"  reopened with the keyring; top hit for 'discharge plan ... CHF': {hits[0].node.metadata['title']}"
+    )

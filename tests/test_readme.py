@@ -55,3 +55,19 @@ def test_example_redact_chat_dataset_runs(tmp_path: Path) -> None:
     assert "Olivia Bennett" not in text
     assert "<PERSON_1>" in text
     assert "You are a helpful clinic scheduling assistant." in text  # system prompts untouched
+
+
+def test_example_encrypted_store_over_chroma_runs(tmp_path: Path) -> None:
+    import runpy
+    import sys
+
+    example = README.parent / "examples" / "encrypted_store.py"
+    argv = sys.argv
+    sys.argv = [str(example), str(tmp_path)]
+    try:
+        runpy.run_path(str(example), run_name="__main__")
+    finally:
+        sys.argv = argv
+    for path in (tmp_path / "chroma").rglob("*"):
+        if path.is_file():
+            assert b"Harold Finch" not in path.read_bytes(), path
