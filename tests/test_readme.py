@@ -18,7 +18,13 @@ def test_readme_has_python_examples() -> None:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block-{i}" for i in range(len(BLOCKS))])
-def test_readme_example_runs_and_prints_what_it_says(block: str) -> None:
+def test_readme_example_runs_and_prints_what_it_says(
+    block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guardrail.keys import Keyring
+
+    monkeypatch.chdir(tmp_path)  # examples write relative paths (keys/, kb/)
+    Keyring.create(tmp_path / "keys")  # what `guardrail keys init keys/` does before them
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(compile(block, str(README), "exec"), {})  # noqa: S102 - our own README
