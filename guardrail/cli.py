@@ -366,7 +366,7 @@ def keys_init(
             module=module,
             token_label=token,
             key_label=key_label,
-            pin=os.environ.get("GUARDRAIL_PKCS11_PIN", ""),
+            pin=os.environ.get("GUARDRAIL_PKCS11_PIN"),
         )
         Keyring.create(path, kek=kek)
     elif backend in ("file", "passphrase"):

@@ -224,6 +224,6 @@ def decode_text(token: str, *, record: str) -> bytes:
     if not isinstance(token, str) or not token.startswith(TEXT_PREFIX):
         raise DecryptionError(record)
     try:
-        return base64.urlsafe_b64decode(token[len(TEXT_PREFIX) :].encode())
+        return base64.b64decode(token[len(TEXT_PREFIX) :].encode(), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise DecryptionError(record) from None

@@ -203,6 +203,11 @@ class KeyInfo:
     created: str
 
 
+def _encode(*parts: str) -> bytes:
+    """An unambiguous encoding of several strings (a JSON list), for keyed hashes."""
+    return json.dumps(list(parts), ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -231,6 +236,7 @@ class Keyring:
         self._data = data
         self._lock = threading.RLock()
         self._cache: dict[bytes, bytes] = {}
+        self._stamp = self._file_stamp()
         try:
             if kek.unwrap(_unb64(data["check"]), aad=b"check") != _CHECK:
                 raise KeyringError("wrong KEK")
@@ -269,6 +275,11 @@ class Keyring:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if kek is None:
             if backend == "file":
+                if (directory / KEK_FILE).exists():
+                    raise KeyringError(
+                        f"{directory}: holds a key file ({KEK_FILE}) but no keyring; refusing to reuse or "
+                        "overwrite it (move it away, or use a new directory)"
+                    )
                 kek = FileKek.create(directory / KEK_FILE)
             elif backend == "passphrase":
                 kek = PassphraseKek(passphrase or os.environ.get(PASSPHRASE_ENV, ""), salt=os.urandom(16))
@@ -303,6 +314,9 @@ class Keyring:
             raise KeyringError(f"{path}: unreadable keyring file") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise KeyringError(f"{path}: not a {FORMAT} keyring")
+        missing = [k for k in ("kek", "check", "index_key", "keys") if k not in data]
+        if missing or not isinstance(data.get("kek"), dict) or not isinstance(data.get("keys"), list):
+            raise KeyringError(f"{path}: incomplete keyring file (missing {', '.join(missing) or 'fields'})")
         if kek is None:
             params = data["kek"]
             opener = _BACKENDS.get(params.get("backend"))
@@ -324,20 +338,19 @@ class Keyring:
     # ------------------------------------------------------------------ owners and tokens
 
     def _owner(self, scope: str, tenant: str, subject: str = "") -> str:
-        msg = f"{scope}\0{tenant}\0{subject}".encode()
-        return hmac.new(self.__index, msg, hashlib.sha256).hexdigest()
+        return hmac.new(self.__index, _encode("owner", scope, tenant, subject), hashlib.sha256).hexdigest()
 
     def token(self, tenant: str, field: str, value: str, *, length: int = 32) -> str:
         """A keyed HMAC token for an equality-filterable value (document ids, subject ids).
 
         Tokens differ per tenant and per field, and cannot be computed without the keyring.
         """
-        key = hmac.new(self.__index, f"token\0{tenant}".encode(), hashlib.sha256).digest()
-        return hmac.new(key, f"{field}\0{value}".encode(), hashlib.sha256).hexdigest()[:length]
+        key = hmac.new(self.__index, _encode("token", tenant), hashlib.sha256).digest()
+        return hmac.new(key, _encode(field, value), hashlib.sha256).hexdigest()[:length]
 
     def hmac_key(self, purpose: str) -> bytes:
         """A 32-byte key derived for ``purpose`` (e.g. the redaction ``hash`` operator)."""
-        return hmac.new(self.__index, f"purpose\0{purpose}".encode(), hashlib.sha256).digest()
+        return hmac.new(self.__index, _encode("purpose", purpose), hashlib.sha256).digest()
 
     # ------------------------------------------------------------------ keys for sealing
 
@@ -347,10 +360,23 @@ class Keyring:
         Raises:
             KeyringError: a subject's key was destroyed (erased subjects cannot get new data).
         """
+        self._refresh()
+        ordered = sorted(set(subjects))
+        for subject in ordered:  # refuse before creating anything
+            self._refuse_erased("subject", tenant, subject)
         keys = [self._primary("tenant", tenant)]
-        for subject in sorted(set(subjects)):
+        for subject in ordered:
             keys.append(self._primary("subject", tenant, subject))
         return keys
+
+    def _refuse_erased(self, scope: str, tenant: str, subject: str = "") -> None:
+        owner = self._owner(scope, tenant, subject)
+        entries = [k for k in self._data["keys"] if k["owner"] == owner]
+        if entries and all(k["state"] == "destroyed" for k in entries):
+            what = "data subject" if scope == "subject" else "tenant"
+            raise KeyringError(
+                f"this {what} was erased (its keys were shredded); its keys cannot be recreated"
+            )
 
     def _primary(self, scope: str, tenant: str, subject: str = "") -> tuple[bytes, bytes]:
         owner = self._owner(scope, tenant, subject)
@@ -360,10 +386,7 @@ class Keyring:
                 with self._locked_file():
                     entry = self._find_primary(owner)
                     if entry is None:
-                        if scope == "subject" and any(
-                            k["owner"] == owner and k["state"] == "destroyed" for k in self._data["keys"]
-                        ):
-                            raise KeyringError("this data subject was erased; its key cannot be recreated")
+                        self._refuse_erased(scope, tenant, subject)
                         entry = self._new_entry(scope, owner, version=1, tenant=self._owner("tenant", tenant))
                         self._save()
             key_id = bytes.fromhex(entry["id"])
@@ -400,6 +423,7 @@ class Keyring:
             KeyError: unknown id.
             RecordErased: the key was destroyed.
         """
+        self._refresh()
         dek = self._cache.get(key_id)
         if dek is not None:
             return dek
@@ -541,15 +565,31 @@ class Keyring:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _file_stamp(self) -> tuple[int, int, int]:
+        try:
+            st = os.stat(self.directory / KEYRING_FILE)
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _refresh(self) -> None:
+        """Pick up changes another process made (a shred, a rotation): one stat per call."""
+        if self._file_stamp() != self._stamp:
+            with self._lock:
+                self._reload()
+
     def _reload(self) -> None:
+        stamp = self._file_stamp()
         try:
             fresh = json.loads((self.directory / KEYRING_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
-        for entry in fresh.get("keys", []):
-            if entry["state"] == "destroyed":
-                self._cache.pop(bytes.fromhex(entry["id"]), None)
+        live = {bytes.fromhex(e["id"]) for e in fresh.get("keys", []) if e.get("state") != "destroyed"}
+        for key_id in list(self._cache):
+            if key_id not in live:
+                self._cache.pop(key_id, None)  # destroyed elsewhere: forget the material now
         self._data = fresh
+        self._stamp = stamp
 
     def _save(self) -> None:
         _write_json(self.directory / KEYRING_FILE, self._data)
