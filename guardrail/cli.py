@@ -332,6 +332,53 @@ def policy_show(
         out.print(ids)
 
 
+@policy_app.command("explain")
+def policy_explain(
+    name: Annotated[str, typer.Argument(help="A shipped pack name or a YAML file.")],
+    principal: Annotated[str, typer.Option(help='JSON: {"id": ..., "roles": [...], "purpose": ...}')],
+    resource: Annotated[
+        str, typer.Option(help='JSON labels: {"classification": "phi", "purposes": [...], ...}')
+    ] = "{}",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Show the access decision for a principal and a resource, and the rule that made it."""
+    from guardrail.access import Principal, Resource, evaluate
+    from guardrail.policy import load_policy
+
+    pol = load_policy(name)
+    try:
+        who = json.loads(principal)
+        what = json.loads(resource)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"--principal/--resource must be JSON objects ({exc.msg} at column {exc.colno})"
+        ) from None
+    if not isinstance(who, dict) or not isinstance(what, dict):
+        raise ConfigError("--principal and --resource must be JSON objects")
+    try:
+        person = Principal(
+            id=str(who["id"]),
+            roles=list(who.get("roles", [])),
+            purpose=str(who["purpose"]),
+            attributes=who.get("attributes", {}),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"--principal needs {exc.args[0]!r}") from None
+    decision = evaluate(
+        pol, person, Resource.from_metadata(what, default_classification=pol.access.default_classification)
+    )
+    if as_json:
+        out.print_json(json.dumps(decision.to_dict()))
+        return
+    colour = "green" if decision.allowed else "red"
+    out.print(
+        f"[{colour}][b]{decision.effect.upper()}[/b][/{colour}]  rule: {', '.join(decision.rule_ids)}"
+        + (f"  redaction: {decision.redaction}" if decision.allowed else "")
+    )
+    out.print(f"reason: {escape(decision.reason)}")
+    out.print(f"policy: {decision.policy_id}@{decision.policy_version} sha256 {decision.policy_sha256[:16]}")
+
+
 # --------------------------------------------------------------------------- keys
 
 KeyringOpt = Annotated[

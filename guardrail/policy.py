@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from guardrail.access import AccessSettings
 from guardrail.errors import PolicyError
 
 __all__ = [
@@ -313,8 +314,8 @@ class Policy(_Model):
     redaction: RedactionSettings = RedactionSettings()
     storage: StorageSettings = StorageSettings()
     identifiers: list[SafeHarborIdentifier] = []
-    # Reserved for the access-policy and audit sections; their modules define and validate them.
-    access: dict[str, Any] | None = None
+    access: AccessSettings = AccessSettings()
+    # Reserved for the audit settings; the audit module defines and validates them.
     audit: dict[str, Any] | None = None
     source_text: str = Field(default="", exclude=True, repr=False)
     source: str = Field(default="<memory>", exclude=True)
@@ -332,6 +333,25 @@ class Policy(_Model):
                     f"operator for {stray[0]!r}, which is not in detection.entities", "operators", stray[0]
                 )
         return value
+
+    @field_validator("access")
+    @classmethod
+    def _profiles_exist(cls, value: AccessSettings) -> AccessSettings:
+        known = value.profile_names()
+        for i, rule in enumerate(value.rules):
+            if rule.effect == "allow" and rule.redaction not in known:
+                raise _At(
+                    f"redaction profile {rule.redaction!r} is not defined; known: {', '.join(sorted(known))}",
+                    "rules",
+                    i,
+                    "redaction",
+                )
+        return value
+
+    @property
+    def access_settings(self) -> AccessSettings:
+        """The ``access`` section (rules, profiles, default labels)."""
+        return self.access
 
     @cached_property
     def sha256(self) -> str:
