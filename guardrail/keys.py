@@ -236,6 +236,11 @@ class Keyring:
         self._data = data
         self._lock = threading.RLock()
         self._cache: dict[bytes, bytes] = {}
+        self._owners: dict[tuple[str, str, str], str] = {}
+        self._token_keys: dict[str, bytes] = {}
+        self._by_owner: dict[str, list[dict[str, Any]]] = {}
+        self._by_id: dict[str, dict[str, Any]] = {}
+        self._index()
         self._stamp = self._file_stamp()
         try:
             if kek.unwrap(_unb64(data["check"]), aad=b"check") != _CHECK:
@@ -338,14 +343,32 @@ class Keyring:
     # ------------------------------------------------------------------ owners and tokens
 
     def _owner(self, scope: str, tenant: str, subject: str = "") -> str:
-        return hmac.new(self.__index, _encode("owner", scope, tenant, subject), hashlib.sha256).hexdigest()
+        key = (scope, tenant, subject)
+        owner = self._owners.get(key)
+        if owner is None:
+            owner = hmac.new(
+                self.__index, _encode("owner", scope, tenant, subject), hashlib.sha256
+            ).hexdigest()
+            self._owners[key] = owner
+        return owner
+
+    def _index(self) -> None:
+        """Rebuild the lookups by owner and by id (after loading or reloading the file)."""
+        by_owner: dict[str, list[dict[str, Any]]] = {}
+        for entry in self._data["keys"]:
+            by_owner.setdefault(entry["owner"], []).append(entry)
+        self._by_owner = by_owner
+        self._by_id = {entry["id"]: entry for entry in self._data["keys"]}
 
     def token(self, tenant: str, field: str, value: str, *, length: int = 32) -> str:
         """A keyed HMAC token for an equality-filterable value (document ids, subject ids).
 
         Tokens differ per tenant and per field, and cannot be computed without the keyring.
         """
-        key = hmac.new(self.__index, _encode("token", tenant), hashlib.sha256).digest()
+        key = self._token_keys.get(tenant)
+        if key is None:
+            key = hmac.new(self.__index, _encode("token", tenant), hashlib.sha256).digest()
+            self._token_keys[tenant] = key
         return hmac.new(key, _encode(field, value), hashlib.sha256).hexdigest()[:length]
 
     def hmac_key(self, purpose: str) -> bytes:
@@ -361,47 +384,56 @@ class Keyring:
             KeyringError: a subject's key was destroyed (erased subjects cannot get new data).
         """
         self._refresh()
-        ordered = sorted(set(subjects))
-        for subject in ordered:  # refuse before creating anything
-            self._refuse_erased("subject", tenant, subject)
-        keys = [self._primary("tenant", tenant)]
-        for subject in ordered:
-            keys.append(self._primary("subject", tenant, subject))
-        return keys
+        wanted = [("tenant", tenant, "")] + [("subject", tenant, s) for s in sorted(set(subjects))]
+        found = [self._find_primary(self._owner(*w)) for w in wanted]
+        entries = [e for e in found if e is not None]
+        if len(entries) != len(found):
+            entries = self._create_primaries(wanted)
+        return [(bytes.fromhex(e["id"]), self.decryption_key(bytes.fromhex(e["id"]))) for e in entries]
+
+    def prepare(self, tenant: str, subjects: Sequence[str]) -> None:
+        """Create the tenant's and these subjects' keys now, in one write (before sealing a batch)."""
+        self._refresh()
+        self._create_primaries(
+            [("tenant", tenant, "")] + [("subject", tenant, s) for s in sorted(set(subjects))]
+        )
+
+    def _create_primaries(self, wanted: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+        with self._lock, self._locked_file():
+            for scope, tenant, subject in wanted:  # refuse before creating anything
+                if self._find_primary(self._owner(scope, tenant, subject)) is None:
+                    self._refuse_erased(scope, tenant, subject)
+            out, created = [], False
+            for scope, tenant, subject in wanted:
+                owner = self._owner(scope, tenant, subject)
+                entry = self._find_primary(owner)
+                if entry is None:
+                    entry = self._new_entry(scope, owner, version=1, tenant=self._owner("tenant", tenant))
+                    created = True
+                out.append(entry)
+            if created:
+                self._save()
+            return out
 
     def _refuse_erased(self, scope: str, tenant: str, subject: str = "") -> None:
         owner = self._owner(scope, tenant, subject)
-        entries = [k for k in self._data["keys"] if k["owner"] == owner]
+        entries = self._by_owner.get(owner, [])
         if entries and all(k["state"] == "destroyed" for k in entries):
             what = "data subject" if scope == "subject" else "tenant"
             raise KeyringError(
                 f"this {what} was erased (its keys were shredded); its keys cannot be recreated"
             )
 
-    def _primary(self, scope: str, tenant: str, subject: str = "") -> tuple[bytes, bytes]:
-        owner = self._owner(scope, tenant, subject)
-        with self._lock:
-            entry = self._find_primary(owner)
-            if entry is None:
-                with self._locked_file():
-                    entry = self._find_primary(owner)
-                    if entry is None:
-                        self._refuse_erased(scope, tenant, subject)
-                        entry = self._new_entry(scope, owner, version=1, tenant=self._owner("tenant", tenant))
-                        self._save()
-            key_id = bytes.fromhex(entry["id"])
-            return key_id, self.decryption_key(key_id)
-
     def _find_primary(self, owner: str) -> dict[str, Any] | None:
-        return next((k for k in self._data["keys"] if k["owner"] == owner and k["state"] == "primary"), None)
+        return next((k for k in self._by_owner.get(owner, ()) if k["state"] == "primary"), None)
 
     def _new_entry(self, scope: str, owner: str, *, version: int, tenant: str = "") -> dict[str, Any]:
         while True:
             key_id = secrets.token_bytes(KEY_ID_LEN)
-            if all(k["id"] != key_id.hex() for k in self._data["keys"]):
+            if key_id.hex() not in self._by_id:
                 break
         dek = secrets.token_bytes(32)
-        entry = {
+        entry: dict[str, Any] = {
             "id": key_id.hex(),
             "scope": scope,
             "owner": owner,
@@ -413,6 +445,8 @@ class Keyring:
         if scope == "subject":
             entry["tenant"] = tenant  # the tenant's keyed hash, so shredding a tenant finds its subjects
         self._data["keys"].append(entry)
+        self._by_owner.setdefault(owner, []).append(entry)
+        self._by_id[entry["id"]] = entry
         self._cache[key_id] = dek
         return entry
 
@@ -441,7 +475,7 @@ class Keyring:
             return dek
 
     def _entry(self, key_hex: str) -> dict[str, Any] | None:
-        return next((k for k in self._data["keys"] if k["id"] == key_hex), None)
+        return self._by_id.get(key_hex)
 
     # ------------------------------------------------------------------ administration
 
@@ -589,6 +623,7 @@ class Keyring:
             if key_id not in live:
                 self._cache.pop(key_id, None)  # destroyed elsewhere: forget the material now
         self._data = fresh
+        self._index()
         self._stamp = stamp
 
     def _save(self) -> None:

@@ -150,21 +150,6 @@ def _vector_stores(storage: StorageContext) -> list[EncryptedVectorStore]:
     return [v for v in storage.vector_stores.values() if isinstance(v, EncryptedVectorStore)]
 
 
-def _count_subject(store: EncryptedVectorStore, subject: str) -> int:
-    flag = store.subject_key(subject)
-    data = getattr(store.inner, "data", None)
-    if data is not None and hasattr(data, "metadata_dict"):
-        return sum(1 for m in data.metadata_dict.values() if m and m.get(flag) == 1)
-    try:
-        from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
-
-        return len(
-            store.inner.get_nodes(filters=MetadataFilters(filters=[MetadataFilter(key=flag, value=1)]))
-        )
-    except NotImplementedError:
-        return -1
-
-
 def erase_subject(
     storages: list[StorageContext], *, keyring: Keyring, tenant: str, subject: str
 ) -> ErasureReport:
@@ -178,15 +163,20 @@ def erase_subject(
     nodes = 0
     records = 0
     for storage in storages:
+        deleted_ids: list[str] = []
         for vector in _vector_stores(storage):
-            counted = _count_subject(vector, subject)
-            vector.delete_subject(subject)
-            nodes += max(counted, 0)
+            deleted_ids.extend(vector.delete_subject(subject))
+        nodes += len(deleted_ids)
         for kv in _kv_stores(storage):
             for collection in _collections(kv):
+                # records sealed under the subject's key (found from headers) ...
                 for token, stored in list(kv.raw_items(collection).items()):
                     if _sealed_under(stored, subject_ids):
                         kv.inner.delete(token, collection=collection)
+                        records += 1
+                # ... and any other record about the deleted nodes (e.g. their doc_hash)
+                for node_id in deleted_ids:
+                    if kv.delete(node_id, collection):
                         records += 1
     destroyed = keyring.shred_subject(tenant, subject)
     return ErasureReport(
@@ -274,44 +264,47 @@ def _ids(sealed: Any) -> list[str]:
 def _reencrypt_vectors(
     vector: EncryptedVectorStore, report: ReencryptReport, *, primary: str | None, dry_run: bool
 ) -> ReencryptReport:
+    """Count records per key from headers; re-seal stale ones. Records are opened directly (never
+    through the release hook: a withheld or redacted node must not replace the stored original)."""
     inner = vector.inner
     data = getattr(inner, "data", None)
-    if data is not None and hasattr(data, "metadata_dict"):
-        stale = []
-        for node_id, metadata in data.metadata_dict.items():
-            ids = _ids((metadata or {}).get(_ENVELOPE_KEY))
-            report.total += 1
-            for i in ids:
-                report.by_key[i] = report.by_key.get(i, 0) + 1
-            if ids and ids[0] != primary:
-                stale.append(node_id)
-        if stale and not dry_run:
-            nodes = vector.get_nodes(node_ids=stale)
-            for node in nodes:
-                node.embedding = data.embedding_dict[node.node_id]
-            inner.delete_nodes(node_ids=stale)
-            vector.add(nodes)
-            report.resealed += len(nodes)
-        return report
-    shadows = inner.get_nodes()
-    stale_nodes = []
+    simple = data is not None and hasattr(data, "metadata_dict")
+    shadows = vector._stored(None, None) if simple else inner.get_nodes(node_ids=None)
+    stale = []
     for shadow in shadows:
-        ids = _ids(shadow.get_content() or shadow.metadata.get(_ENVELOPE_KEY))
+        sealed = shadow.metadata.get(_ENVELOPE_KEY) or shadow.get_content()
+        ids = _ids(sealed)
         report.total += 1
         for i in ids:
             report.by_key[i] = report.by_key.get(i, 0) + 1
         if ids and ids[0] != primary:
-            stale_nodes.append(shadow)
-    if stale_nodes and not dry_run:
-        if any(s.embedding is None for s in stale_nodes):
-            raise ConfigError(
-                f"{type(inner).__name__} does not return embeddings: re-encrypt it by re-ingesting"
-            )
-        opened = vector.get_nodes(node_ids=[s.node_id for s in stale_nodes])
-        by_id = {s.node_id: s.embedding for s in stale_nodes}
-        for node in opened:
-            node.embedding = by_id[node.node_id]
-        inner.delete_nodes(node_ids=list(by_id))
-        vector.add(opened)
-        report.resealed += len(opened)
+            stale.append(shadow)
+    if not stale or dry_run:
+        return report
+    embeddings = _embeddings(vector, [s.node_id for s in stale])
+    fresh = []
+    for shadow in stale:
+        node = vector.open_stored(shadow)
+        if node is None:
+            continue  # erased: nothing to re-seal
+        node.embedding = embeddings[node.node_id]
+        fresh.append(node)
+    inner.delete_nodes(node_ids=[n.node_id for n in fresh])
+    vector.add(fresh)
+    report.resealed += len(fresh)
     return report
+
+
+def _embeddings(vector: EncryptedVectorStore, node_ids: list[str]) -> dict[str, list[float]]:
+    inner = vector.inner
+    data = getattr(inner, "data", None)
+    if data is not None and hasattr(data, "embedding_dict"):
+        return {i: list(data.embedding_dict[i]) for i in node_ids}
+    collection = getattr(inner, "_collection", None)
+    if collection is not None and hasattr(collection, "get"):  # Chroma
+        got = collection.get(ids=node_ids, include=["embeddings"])
+        return {i: [float(x) for x in e] for i, e in zip(got["ids"], got["embeddings"], strict=True)}
+    found = {n.node_id: n.embedding for n in inner.get_nodes(node_ids=node_ids)}
+    if any(found.get(i) is None for i in node_ids):
+        raise ConfigError(f"{type(inner).__name__} does not return embeddings: re-encrypt it by re-ingesting")
+    return {i: list(found[i] or []) for i in node_ids}

@@ -311,33 +311,39 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     # ------------------------------------------------------------------ writing
 
     def _shadow(self, node: BaseNode) -> TextNode:
-        payload = node.to_json().encode()
+        # The embedding goes to the inner store in clear anyway (it is what the database searches);
+        # sealing a copy would triple the record and the serialisation time.
+        embedding = node.get_embedding()
+        payload = node.model_copy(update={"embedding": None}).to_json().encode()
         metadata = node.metadata or {}
-        sealed = self._sealer.seal_text(
-            payload, context=self._context(node.node_id), subjects=subjects_of(metadata)
-        )
+        subjects = subjects_of(metadata)
+        sealed = self._sealer.seal_text(payload, context=self._context(node.node_id), subjects=subjects)
         labels: dict[str, Any] = {"tenant": self.tenant}
         if isinstance(metadata.get("classification"), str):
             labels["classification"] = metadata["classification"]
-        for subject in subjects_of(metadata):
+        for subject in subjects:
             labels[self.subject_key(subject)] = 1  # a flag; filters take numbers, not booleans
-        relationships = {}
+        relationships: dict[NodeRelationship, RelatedNodeInfo | list[RelatedNodeInfo]] = {}
         if node.ref_doc_id:
-            labels[_DOC_TOKEN_KEY] = self.doc_token(node.ref_doc_id)
-            relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=self.doc_token(node.ref_doc_id))
+            doc = self.doc_token(node.ref_doc_id)
+            labels[_DOC_TOKEN_KEY] = doc
+            relationships[NodeRelationship.SOURCE] = RelatedNodeInfo.model_construct(node_id=doc)
         if not self._inner.stores_text:
             labels[_ENVELOPE_KEY] = sealed
-        return TextNode(
+        # model_construct: every field is built here, validation would only repeat the work
+        return TextNode.model_construct(
             id_=node.node_id,
             text=sealed if self._inner.stores_text else "",
             metadata=labels,
             relationships=relationships,
-            embedding=node.get_embedding(),
+            embedding=embedding,
             excluded_embed_metadata_keys=list(labels),
             excluded_llm_metadata_keys=list(labels),
         )
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        subjects = {s for n in nodes for s in subjects_of(n.metadata)}
+        self._keyring.prepare(self.tenant, sorted(subjects))  # new keys created in one write
         shadows = [self._shadow(n) for n in nodes]
         return self._inner.add(shadows, **add_kwargs)
 
@@ -353,12 +359,33 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any
     ) -> None:
-        self._inner.delete_nodes(node_ids=node_ids, filters=self._filters(filters), **kwargs)
+        ids = self.matching_ids(self._filters(filters), node_ids)
+        if ids:
+            self._inner.delete_nodes(node_ids=ids, **kwargs)
 
-    def delete_subject(self, subject: str) -> None:
-        """Delete every node flagged with this data subject."""
+    def delete_subject(self, subject: str) -> list[str]:
+        """Delete every node flagged with this data subject; returns their ids."""
         flag = MetadataFilters(filters=[MetadataFilter(key=self.subject_key(subject), value=1)])
-        self._inner.delete_nodes(filters=self._and_tenant(flag))
+        ids = self.matching_ids(self._and_tenant(flag))
+        if ids:
+            self._inner.delete_nodes(node_ids=ids)
+        return ids
+
+    @property
+    def _simple(self) -> Any:
+        """The inner store's data when it is a SimpleVectorStore (which keeps no nodes), else None."""
+        data = getattr(self._inner, "data", None)
+        return data if data is not None and hasattr(data, "metadata_dict") else None
+
+    def matching_ids(self, filters: MetadataFilters, node_ids: list[str] | None = None) -> list[str]:
+        """Ids of the stored nodes matching already-tokenised ``filters`` (and among ``node_ids``)."""
+        data = self._simple
+        if data is not None:
+            candidates = node_ids if node_ids is not None else list(data.metadata_dict)
+            metadata = data.metadata_dict
+            return [i for i in candidates if i in metadata and _matches(filters, metadata[i] or {})]
+        nodes = self._inner.get_nodes(node_ids=node_ids, filters=filters)
+        return [n.node_id for n in nodes]
 
     def clear(self) -> None:
         self._inner.clear()
@@ -378,8 +405,14 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             return MetadataFilters(filters=[tenant, *filters.filters], condition=FilterCondition.AND)
         return MetadataFilters(filters=[tenant, filters], condition=FilterCondition.AND)
 
-    def _filters(self, filters: MetadataFilters | None) -> MetadataFilters:
-        return self._and_tenant(self._tokenise(filters) if filters is not None else None)
+    def _filters(self, filters: MetadataFilters | None, doc_ids: list[str] | None = None) -> MetadataFilters:
+        combined = self._and_tenant(self._tokenise(filters) if filters is not None else None)
+        if doc_ids:
+            # every store understands a metadata filter; not all honour VectorStoreQuery.doc_ids
+            tokens = [self.doc_token(d) for d in doc_ids]
+            doc_filter = MetadataFilter(key=_DOC_TOKEN_KEY, value=tokens, operator=FilterOperator.IN)
+            combined = MetadataFilters(filters=[*combined.filters, doc_filter], condition=FilterCondition.AND)
+        return combined
 
     def _tokenise(self, filters: MetadataFilters) -> MetadataFilters:
         out: list[MetadataFilter | MetadataFilters] = []
@@ -406,6 +439,13 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             raise ConfigError(f"{f.key!r} is tokenised: only ==, !=, in and nin filters work on it")
         negate = f.operator in (FilterOperator.NE, FilterOperator.NIN)
         if subject:
+            if negate and self._simple is None:
+                # only a subject's own nodes carry its flag, and some stores (Qdrant) never match a
+                # missing key with !=: refuse rather than return a wrong answer
+                raise ConfigError(
+                    f"excluding data subjects (!= / nin on {f.key!r}) is supported on SimpleVectorStore "
+                    "only; filter the released nodes instead"
+                )
             flags = [
                 MetadataFilter(
                     key=self.subject_key(str(v)),
@@ -414,6 +454,8 @@ class EncryptedVectorStore(BasePydanticVectorStore):
                 )
                 for v in values
             ]
+            if len(flags) == 1:
+                return flags[0]
             return MetadataFilters(
                 filters=list(flags), condition=FilterCondition.AND if negate else FilterCondition.OR
             )
@@ -428,17 +470,25 @@ class EncryptedVectorStore(BasePydanticVectorStore):
                 f"query mode {query.mode.value!r} is not supported on an encrypted store: the database "
                 "only holds ciphertext (hybrid and text search would index it); use the default mode"
             )
+        filters: MetadataFilters | None = self._filters(query.filters, query.doc_ids)
+        # VectorStoreIndex passes [] for "no restriction" to stores that keep text (Chroma, Qdrant read
+        # it as falsy); SimpleVectorStore would read [] as "no node"
+        node_ids = query.node_ids or None
+        if self._simple is not None and filters is not None and not _flat(filters):
+            # SimpleVectorStore cannot evaluate nested filters: select the ids here
+            node_ids = self.matching_ids(filters, node_ids)
+            filters = None
+            if not node_ids:
+                return VectorStoreQueryResult(nodes=[], ids=[], similarities=[])
         inner_query = VectorStoreQuery(
             query_embedding=query.query_embedding,
             similarity_top_k=query.similarity_top_k,
-            doc_ids=[self.doc_token(d) for d in query.doc_ids] if query.doc_ids else None,
-            # VectorStoreIndex passes [] for "no restriction" to stores that keep text (Chroma, Qdrant
-            # read it as falsy); SimpleVectorStore would read [] as "no node"
-            node_ids=query.node_ids or None,
+            doc_ids=None,  # applied as a filter on the document token
+            node_ids=node_ids,
             query_str=None,  # never send the question to the database
             mode=query.mode,
             alpha=query.alpha,
-            filters=self._filters(query.filters),
+            filters=filters,
             mmr_threshold=query.mmr_threshold,
             output_fields=query.output_fields,
             embedding_field=query.embedding_field,
@@ -457,11 +507,30 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         return list(released.nodes or [])
 
     def _stored(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[BaseNode]:
-        data = getattr(self._inner, "data", None)
-        if data is not None and hasattr(data, "metadata_dict"):  # SimpleVectorStore keeps no nodes
-            ids = node_ids if node_ids is not None else list(data.metadata_dict)
-            return [self._simple_shadow(i) for i in ids if i in data.metadata_dict]
+        if self._simple is not None:  # SimpleVectorStore keeps no nodes: rebuild shadows from metadata
+            return [self._simple_shadow(i) for i in self.matching_ids(self._filters(filters), node_ids)]
         return list(self._inner.get_nodes(node_ids=node_ids, filters=self._filters(filters)))
+
+    def open_stored(self, shadow: BaseNode) -> BaseNode | None:
+        """Open a stored shadow node WITHOUT the release hook (re-encryption, erasure bookkeeping).
+        ``None`` if it was erased. Never hand its result to a caller."""
+        return self._open_shadow(shadow.node_id, shadow)
+
+    def _open_shadow(self, node_id: str, shadow: BaseNode) -> BaseNode | None:
+        """Open one stored shadow; ``None`` if erased. Raises DecryptionError on anything else."""
+        sealed = shadow.get_content() if self._inner.stores_text else shadow.metadata.get(_ENVELOPE_KEY)
+        if not isinstance(sealed, str) or not sealed:
+            sealed = shadow.metadata.get(_ENVELOPE_KEY)
+        if not isinstance(sealed, str):
+            raise DecryptionError(node_id)
+        try:
+            payload = self._sealer.open_text(sealed, context=self._context(node_id))
+        except RecordErased:
+            return None
+        node = _node_from_json(payload)
+        if node.node_id != node_id or shadow.node_id != node_id:
+            raise DecryptionError(node_id)
+        return node
 
     def _simple_shadow(self, node_id: str) -> TextNode:
         metadata = self._inner.data.metadata_dict.get(node_id) or {}  # type: ignore[attr-defined]
@@ -480,20 +549,11 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         out_ids: list[str] = []
         out_sims: list[float] = []
         for node_id, shadow, score in zip(ids, shadows, sims, strict=True):
-            sealed = shadow.get_content() if self._inner.stores_text else shadow.metadata.get(_ENVELOPE_KEY)
-            if not isinstance(sealed, str) or not sealed:
-                sealed = shadow.metadata.get(_ENVELOPE_KEY)
-            if not isinstance(sealed, str):
-                raise DecryptionError(node_id)
-            try:
-                payload = self._sealer.open_text(sealed, context=self._context(node_id))
-            except RecordErased:
+            node = self._open_shadow(node_id, shadow)
+            if node is None:
                 if self._on_erased is not None:
                     self._on_erased(node_id)
                 continue
-            node = _node_from_json(payload)
-            if node.node_id != node_id or shadow.node_id != node_id:
-                raise DecryptionError(node_id)
             released = self._on_release(node, score=score)
             if released is None:
                 continue
@@ -502,6 +562,43 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             if score is not None:
                 out_sims.append(score)
         return VectorStoreQueryResult(nodes=nodes, ids=out_ids, similarities=out_sims if out_sims else None)
+
+
+def _flat(filters: MetadataFilters) -> bool:
+    return all(isinstance(f, MetadataFilter) for f in filters.filters) and (
+        filters.condition in (None, FilterCondition.AND) or len(filters.filters) <= 1
+    )
+
+
+def _matches(filters: MetadataFilters | MetadataFilter, metadata: dict[str, Any]) -> bool:
+    """Evaluate (nested) metadata filters against one metadata dict, for stores that cannot."""
+    if isinstance(filters, MetadataFilter):
+        value, op, target = metadata.get(filters.key), filters.operator, filters.value
+        if op == FilterOperator.EQ:
+            return bool(value == target)
+        if op == FilterOperator.NE:
+            return bool(value != target)
+        if op == FilterOperator.IN:
+            return value in (target or [])  # type: ignore[operator]
+        if op == FilterOperator.NIN:
+            return value not in (target or [])  # type: ignore[operator]
+        if value is None:
+            return False
+        if op == FilterOperator.GT:
+            return bool(value > target)
+        if op == FilterOperator.GTE:
+            return bool(value >= target)
+        if op == FilterOperator.LT:
+            return bool(value < target)
+        if op == FilterOperator.LTE:
+            return bool(value <= target)
+        raise ConfigError(f"filter operator {op.value!r} is not supported on an encrypted store")
+    results = [_matches(f, metadata) for f in filters.filters]
+    if filters.condition == FilterCondition.OR:
+        return any(results)
+    if filters.condition == FilterCondition.NOT:
+        return not any(results)
+    return all(results)
 
 
 def _node_from_json(payload: bytes) -> BaseNode:
