@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from guardrail.errors import GuardrailError
+
+# json's own string encoder (the C one when available): exactly the escaping json.dumps applies
+_encode_str = json.encoder.encode_basestring
 
 __all__ = [
     "KEY_ID_LEN",
@@ -92,11 +93,11 @@ class Context:
     tenant: str
 
     def canonical(self) -> bytes:
-        return json.dumps(
-            {"key": self.key, "namespace": self.namespace, "store": self.store, "tenant": self.tenant},
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
+        """``json.dumps`` of the four fields with sorted keys, compact separators, ensure_ascii=False."""
+        e = _encode_str
+        return (
+            f'{{"key":{e(self.key)},"namespace":{e(self.namespace)},'
+            f'"store":{e(self.store)},"tenant":{e(self.tenant)}}}'
         ).encode()
 
 
@@ -113,9 +114,13 @@ class KeySource(Protocol):
 
 
 def _derive(keys: Sequence[bytes], salt: bytes) -> tuple[bytes, bytes]:
+    # HKDF-SHA256 (RFC 5869) written out with hmac.digest: the same bytes as cryptography's HKDF,
+    # without its per-call object overhead (this runs once per record)
     info = _INFO + bytes([VERSION, SUITE_AES256GCM_HKDF_SHA256])
-    okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=salt, info=info).derive(b"".join(keys))
-    return okm[:32], okm[32:]
+    prk = hmac.digest(salt, b"".join(keys), "sha256")
+    t1 = hmac.digest(prk, info + b"\x01", "sha256")
+    t2 = hmac.digest(prk, t1 + info + b"\x02", "sha256")
+    return t1, t2
 
 
 def _seal_with(
@@ -173,7 +178,8 @@ class Sealer:
     def seal(self, plaintext: bytes, *, context: Context, subjects: Sequence[str] = ()) -> bytes:
         """Seal ``plaintext`` for ``context``, under the tenant key and one key per data subject."""
         keys = self._keys.encryption_keys(context.tenant, subjects)
-        return _seal_with(plaintext, keys, context, salt=os.urandom(_SALT_LEN), nonce=os.urandom(_NONCE_LEN))
+        rand = os.urandom(_SALT_LEN + _NONCE_LEN)
+        return _seal_with(plaintext, keys, context, salt=rand[:_SALT_LEN], nonce=rand[_SALT_LEN:])
 
     def open(self, blob: bytes, *, context: Context) -> bytes:
         """Open a sealed record in its place.

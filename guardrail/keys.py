@@ -235,6 +235,7 @@ class Keyring:
         self._kek = kek
         self._data = data
         self._lock = threading.RLock()
+        self._file = str(self.directory / KEYRING_FILE)
         self._cache: dict[bytes, bytes] = {}
         self._owners: dict[tuple[str, str, str], str] = {}
         self._token_keys: dict[str, bytes] = {}
@@ -383,13 +384,20 @@ class Keyring:
         Raises:
             KeyringError: a subject's key was destroyed (erased subjects cannot get new data).
         """
-        self._refresh()
-        wanted = [("tenant", tenant, "")] + [("subject", tenant, s) for s in sorted(set(subjects))]
+        self._refresh()  # once per call: a shred or rotation elsewhere is seen before sealing
+        wanted = [("tenant", tenant, "")]
+        if subjects:
+            wanted += [("subject", tenant, s) for s in sorted(set(subjects))]
         found = [self._find_primary(self._owner(*w)) for w in wanted]
         entries = [e for e in found if e is not None]
         if len(entries) != len(found):
             entries = self._create_primaries(wanted)
-        return [(bytes.fromhex(e["id"]), self.decryption_key(bytes.fromhex(e["id"]))) for e in entries]
+        out = []
+        for entry in entries:
+            key_id = bytes.fromhex(entry["id"])
+            dek = self._cache.get(key_id)
+            out.append((key_id, dek if dek is not None else self.decryption_key(key_id)))
+        return out
 
     def prepare(self, tenant: str, subjects: Sequence[str]) -> None:
         """Create the tenant's and these subjects' keys now, in one write (before sealing a batch)."""
@@ -601,7 +609,7 @@ class Keyring:
 
     def _file_stamp(self) -> tuple[int, int, int]:
         try:
-            st = os.stat(self.directory / KEYRING_FILE)
+            st = os.stat(self._file)
         except OSError:
             return (0, 0, 0)
         return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -251,6 +251,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     _on_release: ReleaseHook = PrivateAttr()
     _on_erased: Callable[[str], None] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _tokens: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
 
     def __init__(
         self,
@@ -299,22 +300,37 @@ class EncryptedVectorStore(BasePydanticVectorStore):
 
     def doc_token(self, ref_doc_id: str) -> str:
         """The token a document id is stored as (``delete`` and ``doc_ids`` use it)."""
-        return "d" + self._token("doc_id", ref_doc_id)
+        token = self._tokens.get(("d", ref_doc_id))
+        if token is None:
+            token = "d" + self._token("doc_id", ref_doc_id)
+            self._remember(("d", ref_doc_id), token)
+        return token
 
     def subject_key(self, subject: str) -> str:
         """The metadata key flagging a data subject's nodes."""
-        return _SUBJECT_PREFIX + self._token("subject", subject)[:24]
+        token = self._tokens.get(("s", subject))
+        if token is None:
+            token = _SUBJECT_PREFIX + self._token("subject", subject)[:24]
+            self._remember(("s", subject), token)
+        return token
+
+    def _remember(self, key: tuple[str, str], token: str) -> None:
+        if len(self._tokens) > 100_000:  # bounded: documents and subjects recur within a batch
+            self._tokens.clear()
+        self._tokens[key] = token
 
     def _context(self, node_id: str) -> Context:
         return Context(store="vector", namespace=self.namespace, key=node_id, tenant=self.tenant)
 
     # ------------------------------------------------------------------ writing
 
-    def _shadow(self, node: BaseNode) -> TextNode:
+    def _sealed_parts(self, node: BaseNode) -> tuple[str, dict[str, Any]]:
+        """The sealed node and the plaintext labels the inner store may see."""
         # The embedding goes to the inner store in clear anyway (it is what the database searches);
         # sealing a copy would triple the record and the serialisation time.
-        embedding = node.get_embedding()
-        payload = node.model_copy(update={"embedding": None}).to_json().encode()
+        record = node.to_dict()
+        record["embedding"] = None
+        payload = json.dumps(record, ensure_ascii=False).encode()
         metadata = node.metadata or {}
         subjects = subjects_of(metadata)
         sealed = self._sealer.seal_text(payload, context=self._context(node.node_id), subjects=subjects)
@@ -323,11 +339,17 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             labels["classification"] = metadata["classification"]
         for subject in subjects:
             labels[self.subject_key(subject)] = 1  # a flag; filters take numbers, not booleans
-        relationships: dict[NodeRelationship, RelatedNodeInfo | list[RelatedNodeInfo]] = {}
         if node.ref_doc_id:
-            doc = self.doc_token(node.ref_doc_id)
-            labels[_DOC_TOKEN_KEY] = doc
-            relationships[NodeRelationship.SOURCE] = RelatedNodeInfo.model_construct(node_id=doc)
+            labels[_DOC_TOKEN_KEY] = self.doc_token(node.ref_doc_id)
+        return sealed, labels
+
+    def _shadow(self, node: BaseNode) -> TextNode:
+        sealed, labels = self._sealed_parts(node)
+        relationships: dict[NodeRelationship, RelatedNodeInfo | list[RelatedNodeInfo]] = {}
+        if _DOC_TOKEN_KEY in labels:
+            relationships[NodeRelationship.SOURCE] = RelatedNodeInfo.model_construct(
+                node_id=labels[_DOC_TOKEN_KEY]
+            )
         if not self._inner.stores_text:
             labels[_ENVELOPE_KEY] = sealed
         # model_construct: every field is built here, validation would only repeat the work
@@ -336,7 +358,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             text=sealed if self._inner.stores_text else "",
             metadata=labels,
             relationships=relationships,
-            embedding=embedding,
+            embedding=node.get_embedding(),
             excluded_embed_metadata_keys=list(labels),
             excluded_llm_metadata_keys=list(labels),
         )
@@ -344,8 +366,23 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         subjects = {s for n in nodes for s in subjects_of(n.metadata)}
         self._keyring.prepare(self.tenant, sorted(subjects))  # new keys created in one write
+        data = self._simple
+        if data is not None:
+            return self._add_simple(data, nodes)
         shadows = [self._shadow(n) for n in nodes]
         return self._inner.add(shadows, **add_kwargs)
+
+    def _add_simple(self, data: Any, nodes: Sequence[BaseNode]) -> list[str]:
+        """SimpleVectorStore.add without building shadow nodes: it keeps only the embedding, the
+        document id and the metadata dict, which is exactly what a shadow would leave there."""
+        for node in nodes:
+            sealed, labels = self._sealed_parts(node)
+            labels[_ENVELOPE_KEY] = sealed
+            node_id = node.node_id
+            data.embedding_dict[node_id] = node.get_embedding()
+            data.text_id_to_ref_doc_id[node_id] = labels.get(_DOC_TOKEN_KEY, "None")
+            data.metadata_dict[node_id] = labels
+        return [n.node_id for n in nodes]
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         return self.add(nodes, **kwargs)
