@@ -103,10 +103,24 @@ class Guardrail:
 
         keyring = self._require_keyring()
         storage = build_storage_context(
-            sealer=Sealer(keyring), keyring=keyring, tenant=self.tenant, vector_store=vector_store
+            sealer=Sealer(keyring),
+            keyring=keyring,
+            tenant=self.tenant,
+            vector_store=vector_store,
+            **self._shield(),
         )
         self._storages.append(weakref.ref(storage))
         return storage
+
+    def _shield(self) -> dict[str, Any]:
+        settings = self.policy.storage
+        if not settings.embedding_shield:
+            return {}
+        from guardrail.embeddings import EmbeddingShield
+
+        keyring = self._require_keyring()
+        shield = EmbeddingShield.for_tenant(keyring, self.tenant, strength=settings.shield_strength)
+        return {"shield": shield, "overfetch": settings.overfetch}
 
     def embedder(self, embed_model: Any) -> Any:
         """A LlamaIndex transform that embeds nodes per the policy's ``storage.embed`` switch.
@@ -136,6 +150,7 @@ class Guardrail:
             keyring=keyring,
             tenant=self.tenant,
             vector_store=vector_store,
+            **self._shield(),
         )
         self._storages.append(weakref.ref(storage))
         return storage

@@ -285,6 +285,11 @@ class StorageSettings(_Model):
     """
 
     embed: Literal["plaintext", "redacted"] = "plaintext"
+    #: keyed scale-and-perturb of stored vectors (obfuscation against a ciphertext-only attacker, not
+    #: encryption), with over-fetch and exact re-rank from the sealed exact vector
+    embedding_shield: bool = False
+    shield_strength: float = Field(default=1.0, gt=0.0, le=8.0)
+    overfetch: int = Field(default=3, ge=1, le=20)
 
 
 class SafeHarborIdentifier(_Model):

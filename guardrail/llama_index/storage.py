@@ -48,6 +48,8 @@ def build_storage_context(
     docstore_kv: Any = None,
     index_kv: Any = None,
     namespace: str = "default",
+    shield: Any = None,
+    overfetch: int = 3,
 ) -> StorageContext:
     """A ``StorageContext`` whose document store, index store and vector store are encrypted."""
     # SimpleDocumentStore/SimpleIndexStore are typed for SimpleKVStore but work over any in-memory
@@ -68,6 +70,8 @@ def build_storage_context(
         keyring=keyring,
         tenant=tenant,
         namespace=namespace,
+        shield=shield,
+        overfetch=overfetch,
     )
     return StorageContext.from_defaults(docstore=docstore, index_store=index_store, vector_store=encrypted)
 
@@ -80,6 +84,8 @@ def load_storage_context(
     tenant: str,
     vector_store: BasePydanticVectorStore | None = None,
     namespace: str = "default",
+    shield: Any = None,
+    overfetch: int = 3,
 ) -> StorageContext:
     """Reopen a persisted encrypted storage context.
 
@@ -112,6 +118,8 @@ def load_storage_context(
         docstore_kv=docstore_kv,
         index_kv=index_kv,
         namespace=namespace,
+        shield=shield,
+        overfetch=overfetch,
     )
     # Prove the keyring opens the store before handing it out: every index record must open.
     try:

@@ -252,6 +252,8 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     _on_erased: Callable[[str], None] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _tokens: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
+    _shield: Any = PrivateAttr(default=None)
+    _reranker: Any = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -262,6 +264,8 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         tenant: str,
         namespace: str = "default",
         on_release: ReleaseHook | None = None,
+        shield: Any = None,
+        overfetch: int = 3,
     ) -> None:
         if isinstance(inner, EncryptedVectorStore):
             raise ConfigError("the vector store is already encrypted")
@@ -270,6 +274,11 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         self._sealer = sealer
         self._keyring = keyring
         self._on_release = on_release or release_all
+        if shield is not None:
+            from guardrail.embeddings import OverfetchReranker
+
+            self._shield = shield  # an EmbeddingShield: the database gets transformed vectors
+            self._reranker = OverfetchReranker(factor=overfetch)
 
     @classmethod
     def class_name(cls) -> str:
@@ -329,7 +338,9 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         # The embedding goes to the inner store in clear anyway (it is what the database searches);
         # sealing a copy would triple the record and the serialisation time.
         record = node.to_dict()
-        record["embedding"] = None
+        if self._shield is None:
+            record["embedding"] = None
+        # with the shield on, the exact vector is kept sealed: results are re-ranked by it
         payload = json.dumps(record, ensure_ascii=False).encode()
         metadata = node.metadata or {}
         subjects = subjects_of(metadata)
@@ -342,6 +353,10 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         if node.ref_doc_id:
             labels[_DOC_TOKEN_KEY] = self.doc_token(node.ref_doc_id)
         return sealed, labels
+
+    def _stored_vector(self, node: BaseNode) -> list[float]:
+        vector = node.get_embedding()
+        return vector if self._shield is None else self._shield.transform(vector)
 
     def _shadow(self, node: BaseNode) -> TextNode:
         sealed, labels = self._sealed_parts(node)
@@ -358,7 +373,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             text=sealed if self._inner.stores_text else "",
             metadata=labels,
             relationships=relationships,
-            embedding=node.get_embedding(),
+            embedding=self._stored_vector(node),
             excluded_embed_metadata_keys=list(labels),
             excluded_llm_metadata_keys=list(labels),
         )
@@ -379,7 +394,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             sealed, labels = self._sealed_parts(node)
             labels[_ENVELOPE_KEY] = sealed
             node_id = node.node_id
-            data.embedding_dict[node_id] = node.get_embedding()
+            data.embedding_dict[node_id] = self._stored_vector(node)
             data.text_id_to_ref_doc_id[node_id] = labels.get(_DOC_TOKEN_KEY, "None")
             data.metadata_dict[node_id] = labels
         return [n.node_id for n in nodes]
@@ -517,9 +532,17 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             filters = None
             if not node_ids:
                 return VectorStoreQueryResult(nodes=[], ids=[], similarities=[])
+        exact = query.query_embedding
+        top_k = query.similarity_top_k
+        if self._shield is not None and exact is not None:
+            exact_query: list[float] | None = list(exact)
+            sent = self._shield.transform_query(exact)
+            top_k = self._reranker.overfetch(query.similarity_top_k)
+        else:
+            exact_query, sent = None, exact
         inner_query = VectorStoreQuery(
-            query_embedding=query.query_embedding,
-            similarity_top_k=query.similarity_top_k,
+            query_embedding=sent,
+            similarity_top_k=top_k,
             doc_ids=None,  # applied as a filter on the document token
             node_ids=node_ids,
             query_str=None,  # never send the question to the database
@@ -531,6 +554,8 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             embedding_field=query.embedding_field,
         )
         result = self._inner.query(inner_query, **kwargs)
+        if exact_query is not None:
+            return self._release(result, rerank=(exact_query, query.similarity_top_k))
         return self._release(result)
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
@@ -575,22 +600,34 @@ class EncryptedVectorStore(BasePydanticVectorStore):
 
     # ------------------------------------------------------------------ the release point
 
-    def _release(self, result: VectorStoreQueryResult) -> VectorStoreQueryResult:
-        """The single place plaintext leaves the store: open, check the id, ask the hook."""
+    def _release(
+        self, result: VectorStoreQueryResult, *, rerank: tuple[list[float], int] | None = None
+    ) -> VectorStoreQueryResult:
+        """The single place plaintext leaves the store: open, check the id, (re-rank,) ask the hook."""
         ids = list(result.ids or [])
         shadows = list(result.nodes) if result.nodes is not None else [self._simple_shadow(i) for i in ids]
         if not ids:
             ids = [n.node_id for n in shadows]
         sims = list(result.similarities) if result.similarities is not None else [None] * len(ids)
-        nodes: list[BaseNode] = []
-        out_ids: list[str] = []
-        out_sims: list[float] = []
+        opened: list[tuple[str, BaseNode, float | None]] = []
         for node_id, shadow, score in zip(ids, shadows, sims, strict=True):
             node = self._open_shadow(node_id, shadow)
             if node is None:
                 if self._on_erased is not None:
                     self._on_erased(node_id)
                 continue
+            opened.append((node_id, node, score))
+        if rerank is not None:
+            # exact cosine against the sealed exact vectors; the database's scores were noisy
+            query, k = rerank
+            ranked = self._reranker.rerank(query, [((i, n), n.embedding) for i, n, _ in opened], k)
+            opened = [(r.item[0], r.item[1], r.score) for r in ranked]
+            for _, node, _ in opened:
+                node.embedding = None  # the exact vector stays inside the store
+        nodes: list[BaseNode] = []
+        out_ids: list[str] = []
+        out_sims: list[float] = []
+        for node_id, node, score in opened:
             released = self._on_release(node, score=score)
             if released is None:
                 continue
