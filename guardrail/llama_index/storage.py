@@ -22,7 +22,7 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore
 from guardrail.crypto import DecryptionError, Sealer, decode_text, key_ids_of
 from guardrail.errors import ConfigError
 from guardrail.keys import Keyring, KeyringError
-from guardrail.llama_index.stores import _ENVELOPE_KEY, EncryptedKVStore, EncryptedVectorStore
+from guardrail.llama_index.stores import _ENVELOPE_KEY, EncryptedKVStore, EncryptedVectorStore, ReleasePoint
 
 __all__ = [
     "ErasureReport",
@@ -51,12 +51,19 @@ def build_storage_context(
     shield: Any = None,
     overfetch: int = 3,
 ) -> StorageContext:
-    """A ``StorageContext`` whose document store, index store and vector store are encrypted."""
+    """A ``StorageContext`` whose document store, index store and vector store are encrypted; the
+    vector store and the docstore release nodes through one shared :class:`ReleasePoint`."""
+    release_point = ReleasePoint()
     # SimpleDocumentStore/SimpleIndexStore are typed for SimpleKVStore but work over any in-memory
     # kvstore; the encrypted one subclasses BaseInMemoryKVStore so that their persist() writes it.
     docstore = SimpleDocumentStore(
         simple_kvstore=EncryptedKVStore(  # type: ignore[arg-type]
-            docstore_kv or SimpleKVStore(), sealer=sealer, keyring=keyring, tenant=tenant, store="docstore"
+            docstore_kv or SimpleKVStore(),
+            sealer=sealer,
+            keyring=keyring,
+            tenant=tenant,
+            store="docstore",
+            release_point=release_point,
         )
     )
     index_store = SimpleIndexStore(
@@ -70,6 +77,7 @@ def build_storage_context(
         keyring=keyring,
         tenant=tenant,
         namespace=namespace,
+        release_point=release_point,
         shield=shield,
         overfetch=overfetch,
     )
@@ -251,7 +259,7 @@ def reencrypt(
                 for i in ids:
                     report.by_key[i] = report.by_key.get(i, 0) + 1
                 if ids and ids[0] != primary and not dry_run:
-                    opened = kv._open(token, stored, collection)
+                    opened = kv._open(token, stored, collection, release=False)  # never through the hook
                     if opened is not None:
                         kv.put(opened[0], opened[1], collection)
                         report.resealed += 1

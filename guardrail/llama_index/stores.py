@@ -51,6 +51,7 @@ PLAINTEXT_LABELS = ("tenant", "classification")
 #: Metadata filterable by equality only, through keyed tokens.
 EQUALITY_FIELDS = ("doc_id", "ref_doc_id", "document_id", "subjects", "subject")
 _ENVELOPE_KEY = "_gr"
+_NODE_COLLECTION_SUFFIX = "/data"  # KVDocumentStore keeps nodes in "<namespace>/data"
 _DOC_TOKEN_KEY = "gr_doc"  # noqa: S105 - a metadata key, not a secret
 _SUBJECT_PREFIX = "gr_s_"
 
@@ -65,6 +66,28 @@ class ReleaseHook(Protocol):
 def release_all(node: BaseNode, *, score: float | None) -> BaseNode | None:
     """The default hook without a guard: release everything (no policy yet)."""
     return node
+
+
+class ReleasePoint:
+    """The one place plaintext leaves the encrypted stores. Both the vector store and the docstore of
+    a storage context hand every opened node to the same ReleasePoint; the access-policy guard plugs its
+    decision, redaction and audit record in here."""
+
+    def __init__(
+        self, hook: ReleaseHook | None = None, on_erased: Callable[[str], None] | None = None
+    ) -> None:
+        self.hook: ReleaseHook = hook or release_all
+        self.on_erased = on_erased
+
+    def __repr__(self) -> str:
+        return f"ReleasePoint(hook={getattr(self.hook, '__name__', type(self.hook).__name__)})"
+
+    def release(self, node: BaseNode, *, score: float | None) -> BaseNode | None:
+        return self.hook(node, score=score)
+
+    def erased(self, record: str) -> None:
+        if self.on_erased is not None:
+            self.on_erased(record)
 
 
 def subjects_of(metadata: dict[str, Any] | None) -> list[str]:
@@ -98,8 +121,18 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         store: the kind of store (``docstore``, ``index_store``, ``cache``), bound into every record.
     """
 
-    def __init__(self, inner: BaseKVStore, *, sealer: Sealer, keyring: Any, tenant: str, store: str) -> None:
+    def __init__(
+        self,
+        inner: BaseKVStore,
+        *,
+        sealer: Sealer,
+        keyring: Any,
+        tenant: str,
+        store: str,
+        release_point: ReleasePoint | None = None,
+    ) -> None:
         self.inner = inner
+        self.release_point = release_point or ReleasePoint()
         self._sealer = sealer
         self._keyring = keyring
         self.tenant = tenant
@@ -125,17 +158,34 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         )
         return token, {_ENVELOPE_KEY: sealed}
 
-    def _open(self, token: str, stored: dict[str, Any], collection: str) -> tuple[str, dict[str, Any]] | None:
+    def _open(
+        self, token: str, stored: dict[str, Any], collection: str, *, release: bool = True
+    ) -> tuple[str, dict[str, Any]] | None:
         sealed = stored.get(_ENVELOPE_KEY) if isinstance(stored, dict) else None
         if not isinstance(sealed, str):
             raise DecryptionError(token)
         try:
             record = json.loads(self._sealer.open_text(sealed, context=self._context(collection, token)))
         except RecordErased:
+            self.release_point.erased(token)
             return None  # crypto-shredded: erased data, not an error
         if self._token(collection, record["k"]) != token:
             raise DecryptionError(token)
-        return record["k"], record["v"]
+        value = record["v"]
+        if release and self.store == "docstore" and collection.endswith(_NODE_COLLECTION_SUFFIX):
+            released = self._release_node(record["k"], value)
+            if released is None:
+                return None
+            value = released
+        return record["k"], value
+
+    def _release_node(self, key: str, value: dict[str, Any]) -> dict[str, Any] | None:
+        """A docstore node leaves through the same release point as the vector store's."""
+        from llama_index.core.storage.docstore.utils import doc_to_json, json_to_doc
+
+        node = json_to_doc(value)
+        released = self.release_point.release(node, score=None)
+        return None if released is None else doc_to_json(released)
 
     def put(self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
         token, sealed = self._seal(key, val, collection)
@@ -248,8 +298,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     _inner: BasePydanticVectorStore = PrivateAttr()
     _sealer: Sealer = PrivateAttr()
     _keyring: Any = PrivateAttr()
-    _on_release: ReleaseHook = PrivateAttr()
-    _on_erased: Callable[[str], None] | None = PrivateAttr(default=None)
+    _release_point: ReleasePoint = PrivateAttr()
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _tokens: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
     _shield: Any = PrivateAttr(default=None)
@@ -264,6 +313,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         tenant: str,
         namespace: str = "default",
         on_release: ReleaseHook | None = None,
+        release_point: ReleasePoint | None = None,
         shield: Any = None,
         overfetch: int = 3,
     ) -> None:
@@ -273,7 +323,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         self._inner = inner
         self._sealer = sealer
         self._keyring = keyring
-        self._on_release = on_release or release_all
+        self._release_point = release_point or ReleasePoint(on_release)
         if shield is not None:
             from guardrail.embeddings import OverfetchReranker
 
@@ -295,12 +345,17 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     def client(self) -> Any:
         return self._inner.client
 
+    @property
+    def release_point(self) -> ReleasePoint:
+        """Shared with the storage context's docstore."""
+        return self._release_point
+
     def set_release_hook(
         self, hook: ReleaseHook | None, *, on_erased: Callable[[str], None] | None = None
     ) -> None:
         """Plug a policy/audit guard into the release point (``None`` restores release-all)."""
-        self._on_release = hook or release_all
-        self._on_erased = on_erased
+        self._release_point.hook = hook or release_all
+        self._release_point.on_erased = on_erased
 
     # ------------------------------------------------------------------ tokens and contexts
 
@@ -613,8 +668,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         for node_id, shadow, score in zip(ids, shadows, sims, strict=True):
             node = self._open_shadow(node_id, shadow)
             if node is None:
-                if self._on_erased is not None:
-                    self._on_erased(node_id)
+                self._release_point.erased(node_id)
                 continue
             opened.append((node_id, node, score))
         if rerank is not None:
@@ -628,7 +682,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         out_ids: list[str] = []
         out_sims: list[float] = []
         for node_id, node, score in opened:
-            released = self._on_release(node, score=score)
+            released = self._release_point.release(node, score=score)
             if released is None:
                 continue
             nodes.append(released)
