@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from guardrail.audit.errors import AuditIntegrityError
 from guardrail.errors import (
     ConfigError,
     DetectionError,
@@ -37,6 +38,9 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Validate and inspect policy packs.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+from guardrail.audit.cli import audit_app  # noqa: E402 - the sub-apps are assembled here
+
+app.add_typer(audit_app, name="audit")
 keys_app = typer.Typer(
     help="Create and manage keyrings: list, rotate, re-encrypt, destroy, shred.", no_args_is_help=True
 )
@@ -54,6 +58,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (DetectionError, 4),
     (ConfigError, 2),
     (KeyringError, 2),
+    (AuditIntegrityError, 5),  # audit log damaged
     (OutputExistsError, 2),
     (KeyUnavailable, 2),
     (GuardrailError, 1),

@@ -1,0 +1,189 @@
+"""``guardrail audit``: verify, show and prove (the only audit module that imports typer).
+
+Exit codes of ``verify`` (a verdict, so it exits by itself, as ``scan --fail-on`` does): 0 intact, 5 damaged
+(the first bad record's index and the damage kind are printed), 6 intact except a torn final record (a
+crash artefact, reported, never repaired). ``prove`` exits 0 when the proof verifies and 5 when it does
+not. Other errors go through ``guardrail.cli.main``: ``ConfigError`` 2, ``AuditIntegrityError`` 5.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from guardrail.audit.schema import parse_time
+from guardrail.audit.verify import iter_records, load_verifier_key, prove, verify, verify_proof
+from guardrail.errors import ConfigError
+
+__all__ = ["EXIT_DAMAGED", "EXIT_TORN_TAIL", "audit_app"]
+
+EXIT_DAMAGED = 5
+EXIT_TORN_TAIL = 6
+
+audit_app = typer.Typer(
+    help="Verify, inspect and prove the tamper-evident audit log.",
+    no_args_is_help=True,
+)
+
+# emoji off, as in guardrail.cli
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+DirArg = Annotated[Path, typer.Argument(help="The audit log directory.")]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        help="The verifier key file (default: the log's audit.pub; use your off-host copy).",
+    ),
+]
+
+
+def _key_text(public_key: Path | None) -> str | None:
+    if public_key is None:
+        return None
+    try:
+        return public_key.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{public_key}: cannot read the public key ({exc.strerror})") from None
+
+
+@audit_app.command("verify")
+def verify_command(
+    directory: DirArg,
+    public_key: KeyOpt = None,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option("--checkpoints", help="Exported checkpoint files to check too (repeatable)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Also check canonical form and schema (slower).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recompute every leaf and checkpoint root; exit 0 intact, 5 damaged, 6 torn final record."""
+    report = verify(directory, public_key=_key_text(public_key), checkpoints=checkpoints or [], strict=strict)
+    if as_json:
+        data = {
+            "ok": report.ok,
+            "records": report.records,
+            "checkpoints_verified": report.checkpoints_verified,
+            "covered": report.covered,
+            "first_bad_index": report.first_bad_index,
+            "kind": report.kind,
+            "message": report.message,
+            "torn_tail": [
+                {"segment": t.segment, "offset": t.offset, "length": t.length} for t in report.torn_tail
+            ],
+        }
+        out.print_json(json.dumps(data))
+    if not report.ok:
+        where = f"record {report.first_bad_index}" if report.first_bad_index is not None else "checkpoints"
+        err.print(f"damaged: {where} ({report.kind}): {report.message}", markup=False)
+        raise typer.Exit(EXIT_DAMAGED)
+    if not as_json:
+        out.print(f"ok: {report.message}", markup=False)
+    if report.torn_tail:
+        for torn in report.torn_tail:
+            err.print(f"warning: {torn}", markup=False)
+        raise typer.Exit(EXIT_TORN_TAIL)
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"--since {value!r}: use an ISO date or time, e.g. 2025-01-31 or 2025-01-31T08:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _get(record: dict[str, Any], *path: str) -> Any:
+    value: Any = record
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+@audit_app.command("show")
+def show_command(
+    directory: DirArg,
+    principal: Annotated[str | None, typer.Option("--principal", help="Only this actor.ref.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events that occurred at or after this UTC time.")
+    ] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", help="Only this event category, e.g. rag.retrieval.")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="Only events about this subject pseudonym (Art. 15).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print matching records as JSON lines.")] = False,
+) -> None:
+    """List events (a table, or JSON lines). Nothing is verified here: run `verify` for that."""
+    start = _since(since)
+    table = Table()
+    for column in ("seq", "occurred_at", "event", "action", "outcome", "actor", "purpose", "subjects"):
+        table.add_column(column, overflow="fold")  # narrow terminals wrap, never hide, a value
+    shown = 0
+    for record in iter_records(directory):
+        if principal is not None and _get(record, "actor", "ref") != principal:
+            continue
+        if event is not None and _get(record, "event", "category") != event:
+            continue
+        if subject is not None and subject not in (record.get("subjects") or []):
+            continue
+        if start is not None:
+            try:
+                if parse_time(str(record.get("occurred_at"))) < start:
+                    continue
+            except ConfigError:
+                continue
+        shown += 1
+        if as_json:
+            out.print(json.dumps(record, ensure_ascii=False, separators=(",", ":")), markup=False)
+            continue
+        table.add_row(
+            *(
+                escape(str(v if v is not None else "-"))
+                for v in (
+                    record.get("seq"),
+                    record.get("occurred_at"),
+                    _get(record, "event", "category"),
+                    _get(record, "event", "action"),
+                    _get(record, "event", "outcome"),
+                    _get(record, "actor", "ref"),
+                    _get(record, "purpose", "code"),
+                    len(record.get("subjects") or []),
+                )
+            )
+        )
+    if not as_json:
+        out.print(table)
+        out.print(f"{shown} event(s)")
+
+
+@audit_app.command("prove")
+def prove_command(
+    directory: DirArg,
+    event_id: Annotated[str, typer.Argument(help="The event_id (UUIDv7) to prove.")],
+    public_key: KeyOpt = None,
+) -> None:
+    """Print an inclusion proof (RFC 9162) of one event under the latest checkpoint; exit 0 if it verifies."""
+    key_text = _key_text(public_key)
+    proof = prove(directory, event_id, public_key=key_text)
+    out.print(proof.to_json(), markup=False)
+    key = load_verifier_key(directory, key_text)
+    if not verify_proof(proof, key.encode()):
+        err.print("the proof does not verify", markup=False)
+        raise typer.Exit(EXIT_DAMAGED)

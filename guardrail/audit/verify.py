@@ -1,0 +1,588 @@
+"""Verify an audit log directory, and prove one event's inclusion under a signed checkpoint.
+
+:func:`verify` reads every segment once and checks, for each stored line, its format, that its
+``integrity.leaf`` equals ``SHA-256(0x00 || canonical record without integrity)`` (recomputed from the
+line: the canonical body is ``"{" + line[89:]``, see :mod:`guardrail.audit.schema`), that ``seq`` equals
+the line's position (gap-free, 0-based) and that ``event_id`` is unique. It feeds the recomputed leaves
+into a compact Merkle range and, at the size of every checkpoint whose Ed25519 signature verifies,
+compares the root. A checkpoint larger than the log means truncation. Checkpoints exported off the host
+can be passed in (``checkpoints=``): a holder of the signing key who rewrites history cannot make the
+log match roots signed before the rewrite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from array import array
+from binascii import hexlify
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guardrail.audit.canonical import CanonicalizationError, canonicalize
+from guardrail.audit.errors import AuditIntegrityError, DamageKind
+from guardrail.audit.ids import uuid7_time_ms
+from guardrail.audit.merkle import (
+    EMPTY_ROOT,
+    CompactRange,
+    inclusion_proof,
+    leaf_hash,
+    root_from_inclusion_proof,
+)
+from guardrail.audit.note import (
+    Checkpoint,
+    NoteError,
+    VerifierKey,
+    parse_checkpoint,
+    split_notes,
+    verify_note,
+)
+from guardrail.audit.schema import (
+    CATEGORIES,
+    LEAF_PREFIX,
+    LINE_PREFIX_LEN,
+    SCHEMA,
+    AuditEventError,
+    parse_time,
+)
+from guardrail.audit.storage import CHECKPOINTS, PUBLIC_KEY, Snapshot, iter_lines, read_prefix, snapshot
+from guardrail.errors import ConfigError
+
+__all__ = [
+    "InclusionProof",
+    "TornTail",
+    "VerifyReport",
+    "iter_records",
+    "load_verifier_key",
+    "prove",
+    "verify",
+    "verify_proof",
+]
+
+_PREFIX = LEAF_PREFIX.encode("ascii")
+_LEAF_END = LINE_PREFIX_LEN - 3
+_PREFIX_END = b'"},'
+_PROOF_FORMAT = "guardrail.audit.proof/1"
+_SEQ = re.compile(rb"(0|[1-9][0-9]{0,17})[,}]")
+# on a tie at one index, the more specific finding wins
+_PRIORITY: dict[str, int] = {"malformed": 0, "edited": 1, "inserted": 2, "deleted": 3, "reordered": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    """Bytes after the last newline of a segment: a record whose write was cut short by a crash."""
+
+    segment: str
+    offset: int
+    length: int
+
+    def __str__(self) -> str:
+        return (
+            f"torn final record in {self.segment} at byte {self.offset} ({self.length} bytes, left as found)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The outcome of :func:`verify`.
+
+    Attributes:
+        ok: no record or checkpoint is damaged (torn tails, a crash artefact, are reported but allowed).
+        records: complete records read.
+        checkpoints_verified: checkpoints whose signature verified and whose root matched.
+        first_bad_index: 0-based index (= seq) of the first bad record; None when intact or when the
+            damage is not in a record (e.g. a bad checkpoint signature).
+        kind: the damage kind (:data:`guardrail.audit.errors.DAMAGE_KINDS`), ``"torn-tail"`` when the
+            only finding is a torn tail, None when intact.
+        message: one line for people.
+        torn_tail: every torn tail found (segment, byte offset, length).
+        covered: records covered by the largest verified checkpoint; the rest are protected only by
+            their leaf hashes until the next checkpoint (and its off-host copy).
+    """
+
+    ok: bool
+    records: int
+    checkpoints_verified: int
+    first_bad_index: int | None
+    kind: DamageKind | None
+    message: str
+    torn_tail: tuple[TornTail, ...] = ()
+    covered: int = 0
+
+    def raise_for_damage(self) -> None:
+        """Raise :class:`AuditIntegrityError` unless ``ok``.
+
+        Raises:
+            AuditIntegrityError: the log is damaged.
+        """
+        if not self.ok and self.kind is not None:
+            raise AuditIntegrityError(self.first_bad_index, self.kind, self.message)
+
+
+def load_verifier_key(
+    directory: str | os.PathLike[str], public_key: bytes | str | None = None
+) -> VerifierKey:
+    """The verifier key: ``public_key`` (verifier-key text, or the raw 32-byte Ed25519 key with the name
+    taken from ``audit.pub``), else ``audit.pub`` in the directory.
+
+    Raises:
+        ConfigError: missing or malformed.
+    """
+    directory = Path(directory)
+    if isinstance(public_key, bytes) and len(public_key) == 32:
+        name = _read_key_file(directory / PUBLIC_KEY).name
+        return VerifierKey(name, public_key)
+    if public_key is not None:
+        text = public_key.decode("utf-8", "replace") if isinstance(public_key, bytes) else public_key
+        try:
+            return VerifierKey.parse(text)
+        except NoteError as exc:
+            raise ConfigError(f"the public key is not a verifier key: {exc}") from None
+    return _read_key_file(directory / PUBLIC_KEY)
+
+
+def _read_key_file(path: Path) -> VerifierKey:
+    try:
+        return VerifierKey.parse(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (give the log's public key)") from None
+    except (NoteError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a verifier key ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    checkpoint: Checkpoint
+    note: str
+    source: str
+
+
+def _load_checkpoints(
+    files: Sequence[tuple[Path, int | None]], key: VerifierKey
+) -> tuple[list[_Checked], tuple[DamageKind, str] | None]:
+    """Verified checkpoints, and the first problem (bad signature, malformed note) if any."""
+    checked: list[_Checked] = []
+    problem: tuple[DamageKind, str] | None = None
+    origins: set[str] = set()
+    for path, size in files:
+        try:
+            data = (path.read_bytes() if size is None else read_prefix(path, size)).decode("utf-8")
+        except FileNotFoundError:
+            continue
+        except UnicodeDecodeError:
+            problem = problem or ("malformed", f"{path.name}: not UTF-8")
+            continue
+        try:
+            notes = split_notes(data)
+        except NoteError as exc:
+            problem = problem or ("malformed", f"{path.name}: {exc}")
+            continue
+        for number, note in enumerate(notes, 1):
+            try:
+                text = verify_note(note, key)
+                if text is None:
+                    problem = problem or (
+                        "bad-signature",
+                        f"{path.name}: checkpoint {number} is not signed by {key.name}+{key.key_id.hex()}",
+                    )
+                    continue
+                cp = parse_checkpoint(text)
+            except NoteError as exc:
+                problem = problem or ("malformed", f"{path.name}: checkpoint {number}: {exc}")
+                continue
+            origins.add(cp.origin)
+            checked.append(_Checked(cp, note, path.name))
+    if len(origins) > 1:
+        problem = problem or ("bad-signature", f"checkpoints of several logs: {', '.join(sorted(origins))}")
+    return checked, problem
+
+
+def verify(
+    directory: str | os.PathLike[str],
+    *,
+    public_key: bytes | str | None = None,
+    checkpoints: Sequence[str | os.PathLike[str]] = (),
+    strict: bool = False,
+) -> VerifyReport:
+    """Verify every record and checkpoint of an audit log.
+
+    Args:
+        directory: the log directory.
+        public_key: the verifier key (text or raw 32 bytes); default ``audit.pub``. Keep a copy of it
+            off the host: whoever can rewrite the log can also replace ``audit.pub``.
+        checkpoints: more checkpoint files, e.g. the copies exported off the host; all are checked.
+        strict: also check that each record is in canonical form and fits the schema (slower).
+
+    Returns:
+        The report; ``ok`` is False when anything is damaged. Never raises for damage.
+
+    Raises:
+        ConfigError: the directory, the public key or an extra checkpoint file cannot be read.
+    """
+    root_dir = Path(directory)
+    if not root_dir.is_dir():
+        raise ConfigError(f"{root_dir}: not an audit log directory")
+    try:
+        key = load_verifier_key(root_dir, public_key)
+    except ConfigError as exc:
+        if public_key is not None or (root_dir / PUBLIC_KEY).exists():
+            return VerifyReport(False, 0, 0, None, "malformed", str(exc))
+        raise
+    for extra in checkpoints:
+        if not Path(extra).is_file():
+            raise ConfigError(f"{extra}: no such checkpoint file")
+    snap = snapshot(root_dir)
+    files: list[tuple[Path, int | None]] = [(root_dir / CHECKPOINTS, snap.checkpoints_size)]
+    files += [(Path(p), None) for p in checkpoints]
+    checked, cp_problem = _load_checkpoints(files, key)
+    roots: dict[int, set[bytes]] = {}
+    for c in checked:
+        roots.setdefault(c.checkpoint.size, set()).add(c.checkpoint.root)
+    sizes = sorted(roots)
+
+    # ---- one pass over the records (the hot loop: keep it lean)
+    rng = CompactRange()
+    seqs = array("q")
+    seen: set[bytes] = set()
+    duplicate_id: int | None = None
+    malformed: tuple[int, str] | None = None
+    edited: int | None = None
+    seq_anomaly: int | None = None
+    root_mismatch: tuple[int, int] | None = None
+    verified_sizes: list[int] = []
+    torn: list[TornTail] = []
+    next_cp = 0
+    if sizes and sizes[0] == 0:
+        if roots[0] != {EMPTY_ROOT}:
+            root_mismatch = (0, 0)
+        else:
+            verified_sizes.append(0)
+        next_cp = 1
+    index = 0
+    seed = hashlib.sha256(b"\x00{")
+    append_leaf = rng.append
+    add_seq = seqs.append
+    add_id = seen.add
+    match_seq = _SEQ.match
+    next_size = sizes[next_cp] if next_cp < len(sizes) else -1
+    for path, size in snap.segments:
+        length = 0
+        for _, line in iter_lines(path, limit=size):
+            length += len(line) + 1
+            if line[:22] != _PREFIX or line[_LEAF_END:LINE_PREFIX_LEN] != _PREFIX_END:
+                malformed = malformed or (index, "not a stored audit line")
+                append_leaf(leaf_hash(line))
+                add_seq(-1)
+            else:
+                h = seed.copy()
+                h.update(line[LINE_PREFIX_LEN:])
+                digest = h.digest()
+                append_leaf(digest)
+                if edited is None and hexlify(digest) != line[22:_LEAF_END]:
+                    edited = index
+                # The log refuses its own field names at any depth, and '"seq":' cannot occur inside a JSON
+                # string, so these are the record's own seq and event_id (no JSON parse: verify stays fast)
+                m = match_seq(line, line.find(b'"seq":', LINE_PREFIX_LEN) + 6)
+                e = line.find(b'"event_id":"', LINE_PREFIX_LEN) + 12
+                if m is None or e < 12 or line[e + 36 : e + 37] != b'"':
+                    malformed = malformed or (index, "no seq or event_id")
+                    add_seq(-1)
+                else:
+                    seq = int(m.group(1))
+                    add_seq(seq)
+                    if seq != index and seq_anomaly is None:
+                        seq_anomaly = index
+                    event_id = line[e : e + 36]
+                    if event_id in seen:
+                        if duplicate_id is None:
+                            duplicate_id = index
+                    else:
+                        add_id(event_id)
+                    if strict and malformed is None:
+                        problem = _strict_problem(line, seq, event_id)
+                        if problem:
+                            malformed = (index, problem)
+            index += 1
+            if index == next_size:
+                if roots[index] == {rng.root()}:
+                    verified_sizes.append(index)
+                elif root_mismatch is None:
+                    root_mismatch = (verified_sizes[-1] if verified_sizes else 0, index)
+                next_cp += 1
+                next_size = sizes[next_cp] if next_cp < len(sizes) else -1
+        if size > length:
+            torn.append(TornTail(path.name, length, size - length))
+    records = index
+
+    # ---- classify: the earliest finding wins
+    findings: list[tuple[int, DamageKind, str]] = []
+    if malformed is not None:
+        findings.append((malformed[0], "malformed", f"record {malformed[0]} is malformed: {malformed[1]}"))
+    if edited is not None:
+        findings.append((edited, "edited", f"record {edited} does not match its leaf hash"))
+    if seq_anomaly is not None:
+        findings.append(_classify_seq(seqs, seq_anomaly, records))
+    if duplicate_id is not None:
+        findings.append((duplicate_id, "inserted", f"record {duplicate_id} repeats an earlier event_id"))
+    largest = sizes[-1] if sizes else 0
+    if largest > records:
+        findings.append(
+            (records, "truncated", f"a signed checkpoint covers {largest} records but only {records} remain")
+        )
+    findings.sort(key=lambda f: (f[0], _PRIORITY.get(f[1], 9)))
+    if root_mismatch is not None and not (findings and findings[0][0] < root_mismatch[1]):
+        low, high = root_mismatch
+        findings.insert(
+            0,
+            (
+                low,
+                "edited",
+                f"records {low}..{high - 1} do not match the signed checkpoint at size {high} "
+                "(changed, removed or added, with their hashes recomputed)",
+            ),
+        )
+    covered = verified_sizes[-1] if verified_sizes else 0
+    torn_tail = tuple(torn)
+    if findings:
+        index_bad, kind, message = findings[0]
+        return VerifyReport(False, records, len(verified_sizes), index_bad, kind, message, torn_tail, covered)
+    if cp_problem is not None:
+        kind, message = cp_problem
+        return VerifyReport(False, records, len(verified_sizes), None, kind, message, torn_tail, covered)
+    count = sum(1 for c in checked if c.checkpoint.size in verified_sizes)
+    summary = f"{records} records intact; {count} checkpoint(s) verified, covering {covered} records"
+    if covered < records:
+        summary += f"; the last {records - covered} are not covered by a checkpoint yet"
+    if torn_tail:
+        return VerifyReport(
+            True, records, count, None, "torn-tail", summary + "; " + "; ".join(map(str, torn_tail)),
+            torn_tail, covered,
+        )  # fmt: skip
+    return VerifyReport(True, records, count, None, None, summary, (), covered)
+
+
+def _classify_seq(seqs: array[int], first: int, records: int) -> tuple[int, DamageKind, str]:
+    """Name the first sequence anomaly: a record missing, added or moved."""
+    positions: dict[int, list[int]] = {}
+    for i, s in enumerate(seqs):
+        positions.setdefault(s, []).append(i)
+    s = seqs[first]
+    if s > first and first not in positions:
+        return first, "deleted", f"record {first} is missing (the record at its place has seq {s})"
+    if len(positions.get(s, ())) > 1:
+        at = positions[s][0]
+        return at, "inserted", f"seq {s} appears {len(positions[s])} times (first at record {at})"
+    if s < 0 or s >= records:
+        return first, "inserted", f"record {first} has seq {s}, outside the log"
+    return first, "reordered", f"record {first} has seq {s}: records are out of order"
+
+
+def _strict_problem(line: bytes, seq: int, event_id: bytes) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return "not valid JSON"
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        return f"not a {SCHEMA} record"
+    if record.get("seq") != seq or record.get("event_id") != event_id.decode("ascii", "replace"):
+        return "seq or event_id is not the record's own"
+    body = {k: v for k, v in record.items() if k != "integrity"}
+    try:
+        if b"{" + line[LINE_PREFIX_LEN:] != canonicalize(body):
+            return "not in RFC 8785 canonical form"
+    except CanonicalizationError:
+        return "holds values JSON canonicalisation cannot represent"
+    event = record.get("event")
+    if not isinstance(event, dict) or event.get("category") not in CATEGORIES:
+        return "event.category is missing or unknown"
+    try:
+        parse_time(record.get("occurred_at", ""))
+        parse_time(record.get("recorded_at", ""))
+        uuid7_time_ms(record["event_id"])
+    except (AuditEventError, ValueError):
+        return "bad occurred_at, recorded_at or event_id"
+    return None
+
+
+def iter_records(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Every complete record, in order (parsed JSON; nothing is verified: call :func:`verify` for that).
+
+    Raises:
+        ConfigError: not a log directory.
+    """
+    root_dir = Path(directory)
+    if not root_dir.is_dir():
+        raise ConfigError(f"{root_dir}: not an audit log directory")
+    for line in _all_lines(snapshot(root_dir)):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+# --------------------------------------------------------------------------- inclusion proofs
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """That one record is in the log, under a signed checkpoint (RFC 9162 §2.1.3 audit path).
+
+    Attributes:
+        event_id: the event.
+        leaf_index: its index (= seq).
+        tree_size: the size of the checkpoint the proof leads to.
+        leaf_hash: hex ``SHA-256(0x00 || canonical record without integrity)``.
+        audit_path: hex sibling hashes, leaf level first.
+        checkpoint: the signed checkpoint note.
+        record: the stored line (the proof is self-contained: the leaf is recomputed from it).
+    """
+
+    event_id: str
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    audit_path: tuple[str, ...]
+    checkpoint: str
+    record: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``format``: ``guardrail.audit.proof/1``)."""
+        return {
+            "format": _PROOF_FORMAT,
+            "event_id": self.event_id,
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "leaf_hash": self.leaf_hash,
+            "audit_path": list(self.audit_path),
+            "checkpoint": self.checkpoint,
+            "record": self.record,
+        }
+
+    def to_json(self) -> str:
+        """The proof as JSON."""
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> InclusionProof:
+        """Parse :meth:`to_json` output.
+
+        Raises:
+            ConfigError: not a proof.
+        """
+        try:
+            data = json.loads(text)
+            if data.get("format") != _PROOF_FORMAT:
+                raise ValueError("format")
+            return cls(
+                event_id=str(data["event_id"]),
+                leaf_index=int(data["leaf_index"]),
+                tree_size=int(data["tree_size"]),
+                leaf_hash=str(data["leaf_hash"]),
+                audit_path=tuple(str(h) for h in data["audit_path"]),
+                checkpoint=str(data["checkpoint"]),
+                record=str(data["record"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ConfigError(f"not a {_PROOF_FORMAT} inclusion proof") from None
+
+
+def prove(
+    directory: str | os.PathLike[str], event_id: str, *, public_key: bytes | str | None = None
+) -> InclusionProof:
+    """An inclusion proof of one event under the latest verified checkpoint that covers it.
+
+    Raises:
+        ConfigError: unknown event, or not yet covered by a checkpoint (wait for the next one).
+        AuditIntegrityError: the records do not lead to the checkpoint's root (the log is damaged).
+    """
+    root_dir = Path(directory)
+    if not root_dir.is_dir():
+        raise ConfigError(f"{root_dir}: not an audit log directory")
+    key = load_verifier_key(root_dir, public_key)
+    snap = snapshot(root_dir)
+    checked, _ = _load_checkpoints([(root_dir / CHECKPOINTS, snap.checkpoints_size)], key)
+    if not checked:
+        raise ConfigError(f"{root_dir}: no verified checkpoint yet; close the log or wait for the next one")
+    latest = max(checked, key=lambda c: c.checkpoint.size)
+    size = latest.checkpoint.size
+    needle = f'"event_id":"{event_id}"'.encode()
+    leaves: list[bytes] = []
+    found: tuple[int, bytes] | None = None
+    seed = hashlib.sha256(b"\x00{")
+    for index, line in enumerate(_all_lines(snap)):
+        if index < size:
+            h = seed.copy()
+            h.update(line[LINE_PREFIX_LEN:])
+            leaves.append(h.digest())
+        if found is None and needle in line:
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(line).get("event_id") == event_id:
+                    found = (index, line)
+        if found is not None and index + 1 >= size:
+            break
+    if found is None:
+        raise ConfigError(f"no event {event_id!r} in {root_dir}")
+    index, line = found
+    if index >= size:
+        raise ConfigError(
+            f"event {event_id} is not covered by a checkpoint yet (the latest covers {size} records); "
+            "close the log or wait for the next checkpoint"
+        )
+    if len(leaves) < size:
+        raise AuditIntegrityError(len(leaves), "truncated", f"the checkpoint covers {size} records")
+    if json.loads(line).get("seq") != index:
+        raise AuditIntegrityError(index, "malformed", "the record's seq is not its position")
+    path_hashes = inclusion_proof(index, leaves)
+    computed = root_from_inclusion_proof(index, size, leaves[index], path_hashes)
+    if computed != latest.checkpoint.root:
+        raise AuditIntegrityError(None, "edited", f"the records do not match the checkpoint at size {size}")
+    return InclusionProof(
+        event_id=event_id,
+        leaf_index=index,
+        tree_size=size,
+        leaf_hash=leaves[index].hex(),
+        audit_path=tuple(h.hex() for h in path_hashes),
+        checkpoint=latest.note,
+        record=line.decode("utf-8"),
+    )
+
+
+def _all_lines(snap: Snapshot) -> Iterator[bytes]:
+    for path, size in snap.segments:
+        for _, line in iter_lines(path, limit=size):
+            yield line
+
+
+def verify_proof(proof: InclusionProof, public_key: bytes | str) -> bool:
+    """Whether a proof holds: the checkpoint is signed by ``public_key`` (verifier-key text), the record
+    hashes to the leaf, is the claimed event, and the audit path leads from it to the checkpoint's root.
+    """
+    try:
+        text = public_key.decode("utf-8") if isinstance(public_key, bytes) else public_key
+        key = VerifierKey.parse(text)
+        body = verify_note(proof.checkpoint, key)
+        if body is None:
+            return False
+        cp = parse_checkpoint(body)
+        line = proof.record.encode("utf-8")
+        if line[:22] != _PREFIX or line[_LEAF_END:LINE_PREFIX_LEN] != _PREFIX_END:
+            return False
+        leaf = leaf_hash(b"{" + line[LINE_PREFIX_LEN:])
+        if leaf.hex() != proof.leaf_hash or line[22:_LEAF_END] != proof.leaf_hash.encode("ascii"):
+            return False
+        record = json.loads(line)
+        if record.get("event_id") != proof.event_id or record.get("seq") != proof.leaf_index:
+            return False
+        path = [bytes.fromhex(h) for h in proof.audit_path]
+    except (NoteError, ValueError, UnicodeError, AttributeError):
+        return False
+    if cp.size != proof.tree_size:
+        return False
+    return root_from_inclusion_proof(proof.leaf_index, cp.size, leaf, path) == cp.root
