@@ -56,6 +56,7 @@ class Guardrail:
         *,
         keyring: str | Path | Keyring | None = None,
         tenant: str = "default",
+        audit_log: str | Path | None = None,
         detector: Detector | None = None,
         hmac_key: bytes | None = None,
     ) -> None:
@@ -65,8 +66,20 @@ class Guardrail:
         self.keyring = keyring if isinstance(keyring, Keyring) or keyring is None else Keyring.open(keyring)
         if hmac_key is None and self.keyring is not None:
             hmac_key = self.keyring.hmac_key(f"redaction-hash\0{tenant}")
+        self._hmac_key = hmac_key
         self.redactor = Redactor(self.policy, hmac_key=hmac_key)
         self._storages: list[weakref.ref[Any]] = []  # storage contexts opened here (for erasure)
+        self._guard_obj: Any = None
+        self.audit: Any = None
+        if audit_log is not None:
+            from guardrail.audit import AuditLog
+
+            keyring_for_audit = self._require_keyring()
+            self.audit = AuditLog(audit_log, signing_key=keyring_for_audit.hmac_key("audit-checkpoint"))
+            self._audit_event(
+                {"category": "policy.load", "action": "R", "outcome": "success"},
+                policy={"id": self.policy.name, "version": self.policy.version, "sha256": self.policy.sha256},
+            )
 
     def __repr__(self) -> str:
         return f"Guardrail(policy={self.policy.id!r}, tenant={self.tenant!r})"
@@ -111,6 +124,200 @@ class Guardrail:
         )
         self._storages.append(weakref.ref(storage))
         return storage
+
+    # ------------------------------------------------------------------ guarded retrieval
+
+    def acting_as(self, principal: Any) -> Any:
+        """``with gr.acting_as(Principal(...)):`` sets the principal for this thread or task."""
+        from guardrail.access import acting_as
+
+        return acting_as(principal)
+
+    def annotator(self) -> Any:
+        """A LlamaIndex transform that detects PII on each node (batched) and stores spans and labels."""
+        from guardrail.llama_index.guard import Annotator
+
+        return Annotator(self)
+
+    @property
+    def _guard(self) -> Any:
+        if self._guard_obj is None:
+            from guardrail.llama_index.guard import Guard
+
+            self._guard_obj = Guard(self)
+        return self._guard_obj
+
+    def guard(self, target: Any) -> Any:
+        """Guard a retriever or a query engine: every retrieval is decided per node by the policy,
+        redacted per its profile and audited, and fails closed. Returns the same kind of object.
+
+        Raises:
+            ConfigError: no audit log is configured (guarded retrieval always writes one).
+        """
+        from llama_index.core.base.base_retriever import BaseRetriever
+
+        from guardrail.llama_index.guard import GuardedRetriever, guard_query_engine
+        from guardrail.llama_index.stores import EncryptedVectorStore
+
+        if self.audit is None:
+            raise ConfigError("guarded retrieval writes an audit record for every retrieval: pass audit_log=")
+        for ref in self._storages:
+            storage = ref()
+            if storage is not None:
+                for store in storage.vector_stores.values():
+                    if isinstance(store, EncryptedVectorStore):
+                        store.set_release_hook(self._guard.hook, on_erased=self._guard.erased)
+        if isinstance(target, BaseRetriever):
+            return GuardedRetriever(target, self)
+        return guard_query_engine(target, self)
+
+    def postprocessor(self) -> Any:
+        """A node postprocessor for query engines that cannot be rebuilt."""
+        from guardrail.llama_index.guard import GuardrailPostprocessor
+
+        if self.audit is None:
+            raise ConfigError("guarded retrieval writes an audit record for every retrieval: pass audit_log=")
+        return GuardrailPostprocessor(self)
+
+    def watch_unguarded(self) -> Any:
+        """Record retrievals that bypass the guard as ``rag.unguarded`` audit events.
+
+        It detects; it cannot block (LlamaIndex's dispatcher swallows handler exceptions).
+        """
+        from guardrail.llama_index.guard import install_unguarded_detector
+
+        return install_unguarded_detector(self)
+
+    def _new_scope(self) -> PseudonymScope:
+        return PseudonymScope()
+
+    def _profile_redactor(self, profile: str) -> tuple[Redactor, frozenset[str]]:
+        from guardrail.policy import PseudonymizeOp, RedactionSettings
+
+        if profile == "redact":
+            return self.redactor, frozenset()
+        if profile == "pseudonymize":
+            settings = RedactionSettings(default=PseudonymizeOp(operator="pseudonymize"))
+            keep: frozenset[str] = frozenset()
+        else:
+            table = self.policy.access.profiles[profile]
+            keep = frozenset(e for e, op in table.items() if op == "keep")
+            ops = dict(self.policy.redaction.operators)
+            ops.update({e: {"operator": op} for e, op in table.items() if op != "keep"})  # type: ignore[misc]
+            settings = RedactionSettings.model_validate(
+                {"default": self.policy.redaction.default, "operators": ops}
+            )
+        policy = self.policy.model_copy(update={"redaction": settings})
+        return Redactor(policy, hmac_key=self._hmac_key), keep
+
+    def _subject_ref(self, subject: str) -> str:
+        keyring = self._require_keyring()
+        return keyring.token(self.tenant, "subject-ref", subject, length=16)
+
+    def _audit_event(self, event: dict[str, Any], **fields: Any) -> str:
+        from guardrail import __version__
+
+        record = {
+            "event": event,
+            "source": {"app": f"guardrail@{__version__}", "component": "guardrail"},
+            **fields,
+        }
+        return str(self.audit.append(record, sync=True))
+
+    def _audit_retrieval(
+        self,
+        request: Any,
+        *,
+        query: str,
+        k: int,
+        started: float,
+        denied: bool = False,
+        unguarded: bool = False,
+    ) -> None:
+        import time
+
+        from guardrail.llama_index.guard import RetrievalBlocked, query_mac
+
+        if self.audit is None:
+            return
+        decisions = request.decisions
+        allowed = [d for d in decisions if d[1].allowed]
+        outcome = "denied" if denied or (decisions and not allowed) else "success"
+        rule_ids = sorted({r for _, d, _ in decisions for r in d.rule_ids})
+        counts: dict[str, int] = {}
+        for _, _, c in decisions:
+            for entity, n in c.items():
+                counts[entity] = counts.get(entity, 0) + n
+        principal = request.principal
+        subjects = sorted({self._subject_ref(s) for r in request.resources.values() for s in r.subjects})
+        key = self.keyring.hmac_key("audit-query") if self.keyring is not None else bytes(32)
+        summary = (
+            "deny" if outcome == "denied" else ("allow" if len(allowed) == len(decisions) else "partial")
+        )
+        try:
+            self._audit_event(
+                {
+                    "category": "rag.unguarded" if unguarded else "rag.retrieval",
+                    "action": "R",
+                    "outcome": outcome,
+                },
+                actor={"ref": principal.id, "type": "user", "roles": list(principal.roles)}
+                if principal
+                else {"ref": "anonymous", "type": "user", "roles": []},
+                purpose={
+                    "code": self.policy.access.purpose_codes.get(principal.purpose, principal.purpose.upper())
+                }
+                if principal
+                else {"code": "NONE"},
+                policy={
+                    "id": self.policy.name,
+                    "version": self.policy.version,
+                    "sha256": self.policy.sha256,
+                    "decision": summary,
+                    "rule_ids": rule_ids,
+                    "redaction_profile": sorted({d.redaction for _, d, _ in allowed}),
+                },
+                subjects=subjects,
+                resources=[
+                    {
+                        "type": "chunk",
+                        "id": node_id,
+                        "labels": [request.resources[node_id].classification]
+                        if node_id in request.resources
+                        else [],
+                        "decision": d.effect,
+                    }
+                    for node_id, d, _ in decisions
+                ]
+                + [
+                    {"type": "chunk", "id": node_id, "labels": ["erased"], "decision": "erased"}
+                    for node_id in request.erased
+                ],
+                query={"mac": query_mac(key, query), "chars": len(query)},
+                retrieval={
+                    "k": k,
+                    "returned": len(allowed),
+                    "denied": len(decisions) - len(allowed),
+                    "redacted": sum(1 for _, _, c in allowed if c),
+                    "erased": len(request.erased),
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+                pii={"detector": "presidio", "counts": counts},
+            )
+        except Exception as exc:  # noqa: BLE001 - no audit record, no release
+            raise RetrievalBlocked(f"the audit record could not be written ({type(exc).__name__})") from None
+
+    def _audit_unguarded(self, returned: int) -> None:
+        if self.audit is not None:
+            self._audit_event(
+                {"category": "rag.unguarded", "action": "R", "outcome": "success"},
+                retrieval={"k": returned, "returned": returned, "denied": 0, "redacted": 0},
+            )
+
+    def close(self) -> None:
+        """Flush the audit log and write a signed checkpoint covering every record."""
+        if self.audit is not None:
+            self.audit.close()
 
     def _shield(self) -> dict[str, Any]:
         settings = self.policy.storage

@@ -1,0 +1,169 @@
+"""Guarded retrieval: decisions per principal, redaction from stored spans, one audit event per
+retrieval, fail closed on detection, decryption and audit failures; stored nodes never mutated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.node_parser import SentenceSplitter
+
+from guardrail import Guardrail
+from guardrail.access import AccessDenied, Principal
+from guardrail.audit import verify
+from guardrail.errors import ConfigError
+from guardrail.keys import Keyring
+from guardrail.llama_index.guard import SPANS_KEY, RetrievalBlocked
+from guardrail.llama_index.hashing import HashingEmbedding
+
+NOTE = (
+    "Discharge plan for Harold Finch (MRN 88412095), 94 y/o, CHF: furosemide 40 mg daily. "
+    "Follow-up on March 3, 2025 with Dr. Amara Okafor."
+)
+CLINICIAN = Principal("dr-chen", ["clinician"], "treatment")
+RESEARCHER = Principal("r-1", ["researcher"], "research")
+SUPPORT = Principal("s-1", ["support"], "support")
+
+
+def _build(tmp_path: Path, **kwargs: Any) -> tuple[Guardrail, Any, Any]:
+    if not (tmp_path / "keys").exists():
+        Keyring.create(tmp_path / "keys")
+    gr = Guardrail(
+        policy="hipaa-safe-harbor", keyring=tmp_path / "keys", audit_log=tmp_path / "audit", tenant="acme"
+    )
+    storage = gr.storage_context()
+    docs = [
+        Document(text=NOTE, metadata={"subjects": ["patient-88412095"], "title": "Finch discharge"}),
+        Document(text="Visiting hours are 10:00 to 20:00.", metadata={"classification": "public"}),
+    ]
+    index = VectorStoreIndex.from_documents(
+        docs,
+        storage_context=storage,
+        transformations=[SentenceSplitter(), gr.annotator()],
+        embed_model=HashingEmbedding(),
+    )
+    return gr, storage, gr.guard(index.as_retriever(similarity_top_k=5, **kwargs))
+
+
+def _lines(directory: Path) -> list[str]:
+    out = []
+    for segment in sorted(directory.glob("segment-*.jsonl")):
+        out.extend(line for line in segment.read_text(encoding="utf-8").splitlines() if line.strip())
+    return out
+
+
+def test_each_principal_gets_what_the_policy_says(tmp_path: Path) -> None:
+    gr, _, retriever = _build(tmp_path)
+    with gr.acting_as(CLINICIAN):
+        seen = {n.node.get_content() for n in retriever.retrieve("discharge plan CHF")}
+    assert NOTE in seen  # treatment: minimum-necessary exemption
+    with gr.acting_as(RESEARCHER):
+        redacted = [n.node for n in retriever.retrieve("discharge plan CHF")]
+    text = " ".join(n.get_content() for n in redacted)
+    for value in ("Harold Finch", "88412095", "Amara Okafor", "March 3"):
+        assert value not in text
+    assert "90+" in text
+    assert all("Finch" not in str(n.metadata) for n in redacted)  # metadata redacted too
+    assert all(SPANS_KEY not in n.metadata for n in redacted)
+    with gr.acting_as(SUPPORT):
+        support = [n.node.get_content() for n in retriever.retrieve("discharge plan CHF")]
+    assert support == ["Visiting hours are 10:00 to 20:00."]  # PHI denied, public allowed
+    gr.close()
+    report = verify(tmp_path / "audit")
+    assert report.ok
+    events = [json.loads(x) for x in _lines(tmp_path / "audit")]
+    retrievals = [e for e in events if e["event"]["category"] == "rag.retrieval"]
+    assert len(retrievals) == 3  # one per retrieval
+    assert retrievals[2]["retrieval"]["denied"] == 1
+    assert "support-no-phi" in retrievals[2]["policy"]["rule_ids"]
+    raw = "\n".join(_lines(tmp_path / "audit"))
+    for value in ("Harold Finch", "88412095", "discharge plan", "patient-88412095"):
+        assert value not in raw  # no PII, no query text, subjects only as keyed references
+
+
+def test_no_principal_is_denied_and_audited(tmp_path: Path) -> None:
+    _, _, retriever = _build(tmp_path)
+    with pytest.raises(AccessDenied):
+        retriever.retrieve("discharge plan")
+    events = [json.loads(x) for x in _lines(tmp_path / "audit")]
+    assert events[-1]["event"]["outcome"] == "denied"
+
+
+def test_stored_nodes_are_never_mutated(tmp_path: Path) -> None:
+    gr, storage, retriever = _build(tmp_path)
+    with gr.acting_as(RESEARCHER):
+        retriever.retrieve("discharge plan CHF")
+    storage.vector_store.set_release_hook(None)
+    originals = [n.get_content() for n in storage.vector_store.get_nodes()]
+    assert NOTE in originals
+
+
+def test_audit_write_failure_fails_closed(tmp_path: Path) -> None:
+    gr, _, retriever = _build(tmp_path)
+    gr.audit.close()  # a closed log cannot write: the retrieval must not return anything
+    with gr.acting_as(CLINICIAN), pytest.raises(RetrievalBlocked, match="audit record"):
+        retriever.retrieve("discharge plan CHF")
+
+
+def test_detection_failure_fails_closed(tmp_path: Path) -> None:
+    gr, storage, _ = _build(tmp_path)
+
+    class Broken:
+        name = "broken"
+
+        def detect(self, text: str) -> list[Any]:
+            raise RuntimeError("model crashed")
+
+        def detect_batch(self, texts: list[str]) -> list[list[Any]]:
+            raise RuntimeError("model crashed")
+
+    # nodes without stored spans fall back to live detection
+    storage.vector_store.set_release_hook(None)
+    gr._detector = Broken()
+    guard = gr._guard
+    node = storage.vector_store.get_nodes()[0].model_copy()
+    node.metadata.pop(SPANS_KEY, None)
+    node.metadata.pop("_gr_meta_spans", None)
+    from guardrail.llama_index.guard import _Request
+
+    with pytest.raises(RetrievalBlocked, match="detection failed"):
+        guard._redact(node, "redact", _Request(RESEARCHER))
+
+
+def test_missing_key_fails_closed(tmp_path: Path) -> None:
+    """A key the keyring does not know (lost, not deliberately shredded) fails the retrieval closed."""
+    gr, _, retriever = _build(tmp_path)
+    ring = tmp_path / "keys" / "keyring.json"
+    data = json.loads(ring.read_text())
+    data["keys"] = [k for k in data["keys"] if k["scope"] != "tenant"]  # the tenant key is gone
+    ring.write_text(json.dumps(data))
+    assert gr.keyring is not None
+    gr.keyring._cache.clear()
+    with gr.acting_as(CLINICIAN), pytest.raises(RetrievalBlocked, match="could not be opened"):
+        retriever.retrieve("discharge plan CHF")
+
+
+def test_guard_needs_an_audit_log(tmp_path: Path) -> None:
+    Keyring.create(tmp_path / "keys")
+    gr = Guardrail(keyring=tmp_path / "keys", tenant="acme")
+    index = VectorStoreIndex([], storage_context=gr.storage_context(), embed_model=HashingEmbedding())
+    with pytest.raises(ConfigError, match="audit_log"):
+        gr.guard(index.as_retriever())
+
+
+def test_unguarded_retrievals_are_recorded(tmp_path: Path) -> None:
+    gr, storage, _ = _build(tmp_path)
+    handler = gr.watch_unguarded()
+    try:
+        plain = VectorStoreIndex.from_vector_store(storage.vector_store, embed_model=HashingEmbedding())
+        with gr.acting_as(CLINICIAN):
+            plain.as_retriever().retrieve("discharge plan")
+    finally:
+        from llama_index_instrumentation import get_dispatcher
+
+        get_dispatcher().event_handlers.remove(handler)
+    categories = [json.loads(x)["event"]["category"] for x in _lines(tmp_path / "audit")]
+    assert "rag.unguarded" in categories
