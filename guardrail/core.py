@@ -307,6 +307,26 @@ class Guardrail:
         except Exception as exc:  # noqa: BLE001 - no audit record, no release
             raise RetrievalBlocked(f"the audit record could not be written ({type(exc).__name__})") from None
 
+    def _audit_ingest(self, nodes: Sequence[Any], findings: Sequence[Sequence[Finding]]) -> None:
+        if self.audit is None:
+            return
+        from guardrail.access import Resource
+
+        counts: dict[str, int] = {}
+        for found in findings:
+            for f in found:
+                counts[f.entity] = counts.get(f.entity, 0) + 1
+        resources = [Resource.from_metadata(n.metadata) for n in nodes]
+        self._audit_event(
+            {"category": "rag.ingest", "action": "C", "outcome": "success"},
+            subjects=sorted({self._subject_ref(s) for r in resources for s in r.subjects}),
+            resources=[
+                {"type": "chunk", "id": n.node_id, "labels": [r.classification]}
+                for n, r in zip(nodes, resources, strict=True)
+            ],
+            pii={"detector": "presidio", "counts": counts},
+        )
+
     def _audit_unguarded(self, returned: int) -> None:
         if self.audit is not None:
             self._audit_event(
@@ -369,7 +389,18 @@ class Guardrail:
 
         keyring = self._require_keyring()
         alive = [s for s in (ref() for ref in self._storages) if s is not None]
-        return erase_subject(alive, keyring=keyring, tenant=self.tenant, subject=subject)
+        report = erase_subject(alive, keyring=keyring, tenant=self.tenant, subject=subject)
+        if self.audit is not None:
+            self._audit_event(
+                {"category": "dsar.erasure", "action": "D", "outcome": "success"},
+                subjects=[report.subject_ref],
+                retrieval={
+                    "deleted_nodes": report.vector_nodes_deleted,
+                    "deleted_records": report.docstore_records_deleted,
+                },
+                resources=[{"type": "key", "id": k, "labels": ["destroyed"]} for k in report.keys_destroyed],
+            )
+        return report
 
     @property
     def detector(self) -> Detector:

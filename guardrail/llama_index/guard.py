@@ -10,6 +10,7 @@ no node is returned.
 from __future__ import annotations
 
 import contextvars
+import copy as _copy
 import hashlib
 import hmac
 import time
@@ -95,6 +96,7 @@ class Annotator(TransformComponent):
             spans = _with_text_values(value, found_in_value, texts[i], text_found[i])
             if spans:
                 nodes[i].metadata[META_SPANS_KEY][key] = [[f.start, f.end, f.entity] for f in spans]
+        gr._audit_ingest(nodes, text_found)
         return nodes
 
 
@@ -246,6 +248,28 @@ class GuardedRetriever(BaseRetriever):
             filters = [tenant] if existing is None else [tenant, *existing.filters]
             self._inner._filters = MetadataFilters(filters=filters)
 
+    def _for(self, principal: Principal) -> BaseRetriever:
+        """A per-request copy of the inner retriever whose vector query also carries the classifications
+        this principal may see at all (the store does not even return the others)."""
+        from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+        from guardrail.access import CLASSIFICATIONS
+
+        if not hasattr(self._inner, "_filters"):
+            return self._inner
+        allowed = [
+            c
+            for c in CLASSIFICATIONS
+            if evaluate(
+                self._gr.policy, principal, Resource(tenant=self._gr.tenant, classification=c)
+            ).allowed
+        ]
+        copy = _copy.copy(self._inner)  # a shallow copy per request: no shared state between threads
+        existing = self._inner._filters
+        constraint = MetadataFilter(key="classification", value=allowed or ["-"], operator=FilterOperator.IN)
+        copy._filters = MetadataFilters(filters=[*(existing.filters if existing else []), constraint])
+        return copy
+
     def retrieve(self, str_or_query_bundle: Any) -> list[NodeWithScore]:
         token = _guarded.set(True)
         try:
@@ -268,7 +292,7 @@ class GuardedRetriever(BaseRetriever):
         token = _request.set(request)
         try:
             try:
-                results = self._inner.retrieve(query_bundle)
+                results = self._for(principal).retrieve(query_bundle)
             except DecryptionError as exc:
                 raise RetrievalBlocked(f"a retrieved record could not be opened ({exc.record})") from None
             released: list[NodeWithScore] = []
