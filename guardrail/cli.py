@@ -394,6 +394,27 @@ KeyringOpt = Annotated[
 ]
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="The tenant.")]
 StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="A persisted encrypted storage directory.")]
+AuditOpt = Annotated[
+    Path | None,
+    typer.Option("--audit-log", envvar="GUARDRAIL_AUDIT_LOG", help="Record the operation in this audit log."),
+]
+
+
+def _audit_key_op(audit_log: Path | None, ring: Any, category: str, action: str, **fields: Any) -> None:
+    """Append one key-operation event (key.rotate, key.shred, dsar.erasure) when an audit log is given."""
+    if audit_log is None:
+        return
+    from guardrail import __version__
+    from guardrail.audit import AuditLog
+
+    with AuditLog(audit_log, signing_key=ring.hmac_key("audit-checkpoint")) as log:
+        log.append(
+            {
+                "event": {"category": category, "action": action, "outcome": "success"},
+                "source": {"app": f"guardrail@{__version__}", "component": "cli"},
+                **fields,
+            }
+        )
 
 
 @keys_app.command("init")
@@ -458,12 +479,15 @@ def keys_rotate(
     tenant: Annotated[
         str | None, typer.Option("--tenant", "-t", help="Rotate one tenant (default: all).")
     ] = None,
+    audit_log: AuditOpt = None,
 ) -> None:
     """Make a new DEK version primary; older versions stay decrypt-only until re-encrypted and destroyed."""
     from guardrail.keys import Keyring
 
     ring = Keyring.open(keyring)
     rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
+    keys = [{"type": "key", "id": i.id, "labels": [f"version-{i.version}"]} for i in rotated]
+    _audit_key_op(audit_log, ring, "key.rotate", "U", resources=keys)
     for info in rotated:
         out.print(f"new primary {info.id} (version {info.version})")
     if not rotated:
@@ -508,6 +532,7 @@ def keys_destroy(
     keyring: KeyringOpt,
     store: StoreOpt,
     tenant: TenantOpt = "default",
+    audit_log: AuditOpt = None,
 ) -> None:
     """Destroy a retired key version, only once no record of the store uses it."""
     from guardrail.llama_index.storage import reencrypt
@@ -515,6 +540,9 @@ def keys_destroy(
     ring, storage = _open_store(keyring, store, tenant)
     in_use = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key.get(key_id, 0)
     ring.destroy(key_id, in_use=in_use)
+    _audit_key_op(
+        audit_log, ring, "key.shred", "D", resources=[{"type": "key", "id": key_id, "labels": ["retired"]}]
+    )
     out.print(f"destroyed key {key_id}")
 
 
@@ -525,6 +553,7 @@ def keys_shred(
     subject: Annotated[
         str | None, typer.Option("--subject", help="Shred one data subject (of --tenant, default 'default').")
     ] = None,
+    audit_log: AuditOpt = None,
 ) -> None:
     """Destroy keys: every record sealed under them becomes unreadable, backups included."""
     from guardrail.keys import Keyring
@@ -535,6 +564,8 @@ def keys_shred(
     destroyed = (
         ring.shred_subject(tenant or "default", subject) if subject else ring.shred_tenant(str(tenant))
     )
+    keys = [{"type": "key", "id": k, "labels": ["shredded"]} for k in destroyed]
+    _audit_key_op(audit_log, ring, "key.shred", "D", resources=keys)
     out.print(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
 
 
@@ -546,6 +577,7 @@ def erase(
     keyring: KeyringOpt,
     store: StoreOpt,
     tenant: TenantOpt = "default",
+    audit_log: AuditOpt = None,
 ) -> None:
     """GDPR Art. 17 erasure: delete the subject's nodes from a persisted store and destroy its key."""
     from guardrail.llama_index.storage import erase_subject
@@ -553,6 +585,18 @@ def erase(
     ring, storage = _open_store(keyring, store, tenant)
     report = erase_subject([storage], keyring=ring, tenant=tenant, subject=subject)
     storage.persist(persist_dir=str(store))
+    _audit_key_op(
+        audit_log,
+        ring,
+        "dsar.erasure",
+        "D",
+        subjects=[report.subject_ref],
+        resources=[{"type": "key", "id": k, "labels": ["destroyed"]} for k in report.keys_destroyed],
+        retrieval={
+            "deleted_nodes": report.vector_nodes_deleted,
+            "deleted_records": report.docstore_records_deleted,
+        },
+    )
     out.print(
         f"erased subject ref {report.subject_ref}: {report.vector_nodes_deleted} node(s) deleted from "
         f"the vector store, {report.docstore_records_deleted} docstore record(s) deleted, "

@@ -55,7 +55,10 @@ def test_key_lifecycle_and_erasure(tmp_path: Path) -> None:
     assert "acme" not in raw
     assert "p1" not in raw
 
-    assert run("keys", "rotate", "-k", "keys", "-t", "acme", cwd=tmp_path).returncode == 0
+    assert (
+        run("keys", "rotate", "-k", "keys", "-t", "acme", "--audit-log", "audit", cwd=tmp_path).returncode
+        == 0
+    )
     refused = run("keys", "destroy", old, "-k", "keys", "-s", "kb", "-t", "acme", cwd=tmp_path)
     assert refused.returncode == 2
     assert "still seals" in refused.stderr
@@ -66,13 +69,34 @@ def test_key_lifecycle_and_erasure(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert run("keys", "destroy", old, "-k", "keys", "-s", "kb", "-t", "acme", cwd=tmp_path).returncode == 0
 
-    erased = run("erase", "--subject", "p1", "-k", "keys", "-s", "kb", "-t", "acme", cwd=tmp_path)
+    erased = run(
+        "erase",
+        "--subject",
+        "p1",
+        "-k",
+        "keys",
+        "-s",
+        "kb",
+        "-t",
+        "acme",
+        cwd=tmp_path,
+        env={"GUARDRAIL_AUDIT_LOG": str(tmp_path / "audit")},
+    )
     assert erased.returncode == 0, erased.stderr
     assert "1 node(s) deleted" in erased.stdout
     assert "p1" not in erased.stdout  # reported by a keyed reference, not by name
     storage = Guardrail(keyring=tmp_path / "keys", tenant="acme").load_storage_context(tmp_path / "kb")
     texts = [n.get_content() for n in storage.vector_store.get_nodes()]
     assert sorted(texts) == ["Patient Zebulon 0 chest pain", "Patient Zebulon 2 chest pain"]
+    verified = run("audit", "verify", "audit", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    lines = [
+        json.loads(line)
+        for segment in sorted((tmp_path / "audit").glob("segment-*.jsonl"))
+        for line in segment.read_text().splitlines()
+    ]
+    assert [e["event"]["category"] for e in lines] == ["key.rotate", "dsar.erasure"]
+    assert "p1" not in json.dumps(lines)
 
 
 def test_wrong_keyring_and_missing_keyring_are_one_line_errors(tmp_path: Path) -> None:
