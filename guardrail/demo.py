@@ -79,6 +79,8 @@ def run_demo(output: Path, *, console: Console) -> None:
     console.print()
     _encrypted_store_demo(output, docs, texts, console=console)
     console.print()
+    _guarded_retrieval_demo(output, docs, texts, console=console)
+    console.print()
     console.print(f"wrote {kb_out}/, {ft_out} and {output / 'kb'}/ (encrypted)")
 
 
@@ -132,3 +134,51 @@ def _encrypted_store_demo(output: Path, docs: list[Path], texts: list[str], *, c
     console.print(
         f"  reopened with the keyring; top hit for 'discharge plan ... CHF': {hits[0].node.metadata['title']}"
     )
+
+
+def _guarded_retrieval_demo(output: Path, docs: list[Path], texts: list[str], *, console: Console) -> None:
+    import shutil
+
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from guardrail.access import Principal
+    from guardrail.audit import verify
+    from guardrail.core import Guardrail
+    from guardrail.llama_index.hashing import HashingEmbedding
+
+    audit = output / "audit"
+    shutil.rmtree(audit, ignore_errors=True)
+    gr = Guardrail(policy="hipaa-safe-harbor", keyring=output / "keys", audit_log=audit, tenant="riverside")
+    documents = [
+        Document(
+            text=text,
+            metadata={"classification": "public"} if "public" in doc.stem else {"subjects": [doc.stem]},
+        )
+        for doc, text in zip(docs, texts, strict=True)
+    ]
+    index = VectorStoreIndex.from_documents(
+        documents,
+        storage_context=gr.storage_context(),
+        transformations=[SentenceSplitter(chunk_size=256), gr.annotator()],
+        embed_model=HashingEmbedding(),
+    )
+    retriever = gr.guard(index.as_retriever(similarity_top_k=2))
+    question = "discharge plan for the patient with CHF"
+    console.print(f"[b]guarded retrieval[/b] ({gr.policy.id}): {question!r}")
+    for principal in (
+        Principal("dr-chen", ["clinician"], "treatment"),
+        Principal("r-17", ["researcher"], "research"),
+        Principal("agent-5", ["support"], "support"),
+    ):
+        with gr.acting_as(principal):
+            hits = retriever.retrieve(question)
+        lines = hits[0].node.get_content().splitlines() if hits else []
+        first = (lines[1] if len(lines) > 1 else lines[0])[:80] if lines else "(nothing released)"
+        console.print(
+            f"  {principal.roles[0]:>10} for {principal.purpose:<9} {len(hits)} node(s): {first}",
+            markup=False,
+        )
+    gr.close()
+    report = verify(audit)
+    console.print(f"  audit log {audit}/: {report.message}")
