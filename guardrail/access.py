@@ -228,6 +228,30 @@ class Decision:
         }
 
 
+def possible_classifications(policy: Any, principal: Principal) -> list[str]:
+    """Classifications some resource could be released under to ``principal`` (labels and purposes
+    unknown): the pre-filter pushed into vector queries. A classification is left out only when no
+    allow rule could match it, or a deny rule matches it whatever the labels."""
+    settings: AccessSettings = policy.access_settings
+    out = []
+    for classification in CLASSIFICATIONS:
+        probe = Resource(classification=classification)
+        rules = [
+            r
+            for r in settings.rules
+            if r.matches(principal, probe) or (r.labels_any and _matches_but_labels(r, principal, probe))
+        ]
+        if any(r.effect == "deny" and not r.labels_any for r in rules):
+            continue
+        if any(r.effect == "allow" for r in rules):
+            out.append(classification)
+    return out
+
+
+def _matches_but_labels(rule: Rule, principal: Principal, resource: Resource) -> bool:
+    return rule.model_copy(update={"labels_any": []}).matches(principal, resource)
+
+
 def evaluate(policy: Any, principal: Principal | None, resource: Resource) -> Decision:
     """Decide ``principal``'s access to ``resource`` under ``policy`` (a :class:`~guardrail.policy.Policy`).
 

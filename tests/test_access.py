@@ -40,7 +40,7 @@ HIPAA_MATRIX = {
     ("support", "support", "phi"): ("deny", "none"),
     ("support", "support", "internal"): ("allow", "redact"),
     ("support", "treatment", "internal"): ("deny", "none"),
-    ("support", "support", "public"): ("allow", "redact"),
+    ("support", "support", "public"): ("allow", "none"),
     ("visitor", "browsing", "public"): ("allow", "none"),
     ("visitor", "browsing", "internal"): ("deny", "none"),
 }

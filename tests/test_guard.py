@@ -197,3 +197,56 @@ def test_ingestion_and_erasure_are_audited(tmp_path: Path) -> None:
     ingest = next(e for e in events if e["event"]["category"] == "rag.ingest")
     assert ingest["pii"]["counts"]["PERSON"] >= 1
     assert verify(tmp_path / "audit").ok
+
+
+def test_list_metadata_is_redacted_and_subjects_are_references(tmp_path: Path) -> None:
+    Keyring.create(tmp_path / "keys")
+    gr = Guardrail(
+        policy="hipaa-safe-harbor", keyring=tmp_path / "keys", audit_log=tmp_path / "audit", tenant="acme"
+    )
+    doc = Document(
+        text=NOTE,
+        metadata={
+            "subjects": ["Harold Finch"],
+            "authors": ["Harold Finch", "Dr. Amara Okafor"],
+            "title": "Finch",
+        },
+    )
+    index = VectorStoreIndex.from_documents(
+        [doc],
+        storage_context=gr.storage_context(),
+        transformations=[gr.annotator()],
+        embed_model=HashingEmbedding(),
+    )
+    with gr.acting_as(RESEARCHER):
+        [hit] = gr.guard(index.as_retriever()).retrieve("discharge")
+    assert "Finch" not in json.dumps(hit.node.metadata)
+    assert "Okafor" not in json.dumps(hit.node.metadata)
+    assert hit.node.metadata["subjects"] == [gr._subject_ref("Harold Finch")]
+
+
+def test_label_conditioned_allow_rules_survive_the_prefilter(tmp_path: Path) -> None:
+    from guardrail.access import possible_classifications
+    from guardrail.policy import parse_policy
+
+    policy = parse_policy(
+        'name: labels\nversion: "1"\ndetection: {entities: [PERSON]}\naccess:\n  rules:\n'
+        "    - {id: billing, effect: allow, roles: [billing], classifications: [phi],\n"
+        "       labels_any: [billing]}\n"
+        "    - {id: no-special, effect: deny, classifications: [special_category]}\n"
+    )
+    billing = Principal("b", ["billing"], "payment")
+    assert possible_classifications(policy, billing) == ["phi"]
+    assert possible_classifications(policy, SUPPORT) == []
+
+
+def test_redaction_never_changes_the_objects_of_a_plain_store(tmp_path: Path) -> None:
+    gr, _, _ = _build(tmp_path)
+    from llama_index.core.schema import NodeWithScore
+
+    original = Document(text=NOTE, metadata={"subjects": ["patient-1"]})
+    gr.annotator()([original])
+    with gr.acting_as(RESEARCHER):
+        [kept] = gr.postprocessor().postprocess_nodes([NodeWithScore(node=original, score=1.0)])
+    assert "Harold Finch" not in kept.node.get_content()
+    assert original.get_content() == NOTE

@@ -25,7 +25,15 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TransformComponent
 
-from guardrail.access import AccessDenied, Decision, Principal, Resource, current_principal, evaluate
+from guardrail.access import (
+    AccessDenied,
+    Decision,
+    Principal,
+    Resource,
+    current_principal,
+    evaluate,
+    possible_classifications,
+)
 from guardrail.crypto import DecryptionError
 from guardrail.errors import GuardrailError
 from guardrail.findings import Finding
@@ -44,6 +52,17 @@ SPANS_KEY = "_gr_spans"
 #: ... and of its string metadata values: {key: [[start, end, entity], ...]}.
 META_SPANS_KEY = "_gr_meta_spans"
 _PRIVATE_KEYS = (SPANS_KEY, META_SPANS_KEY)
+# labels the policy reads; kept out of embeddings and LLM context
+_LABEL_KEYS = ("tenant", "classification", "purposes", "subjects", "labels")
+
+
+def _strings(key: str, value: Any) -> list[tuple[str, str]]:
+    """The string values of a metadata entry, by path: ``title`` or ``authors[0]``."""
+    if isinstance(value, str):
+        return [(key, value)] if value else []
+    if isinstance(value, list | tuple):
+        return [(f"{key}[{i}]", v) for i, v in enumerate(value) if isinstance(v, str) and v]
+    return []
 
 
 class RetrievalBlocked(GuardrailError):
@@ -71,10 +90,11 @@ class Annotator(TransformComponent):
         gr = self._guardrail
         texts = [n.get_content() for n in nodes]
         meta_items = [
-            (i, k, v)
+            (i, path, v)
             for i, n in enumerate(nodes)
-            for k, v in (n.metadata or {}).items()
-            if isinstance(v, str) and v and k not in _PRIVATE_KEYS and k not in ("classification", "tenant")
+            for k, value in (n.metadata or {}).items()
+            if k not in _PRIVATE_KEYS and k not in _LABEL_KEYS
+            for path, v in _strings(k, value)
         ]
         found = gr.detect_batch(texts + [v for _, _, v in meta_items])
         text_found, meta_found = found[: len(texts)], found[len(texts) :]
@@ -87,7 +107,7 @@ class Annotator(TransformComponent):
                 # conservative default: text in which personal data is detected is treated as PHI
                 node.metadata["classification"] = phi if spans else default
             node.metadata.setdefault("tenant", gr.tenant)
-            for key in _PRIVATE_KEYS:
+            for key in (*_PRIVATE_KEYS, *_LABEL_KEYS):
                 for excluded in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
                     if key not in excluded:
                         excluded.append(key)
@@ -207,17 +227,38 @@ class Guard:
         result = redactor.redact(text, [f for f in findings if f.entity not in keep], scope=scope)
         counts = Counter(f.entity for f in result.findings)
         for key, value in list(metadata.items()):
-            if not isinstance(value, str) or not value:
+            if key == "subjects" and value:
+                # data-subject ids are released only as keyed references
+                ids = [value] if isinstance(value, str) else list(value)
+                metadata[key] = [self.gr._subject_ref(str(v)) for v in ids]
                 continue
-            found = _findings(meta_spans.get(key, [])) if meta_spans is not None else self.gr.detect(value)
-            found = [f for f in found if f.entity not in keep]
-            if found:
-                redacted = redactor.redact(value, found, scope=scope)
-                metadata[key] = redacted.text
-                counts.update(f.entity for f in redacted.findings)
-        copy = node.model_copy(update={"metadata": metadata})
-        if hasattr(copy, "text"):
-            copy.text = result.text
+            if key in _LABEL_KEYS:
+                continue
+            strings = _strings(key, value)
+            if not strings:
+                continue
+            redacted_values = []
+            for path, text_value in strings:
+                found = (
+                    _findings(meta_spans.get(path, []))
+                    if meta_spans is not None
+                    else self.gr.detect(text_value)
+                )
+                found = [f for f in found if f.entity not in keep]
+                if found:
+                    redacted = redactor.redact(text_value, found, scope=scope)
+                    counts.update(f.entity for f in redacted.findings)
+                    redacted_values.append(redacted.text)
+                else:
+                    redacted_values.append(text_value)
+            if isinstance(value, str):
+                metadata[key] = redacted_values[0]
+            else:
+                metadata[key] = [redacted_values.pop(0) if isinstance(v, str) and v else v for v in value]
+        # a deep copy: Document keeps its text in a shared resource object, and stored nodes are never
+        # changed (a plain, unencrypted store hands out its own objects)
+        copy = node.model_copy(update={"metadata": metadata}, deep=True)
+        copy.set_content(result.text)
         return copy, dict(counts)
 
 
@@ -253,17 +294,9 @@ class GuardedRetriever(BaseRetriever):
         this principal may see at all (the store does not even return the others)."""
         from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
-        from guardrail.access import CLASSIFICATIONS
-
         if not hasattr(self._inner, "_filters"):
             return self._inner
-        allowed = [
-            c
-            for c in CLASSIFICATIONS
-            if evaluate(
-                self._gr.policy, principal, Resource(tenant=self._gr.tenant, classification=c)
-            ).allowed
-        ]
+        allowed = possible_classifications(self._gr.policy, principal)
         copy = _copy.copy(self._inner)  # a shallow copy per request: no shared state between threads
         existing = self._inner._filters
         constraint = MetadataFilter(key="classification", value=allowed or ["-"], operator=FilterOperator.IN)
