@@ -7,6 +7,7 @@ Quickstart::
     gr.redact("Patient Megan Murphy, MRN 204-18-179").text
 """
 
+from guardrail.access import AccessDenied, Principal
 from guardrail.core import Guardrail
 from guardrail.errors import (
     ConfigError,
@@ -25,6 +26,7 @@ from guardrail.redaction import PseudonymScope
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDenied",
     "ConfigError",
     "DetectionError",
     "DetectorUnavailable",
@@ -36,6 +38,7 @@ __all__ = [
     "OutputExistsError",
     "Policy",
     "PolicyError",
+    "Principal",
     "PseudonymScope",
     "RedactionResult",
     "__version__",

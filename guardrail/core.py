@@ -276,6 +276,8 @@ class Guardrail:
                     "decision": summary,
                     "rule_ids": rule_ids,
                     "redaction_profile": sorted({d.redaction for _, d, _ in allowed}),
+                    # classifications the query was restricted to before the store released anything
+                    "prefilter": request.prefilter if request.prefilter is not None else "none",
                 },
                 subjects=subjects,
                 resources=[

@@ -80,6 +80,7 @@ def test_each_principal_gets_what_the_policy_says(tmp_path: Path) -> None:
     # the support agent's query carried the classifications it may see: the PHI node never left the store
     assert retrievals[2]["retrieval"]["returned"] == 1
     assert all(r["labels"] == ["public"] for r in retrievals[2]["resources"])
+    assert retrievals[2]["policy"]["prefilter"] == ["public", "internal"]  # what support may ever see
     raw = "\n".join(_lines(tmp_path / "audit"))
     for value in ("Harold Finch", "88412095", "discharge plan", "patient-88412095"):
         assert value not in raw  # no PII, no query text, subjects only as keyed references
@@ -250,3 +251,35 @@ def test_redaction_never_changes_the_objects_of_a_plain_store(tmp_path: Path) ->
         [kept] = gr.postprocessor().postprocess_nodes([NodeWithScore(node=original, score=1.0)])
     assert "Harold Finch" not in kept.node.get_content()
     assert original.get_content() == NOTE
+
+
+def test_guard_over_chroma(tmp_path: Path) -> None:
+    import chromadb
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from guardrail import Principal as RootPrincipal
+
+    Keyring.create(tmp_path / "keys")
+    gr = Guardrail(
+        policy="hipaa-safe-harbor", keyring=tmp_path / "keys", audit_log=tmp_path / "audit", tenant="acme"
+    )
+    collection = chromadb.PersistentClient(path=str(tmp_path / "chroma")).get_or_create_collection("guarded")
+    storage = gr.storage_context(vector_store=ChromaVectorStore(chroma_collection=collection))
+    docs = [
+        Document(text=NOTE, metadata={"subjects": ["patient-88412095"]}),
+        Document(text="Visiting hours are 10:00 to 20:00.", metadata={"classification": "public"}),
+    ]
+    index = VectorStoreIndex.from_documents(
+        docs, storage_context=storage, transformations=[gr.annotator()], embed_model=HashingEmbedding()
+    )
+    retriever = gr.guard(index.as_retriever(similarity_top_k=5))
+    with gr.acting_as(RootPrincipal("r-1", ["researcher"], "research")):
+        texts = [n.node.get_content() for n in retriever.retrieve("discharge plan")]
+    assert any("<PERSON>" in t for t in texts)
+    assert all("Harold Finch" not in t for t in texts)
+    with gr.acting_as(SUPPORT):
+        assert [n.node.get_content() for n in retriever.retrieve("discharge plan")] == [
+            "Visiting hours are 10:00 to 20:00."
+        ]
+    gr.close()
+    assert verify(tmp_path / "audit").ok

@@ -149,6 +149,8 @@ class _Request:
     seen: set[str] = field(default_factory=set)
     scopes: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Resource] = field(default_factory=dict)
+    # classifications pushed into the vector query (None: no pre-filter was possible)
+    prefilter: list[str] | None = None
 
 
 _request: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("guardrail_request", default=None)
@@ -297,6 +299,9 @@ class GuardedRetriever(BaseRetriever):
         if not hasattr(self._inner, "_filters"):
             return self._inner
         allowed = possible_classifications(self._gr.policy, principal)
+        request = _request.get()
+        if request is not None:
+            request.prefilter = allowed
         copy = _copy.copy(self._inner)  # a shallow copy per request: no shared state between threads
         existing = self._inner._filters
         constraint = MetadataFilter(key="classification", value=allowed or ["-"], operator=FilterOperator.IN)
