@@ -283,3 +283,21 @@ def test_guard_over_chroma(tmp_path: Path) -> None:
         ]
     gr.close()
     assert verify(tmp_path / "audit").ok
+
+
+def test_guarding_a_query_engine_returns_a_query_engine(tmp_path: Path) -> None:
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    gr, _, _ = _build(tmp_path)
+    index = VectorStoreIndex.from_vector_store(
+        gr._storages[0]().vector_stores["default"], embed_model=HashingEmbedding()
+    )
+    engine = gr.guard(index.as_query_engine(llm=MockLLM(), similarity_top_k=5))
+    assert isinstance(engine, RetrieverQueryEngine)
+    with gr.acting_as(RESEARCHER):
+        response = engine.query("discharge plan CHF")
+    sources = " ".join(n.node.get_content() for n in response.source_nodes)
+    assert "<PERSON>" in sources
+    assert "Harold Finch" not in sources
+    assert "Harold Finch" not in str(response)
