@@ -27,7 +27,6 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -639,14 +638,7 @@ class Keyring:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".keyring.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    from guardrail.io import atomic_output  # temporary file, fsync, rename; mode 0600 for a new file
+
+    with atomic_output(path, force=True) as f:
+        json.dump(data, f, indent=1, sort_keys=True)
