@@ -41,6 +41,9 @@ app.add_typer(policy_app, name="policy")
 from guardrail.audit.cli import audit_app  # noqa: E402 - the sub-apps are assembled here
 
 app.add_typer(audit_app, name="audit")
+from guardrail.datasets.cli import manifest_app  # noqa: E402 - the sub-apps are assembled here
+
+app.add_typer(manifest_app, name="manifest")
 keys_app = typer.Typer(
     help="Create and manage keyrings: list, rotate, re-encrypt, destroy, shred.", no_args_is_help=True
 )

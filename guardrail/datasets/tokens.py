@@ -1,0 +1,270 @@
+"""Dataset-wide pseudonym tokens: the same value gets the same token across records, runs and workers.
+
+Two methods, both a :class:`TokenSource` (one verb, ``token(entity, value)``):
+
+- :class:`KeyedTokens`: a keyed HMAC-SHA256 of the normalised value (``<PERSON_k3f9a1b2c4>``). No state,
+  so any number of processes agree without talking to each other. This is GDPR pseudonymisation
+  (Art. 4(5)) as long as the key is kept apart from the data; the output stays personal data.
+- :class:`TokenVault`: a random token per value (``<PERSON_7Q2K9X>``), kept in a SQLite file. The token is
+  not derived from the person's data, as HIPAA 164.514(c) asks of a re-identification code. The file
+  holds a keyed MAC of each value (for look-up) and the value sealed under the tenant's key (for
+  :meth:`TokenVault.reidentify`); never a value in clear.
+
+Values are normalised before tokenising (case folded, whitespace collapsed), so ``"Megan  Murphy"`` and
+``"megan murphy"`` get one token. Tokens differ per entity type.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sqlite3
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from guardrail.crypto import Context, DecryptionError, Sealer
+from guardrail.errors import ConfigError
+
+if TYPE_CHECKING:
+    from guardrail.keys import Keyring
+
+__all__ = ["KeyedTokens", "TokenSource", "TokenVault", "VaultError"]
+
+_ENTITY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+# no 0/O, 1/I/L, U: tokens are read and typed by people during re-identification requests
+_VAULT_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+_VAULT_FORMAT = "guardrail.vault/1"
+_MAX_ATTEMPTS = 32
+
+
+class TokenSource(Protocol):
+    """Something that turns a detected value into a pseudonym token."""
+
+    def token(self, entity: str, value: str) -> str:
+        """The token for ``value`` of type ``entity`` (the same value always gets the same token)."""
+        ...
+
+
+class VaultError(ConfigError):
+    """A token vault cannot be used: not a vault, another keyring or tenant, or an unknown token."""
+
+
+def _normalise(value: str) -> str:
+    return " ".join(value.split()).casefold()
+
+
+def _encode(*parts: str) -> bytes:
+    """An unambiguous encoding of several strings (a JSON list), for keyed hashes."""
+    return json.dumps(list(parts), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _check_entity(entity: str) -> str:
+    if not _ENTITY.fullmatch(entity):
+        raise ConfigError(
+            f"entity type {entity!r} is not valid: use letters, digits and '_' (e.g. PERSON, US_SSN)"
+        )
+    return entity
+
+
+class KeyedTokens:
+    """Deterministic keyed tokens: ``<ENTITY_` + base32(HMAC-SHA256(key, [entity, value]))[:length] + `>``.
+
+    Args:
+        key: at least 16 bytes, kept apart from the data (see :meth:`for_keyring`).
+        length: base32 characters in the token, 8 to 52 (10 = 50 bits: collisions are unlikely below
+            millions of distinct values per entity type; raise it for larger datasets).
+
+    Raises:
+        ConfigError: the key is too short or the length out of range.
+    """
+
+    method: ClassVar[str] = "keyed-hmac-sha256"
+
+    def __init__(self, key: bytes, *, length: int = 10) -> None:
+        if not isinstance(key, bytes) or len(key) < 16:
+            raise ConfigError("a token key is at least 16 bytes (use KeyedTokens.for_keyring)")
+        if not 8 <= length <= 52:
+            raise ConfigError(f"token length must be 8 to 52 characters, not {length}")
+        self.__key = key
+        self.length = length
+
+    @classmethod
+    def for_keyring(
+        cls, keyring: Keyring, tenant: str, dataset_scope: str = "default", *, length: int = 10
+    ) -> KeyedTokens:
+        """Tokens under a key derived from the keyring for one tenant and dataset scope.
+
+        The same keyring, tenant and scope give the same tokens in every process and run; another scope
+        gives unlinkable tokens (use one per release when datasets must not be joinable).
+        """
+        base = keyring.hmac_key("dataset-tokens")
+        return cls(hmac.digest(base, _encode(tenant, dataset_scope), "sha256"), length=length)
+
+    def token(self, entity: str, value: str) -> str:
+        """The token for ``value`` (normalised) of type ``entity``."""
+        digest = hmac.digest(self.__key, _encode(_check_entity(entity), _normalise(value)), "sha256")
+        return f"<{entity}_{base64.b32encode(digest).decode('ascii').lower()[: self.length]}>"
+
+    def __repr__(self) -> str:
+        return f"KeyedTokens(length={self.length})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # workers rebuild it with for_keyring (a Keyring cannot be pickled either)
+        raise TypeError("KeyedTokens holds key material and cannot be pickled")
+
+
+class TokenVault:
+    """Random tokens kept in a SQLite file: ``<ENTITY_XXXXXX>``, re-identifiable only with the keyring.
+
+    Each row holds a keyed MAC of (entity, normalised value), the token, and the value as first seen,
+    sealed with :class:`~guardrail.crypto.Sealer` under the tenant's key in the context
+    ``(store="vault", namespace=entity, key=token, tenant=tenant)``. The file itself is not encrypted as a
+    whole: entity types, tokens and row counts are visible; values are not. New files are created 0600.
+
+    Safe across threads and processes (each insert is one SQLite transaction; a losing writer reads the
+    winner's token). Deleting a row unlinks that person from their token.
+
+    Args:
+        path: the vault file (created if missing).
+        keyring: the keyring holding the tenant's key and the MAC key.
+        tenant: the tenant whose key seals the values.
+        length: random characters per token (6 to 20; 6 gives 30**6 ~ 7e8 tokens per entity type).
+
+    Raises:
+        VaultError: the file is not a vault, or belongs to another keyring or tenant.
+    """
+
+    method: ClassVar[str] = "vault-random"
+
+    def __init__(self, path: str | Path, *, keyring: Keyring, tenant: str, length: int = 6) -> None:
+        if not 6 <= length <= 20:
+            raise ConfigError(f"vault token length must be 6 to 20 characters, not {length}")
+        self.path = Path(path)
+        self.tenant = tenant
+        self.length = length
+        self._sealer = Sealer(keyring)
+        self.__mac_key = hmac.digest(keyring.hmac_key("token-vault"), _encode(tenant), "sha256")
+        self._lock = threading.Lock()
+        if self.path.is_dir():
+            raise VaultError(f"{self.path}: is a directory; give a file path for the token vault")
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process created it first
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # isolation_level=None: autocommit; each statement is its own transaction unless BEGIN is issued
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            self._init_schema()
+        except sqlite3.DatabaseError:
+            self._db.close()
+            raise VaultError(f"{self.path}: not a token vault (not a SQLite database)") from None
+        except VaultError:
+            self._db.close()
+            raise
+
+    def _init_schema(self) -> None:
+        check = hmac.digest(self.__mac_key, b"vault check", "sha256").hex()
+        db = self._db
+        db.execute("PRAGMA secure_delete = ON")  # deleted rows (unlinked people) are overwritten
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS tokens (mac BLOB PRIMARY KEY, entity TEXT NOT NULL, "
+                "token TEXT NOT NULL UNIQUE, sealed BLOB NOT NULL)"
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('check', ?)", (_VAULT_FORMAT, check)
+            )
+            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if meta.get("format") != _VAULT_FORMAT:
+            raise VaultError(f"{self.path}: not a {_VAULT_FORMAT} token vault")
+        if not hmac.compare_digest(str(meta.get("check")), check):
+            raise VaultError(
+                f"{self.path}: this vault belongs to another keyring or tenant (open it with the keyring "
+                "and tenant that created it)"
+            )
+
+    def _mac(self, entity: str, value: str) -> bytes:
+        return hmac.digest(self.__mac_key, _encode(entity, _normalise(value)), "sha256")
+
+    def token(self, entity: str, value: str) -> str:
+        """The value's token: the existing one, or a new random one.
+
+        Raises:
+            VaultError: no free token was found (the token space for this entity is nearly full).
+        """
+        mac = self._mac(_check_entity(entity), value)
+        with self._lock:
+            row = self._db.execute("SELECT token FROM tokens WHERE mac = ?", (mac,)).fetchone()
+            if row is not None:
+                return str(row[0])
+            for _ in range(_MAX_ATTEMPTS):
+                candidate = (
+                    f"<{entity}_{''.join(secrets.choice(_VAULT_ALPHABET) for _ in range(self.length))}>"
+                )
+                sealed = self._sealer.seal(value.encode("utf-8"), context=self._context(entity, candidate))
+                # OR IGNORE: the value may have been added by another process (mac taken), or the random
+                # token is taken (token unique); the SELECT tells which
+                self._db.execute(
+                    "INSERT OR IGNORE INTO tokens (mac, entity, token, sealed) VALUES (?, ?, ?, ?)",
+                    (mac, entity, candidate, sealed),
+                )
+                row = self._db.execute("SELECT token FROM tokens WHERE mac = ?", (mac,)).fetchone()
+                if row is not None:
+                    return str(row[0])
+        raise VaultError(f"{self.path}: no free {entity} token after {_MAX_ATTEMPTS} attempts")
+
+    def reidentify(self, token: str) -> str:
+        """The value a token stands for (as first seen). Log every call: it is a disclosure.
+
+        Raises:
+            VaultError: the token is not in this vault.
+            DecryptionError: the sealed value does not open (wrong keyring, erased key, tampered row).
+        """
+        with self._lock:
+            row = self._db.execute("SELECT entity, sealed FROM tokens WHERE token = ?", (token,)).fetchone()
+        if row is None:
+            raise VaultError(f"{self.path}: unknown token (not in this vault)")
+        entity, sealed = str(row[0]), bytes(row[1])
+        try:
+            return self._sealer.open(sealed, context=self._context(entity, token)).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecryptionError(token) from None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM tokens").fetchone()[0])
+
+    def _context(self, entity: str, token: str) -> Context:
+        return Context(store="vault", namespace=entity, key=token, tenant=self.tenant)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> TokenVault:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TokenVault({str(self.path)!r}, tenant={self.tenant!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a TokenVault holds key material and cannot be pickled (open it in each process)")
