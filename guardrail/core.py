@@ -111,18 +111,18 @@ class Guardrail:
         Raises:
             ConfigError: no keyring was given.
         """
-        from guardrail.crypto import Sealer
         from guardrail.llama_index.storage import build_storage_context
 
+        return self._track(build_storage_context(vector_store=vector_store, **self._storage_args()))
+
+    def _storage_args(self) -> dict[str, Any]:
+        from guardrail.crypto import Sealer
+
         keyring = self._require_keyring()
-        storage = build_storage_context(
-            sealer=Sealer(keyring),
-            keyring=keyring,
-            tenant=self.tenant,
-            vector_store=vector_store,
-            **self._shield(),
-        )
-        self._storages.append(weakref.ref(storage))
+        return {"sealer": Sealer(keyring), "keyring": keyring, "tenant": self.tenant, **self._shield()}
+
+    def _track(self, storage: Any) -> Any:
+        self._storages.append(weakref.ref(storage))  # erase_subject reaches every context opened here
         return storage
 
     # ------------------------------------------------------------------ guarded retrieval
@@ -369,20 +369,11 @@ class Guardrail:
         Raises:
             KeyringError: the keyring or tenant does not open the store.
         """
-        from guardrail.crypto import Sealer
         from guardrail.llama_index.storage import load_storage_context
 
-        keyring = self._require_keyring()
-        storage = load_storage_context(
-            persist_dir,
-            sealer=Sealer(keyring),
-            keyring=keyring,
-            tenant=self.tenant,
-            vector_store=vector_store,
-            **self._shield(),
+        return self._track(
+            load_storage_context(persist_dir, vector_store=vector_store, **self._storage_args())
         )
-        self._storages.append(weakref.ref(storage))
-        return storage
 
     def erase_subject(self, subject: str) -> Any:
         """Delete a data subject's nodes from every storage context this object opened, and destroy

@@ -11,7 +11,7 @@ Messages name records by index and segment, never by content.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from guardrail.errors import GuardrailError
 
@@ -27,16 +27,7 @@ DamageKind = Literal[
     "torn-tail",
     "malformed",
 ]
-DAMAGE_KINDS: tuple[DamageKind, ...] = (
-    "edited",
-    "deleted",
-    "inserted",
-    "reordered",
-    "truncated",
-    "bad-signature",
-    "torn-tail",
-    "malformed",
-)
+DAMAGE_KINDS: tuple[DamageKind, ...] = get_args(DamageKind)
 
 
 class AuditIntegrityError(GuardrailError):

@@ -36,7 +36,6 @@ __all__ = [
 DOCSTORE_FILE = "docstore.json"
 INDEX_STORE_FILE = "index_store.json"
 VECTOR_STORE_FILE = "default__vector_store.json"
-MARKER_FILE = "guardrail.json"
 
 
 def build_storage_context(

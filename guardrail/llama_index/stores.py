@@ -23,7 +23,6 @@ here); a record whose key was destroyed is erased data and is skipped (and repor
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -299,7 +298,6 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     _sealer: Sealer = PrivateAttr()
     _keyring: Any = PrivateAttr()
     _release_point: ReleasePoint = PrivateAttr()
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _tokens: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
     _shield: Any = PrivateAttr(default=None)
     _reranker: Any = PrivateAttr(default=None)
