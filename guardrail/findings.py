@@ -48,6 +48,8 @@ class RedactionResult:
 
     text: str
     findings: tuple[Finding, ...]
+    # where each replacement sits in ``text`` (output offsets, in order), for re-scans of the output
+    spans: tuple[tuple[int, int], ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Number of findings per entity type."""

@@ -292,6 +292,31 @@ class StorageSettings(_Model):
     overfetch: int = Field(default=3, ge=1, le=20)
 
 
+class ReidentifySettings(_Model):
+    """Who may turn vault tokens back into values (``guardrail reidentify``): deny unless listed."""
+
+    roles: list[str] = []
+    purposes: list[str] = []
+
+
+class DatasetSettings(_Model):
+    """How fine-tuning and RAG datasets are processed (``guardrail redact``/``scan`` on datasets).
+
+    ``roles``: chat roles whose turns are processed (``system`` left alone by default); ``fields``: text
+    fields to process (empty: the format's default); ``skip``: fields never touched. ``tokens``: how
+    ``pseudonymize`` tokens are made for a dataset: ``keyed`` (HMAC under a keyring key: deterministic,
+    no state) or ``vault`` (random tokens kept sealed in a token vault, re-identifiable only through
+    it). ``token_length``: characters of randomness in a token (default 10 keyed, 6 vault).
+    """
+
+    roles: list[str] = ["user", "assistant"]
+    fields: list[str] = []
+    skip: list[str] = []
+    tokens: Literal["keyed", "vault"] = "keyed"
+    token_length: int | None = Field(default=None, ge=6, le=52)
+    reidentify: ReidentifySettings = ReidentifySettings()
+
+
 class SafeHarborIdentifier(_Model):
     """How a pack handles one of the 18 identifiers of 45 CFR 164.514(b)(2)."""
 
@@ -318,6 +343,7 @@ class Policy(_Model):
     detection: DetectionSettings
     redaction: RedactionSettings = RedactionSettings()
     storage: StorageSettings = StorageSettings()
+    datasets: DatasetSettings = DatasetSettings()
     identifiers: list[SafeHarborIdentifier] = []
     access: AccessSettings = AccessSettings()
     # Reserved for the audit settings; the audit module defines and validates them.

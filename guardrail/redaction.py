@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from guardrail.errors import KeyUnavailable
 from guardrail.findings import Finding, RedactionResult
@@ -30,7 +31,7 @@ from guardrail.policy import (
     ReplaceOp,
 )
 
-__all__ = ["RESTRICTED_ZIP3", "PseudonymScope", "Redactor", "generalize_value"]
+__all__ = ["RESTRICTED_ZIP3", "PseudonymScope", "Redactor", "TokenSource", "generalize_value"]
 
 #: Three-digit ZIP prefixes whose areas held 20,000 people or fewer (2000 Census), per 45 CFR
 #: 164.514(b)(2)(i)(B). Versioned with the table's source.
@@ -85,6 +86,16 @@ class PseudonymScope:
 
     def __repr__(self) -> str:
         return f"PseudonymScope(values={len(self._tokens)})"
+
+
+class TokenSource(Protocol):
+    """Something that turns a detected value into a pseudonym token: a :class:`PseudonymScope`, or the
+    dataset-wide :class:`~guardrail.datasets.tokens.KeyedTokens` and
+    :class:`~guardrail.datasets.tokens.TokenVault`."""
+
+    def token(self, entity: str, value: str) -> str:
+        """The token for ``value`` of type ``entity`` (the same value always gets the same token)."""
+        ...
 
 
 def _normalise(value: str) -> str:
@@ -157,27 +168,33 @@ class Redactor:
         return f"Redactor(policy={self.policy.id!r})"
 
     def redact(
-        self, text: str, findings: Sequence[Finding], *, scope: PseudonymScope | None = None
+        self, text: str, findings: Sequence[Finding], *, scope: TokenSource | None = None
     ) -> RedactionResult:
         """Redact ``findings`` (non-overlapping, as detectors return them) from ``text``."""
         scope = scope if scope is not None else PseudonymScope()
         ordered = sorted(findings, key=lambda f: f.start)
         out: list[str] = []
         pos = 0
+        written = 0
         kept: list[Finding] = []
+        spans: list[tuple[int, int]] = []
         year = self._clock().year
         for f in ordered:
             if f.start < pos:  # overlapping input: already covered by the previous replacement
                 pos = max(pos, f.end)
                 continue
-            out.append(text[pos : f.start])
-            out.append(self._apply(f.entity, text[f.start : f.end], scope, year))
+            before = text[pos : f.start]
+            replacement = self._apply(f.entity, text[f.start : f.end], scope, year)
+            out += (before, replacement)
+            written += len(before)
+            spans.append((written, written + len(replacement)))
+            written += len(replacement)
             pos = f.end
             kept.append(f)
         out.append(text[pos:])
-        return RedactionResult("".join(out), tuple(kept))
+        return RedactionResult("".join(out), tuple(kept), tuple(spans))
 
-    def _apply(self, entity: str, value: str, scope: PseudonymScope, year: int) -> str:
+    def _apply(self, entity: str, value: str, scope: TokenSource, year: int) -> str:
         op: OperatorSpec = self.policy.redaction.operator_for(entity)
         if isinstance(op, ReplaceOp):
             return f"<{op.label or entity}>"

@@ -77,7 +77,12 @@ def test_hipaa_pack_generalizes_dates_ages_and_zip_codes() -> None:
     redaction = load_policy("hipaa-safe-harbor").redaction
     for entity in ("DATE_TIME", "AGE", "US_ZIP_CODE"):
         assert redaction.operator_for(entity).operator == "generalize"
-    assert redaction.operator_for("PERSON").operator == "replace"
+    # names and MRNs become re-identification codes (164.514(c)), from the vault in datasets
+    assert redaction.operator_for("PERSON").operator == "pseudonymize"
+    assert redaction.operator_for("MEDICAL_RECORD_NUMBER").operator == "pseudonymize"
+    assert redaction.operator_for("US_SSN").operator == "replace"
+    assert load_policy("hipaa-safe-harbor").datasets.tokens == "vault"
+    assert load_policy("gdpr").datasets.tokens == "keyed"
     assert load_policy("hipaa-safe-harbor").detection.threshold == 0.4
 
 

@@ -275,8 +275,20 @@ class DatasetReader(Iterator[DatasetRecord]):
         self.rules = rules
         self.on_error: OnError = on_error
         self.skipped = 0
+        #: called with ``(line, reason, raw)`` for each skipped record (raw: the JSONL line, the CSV row
+        #: or the columnar row), e.g. to quarantine it; never called when ``on_error`` is ``"stop"``
+        self.on_reject: Callable[[int, str, Any], None] | None = None
+        #: the line (or row) of the last record read, good or bad: where a resumed run starts
+        self.position = 0
+        self._after = 0
         self._index = 0
         self._records = self._read()
+
+    def resume_after(self, position: int, index: int) -> None:
+        """Start after line (or row) ``position``, numbering the next record ``index``; before reading."""
+        if self.position:
+            raise ConfigError("resume_after must be called before the first record is read")
+        self._after, self._index, self.position = position, index, position
 
     def __iter__(self) -> DatasetReader:
         return self
@@ -297,33 +309,39 @@ class DatasetReader(Iterator[DatasetRecord]):
         except UnicodeDecodeError:
             raise InputFormatError(str(self.path), None, "not UTF-8 text (re-encode it as UTF-8)") from None
 
-    def _record(self, line: int, data: dict[str, Any], shape: _Shape) -> DatasetRecord | None:
+    def _record(
+        self, line: int, data: dict[str, Any], shape: _Shape, raw: Any = None
+    ) -> DatasetRecord | None:
+        self.position = line
         try:
             texts = _select(data, shape, self.rules)
         except _BadRecord as exc:
-            self._bad(line, exc.reason)
+            self._bad(line, exc.reason, data if raw is None else raw)
             return None
         record = DatasetRecord(self._index, line, data, texts)
         self._index += 1
         return record
 
-    def _bad(self, line: int, reason: str) -> None:
+    def _bad(self, line: int, reason: str, raw: Any) -> None:
+        self.position = line
         if self.on_error == "skip":
             self.skipped += 1
+            if self.on_reject is not None:
+                self.on_reject(line, reason, raw)
             return
         raise InputFormatError(str(self.path), line, reason)
 
     def _jsonl(self, shape: _Shape) -> Iterator[DatasetRecord]:
         with _open_text(self.path) as f:
             for lineno, line in enumerate(f, start=1):
-                if not line.strip():
+                if lineno <= self._after or not line.strip():
                     continue
                 try:
                     data = _parse_json(line)
                 except _BadRecord as exc:
-                    self._bad(lineno, exc.reason)
+                    self._bad(lineno, exc.reason, line.rstrip("\r\n"))
                     continue
-                if (record := self._record(lineno, data, shape)) is not None:
+                if (record := self._record(lineno, data, shape, line.rstrip("\r\n"))) is not None:
                     yield record
 
     def _csv(self) -> Iterator[DatasetRecord]:
@@ -336,12 +354,13 @@ class DatasetReader(Iterator[DatasetRecord]):
                 raise InputFormatError(str(self.path), 1, "duplicate column names in the header")
             _check_columns(str(self.path), header, "plain", self.rules)
             for row in reader:
-                if len(row) != len(header):
-                    self._bad(reader.line_num, f"{len(row)} columns where the header has {len(header)}")
+                if reader.line_num <= self._after:
                     continue
-                if (
-                    record := self._record(reader.line_num, dict(zip(header, row, strict=True)), "plain")
-                ) is not None:
+                if len(row) != len(header):
+                    self._bad(reader.line_num, f"{len(row)} columns where the header has {len(header)}", row)
+                    continue
+                data = dict(zip(header, row, strict=True))
+                if (record := self._record(reader.line_num, data, "plain", row)) is not None:
                     yield record
 
     def _parquet(self) -> Iterator[DatasetRecord]:
@@ -364,8 +383,13 @@ class DatasetReader(Iterator[DatasetRecord]):
         _check_columns(str(self.path), list(schema.names), shape, self.rules)
         row = 0
         for batch in batches:
+            if row + batch.num_rows <= self._after:
+                row += batch.num_rows
+                continue
             for data in batch.to_pylist():
                 row += 1
+                if row <= self._after:
+                    continue
                 if (record := self._record(row, data, shape)) is not None:
                     yield record
 

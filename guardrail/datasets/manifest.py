@@ -120,11 +120,18 @@ def _iso(moment: datetime) -> str:
 
 
 def sha256_file(path: str | Path) -> str:
-    """The hex SHA-256 of a file's bytes.
+    """The hex SHA-256 of a file's bytes; for a directory (a saved Hugging Face dataset), of a listing
+    ``"<sha256>  <relative path>\\n"`` of its files, sorted by path, after the line ``guardrail-tree/1``.
 
     Raises:
         ManifestError: the file cannot be read.
     """
+    if Path(path).is_dir():
+        root = Path(path)
+        listing = ["guardrail-tree/1\n"]
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            listing.append(f"{sha256_file(file)}  {file.relative_to(root).as_posix()}\n")
+        return hashlib.sha256("".join(listing).encode("utf-8")).hexdigest()
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:

@@ -27,10 +27,11 @@ import sqlite3
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 from guardrail.crypto import Context, DecryptionError, Sealer
 from guardrail.errors import ConfigError
+from guardrail.redaction import TokenSource
 
 if TYPE_CHECKING:
     from guardrail.keys import Keyring
@@ -42,14 +43,6 @@ _ENTITY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _VAULT_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 _VAULT_FORMAT = "guardrail.vault/1"
 _MAX_ATTEMPTS = 32
-
-
-class TokenSource(Protocol):
-    """Something that turns a detected value into a pseudonym token."""
-
-    def token(self, entity: str, value: str) -> str:
-        """The token for ``value`` of type ``entity`` (the same value always gets the same token)."""
-        ...
 
 
 class VaultError(ConfigError):

@@ -1,0 +1,1028 @@
+"""Dataset runs: scan a dataset, or redact it into a new one with a re-scan, a signed manifest, a dataset
+card, audit events, checkpoints and resume.
+
+A redaction run reads the input as a stream (:func:`~guardrail.datasets.formats.iter_records`), groups
+records into chunks, detects PII in the selected texts (in this process, in ``jobs`` worker processes,
+or on Ray), redacts them with dataset-wide pseudonyms (:mod:`guardrail.datasets.tokens`), re-scans every
+text that changed and counts what is still found outside the replacements (residual findings), then
+writes the records, in input order, to a hidden partial file beside the output.
+
+Nothing appears at the output path until the end: the partial file is fsynced; the manifest is made
+from its hash and signed with the keyring's audit key; the ``ft.scan`` and ``ft.export`` events are
+appended to the audit log (when one is given); the manifest, the card and the rejects file are written;
+the partial file is renamed to the output last. A failed audit write, gate or detection publishes
+nothing.
+
+JSONL and CSV runs write a checkpoint (counts and positions, never data) every few seconds. An
+interrupted run (Ctrl-C, SIGKILL, a crash) continues with ``resume=True``: the partial files are cut
+back to the checkpoint and reading starts after the checkpoint's line, so the output is byte-identical
+to an uninterrupted run's (pseudonyms are keyed or already in the vault, counters are restored).
+Parquet and Hugging Face outputs are not appendable: their runs restart from the beginning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import getpass
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
+
+from guardrail.datasets.formats import (
+    DatasetFormat,
+    DatasetReader,
+    DatasetRecord,
+    FieldRules,
+    _csv_header,
+    iter_records,
+    open_writer,
+)
+from guardrail.datasets.manifest import Manifest, dataset_card, manifest_path_for, sha256_file
+from guardrail.errors import ConfigError, GuardrailError, OutputExistsError
+from guardrail.findings import Finding
+from guardrail.io import set_field
+from guardrail.policy import Policy, PseudonymizeOp, load_policy
+from guardrail.redaction import Redactor, TokenSource
+
+if TYPE_CHECKING:
+    from guardrail.audit import AuditLog
+    from guardrail.keys import Keyring
+
+__all__ = [
+    "CARD_SUFFIX",
+    "REJECTS_SUFFIX",
+    "GateFailed",
+    "OnError",
+    "Processed",
+    "RecordProcessor",
+    "RunResult",
+    "ScanResult",
+    "redact_file",
+    "rules_for",
+    "scan_file",
+    "tokens_for",
+]
+
+OnError = Literal["stop", "skip", "quarantine"]
+Engine = Literal["local", "ray"]
+CARD_SUFFIX = ".card.md"
+REJECTS_SUFFIX = ".rejects.jsonl"
+_CHECKPOINT_SCHEMA = "guardrail.checkpoint/1"
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class GateFailed(GuardrailError):
+    """More residual findings than ``fail_on`` allows: nothing was published."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def rules_for(
+    policy: Policy,
+    *,
+    fields: Iterable[str] | None = None,
+    roles: Iterable[str] | None = None,
+    skip: Iterable[str] | None = None,
+) -> FieldRules:
+    """Field rules from the policy's ``datasets`` section, each overridden when given."""
+    d = policy.datasets
+    return FieldRules(
+        fields=tuple(d.fields if fields is None else fields),
+        roles=tuple(d.roles if roles is None else roles),
+        skip=tuple(d.skip if skip is None else skip),
+    )
+
+
+def _pseudonymizes(policy: Policy) -> bool:
+    settings = policy.redaction
+    return isinstance(settings.default, PseudonymizeOp) or any(
+        isinstance(op, PseudonymizeOp) for op in settings.operators.values()
+    )
+
+
+def default_vault_path(keyring: Keyring, tenant: str) -> Path:
+    """``KEYRING/vault-TENANT.sqlite``: the token vault lives with the keys, never with the data."""
+    if not _TENANT.fullmatch(tenant):
+        raise ConfigError(f"tenant {tenant!r}: use letters, digits, '.', '_' and '-' (at most 64)")
+    return keyring.directory / f"vault-{tenant}.sqlite"
+
+
+def tokens_for(
+    policy: Policy, keyring: Keyring, tenant: str = "default", *, vault: str | Path | None = None
+) -> TokenSource:
+    """The dataset token source the policy asks for: keyed HMAC tokens, or a token vault.
+
+    Raises:
+        VaultError: the vault belongs to another keyring or tenant.
+    """
+    from guardrail.datasets.tokens import KeyedTokens, TokenVault
+
+    length = policy.datasets.token_length
+    if policy.datasets.tokens == "vault":
+        path = Path(vault) if vault is not None else default_vault_path(keyring, tenant)
+        return TokenVault(path, keyring=keyring, tenant=tenant, length=min(length or 6, 20))
+    return KeyedTokens.for_keyring(keyring, tenant, length=length or 10)
+
+
+def _token_method(policy: Policy, tokens: TokenSource | None) -> str:
+    if tokens is None or not _pseudonymizes(policy):
+        return "none"
+    return str(getattr(tokens, "method", type(tokens).__name__))
+
+
+def _field_names(format: DatasetFormat, rules: FieldRules) -> tuple[str, ...]:
+    names: list[str] = []
+    if format in ("jsonl-chat",) and "messages" not in rules.skip:
+        names.append(f"messages[].content (roles: {', '.join(rules.roles)})")
+    if rules.fields:
+        names += rules.fields
+    elif format == "jsonl-alpaca":
+        names += ["instruction", "input", "output"]
+    elif format != "jsonl-chat":
+        names.append("text")
+    return tuple(n for n in names if n not in rules.skip)
+
+
+# --------------------------------------------------------------------------- processing
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """One record after redaction: the new data and the findings per entity type before and after."""
+
+    record: DatasetRecord
+    data: dict[str, Any]
+    before: Counter[str]
+    after: Counter[str]
+
+
+class RecordProcessor:
+    """Detects, redacts and re-scans records; the same steps on every engine.
+
+    Args:
+        policy: the policy (detection and operators).
+        tokens: the dataset's pseudonym source (``None``: the policy must not pseudonymize).
+        hmac_key: the key of the ``hash`` operator.
+        detector: a detector to use (default: the policy's shared one, loaded on first use).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        tokens: TokenSource | None,
+        *,
+        hmac_key: bytes | None = None,
+        detector: Any = None,
+    ) -> None:
+        if tokens is None and _pseudonymizes(policy):
+            raise ConfigError(
+                f"policy {policy.id} pseudonymizes: a dataset run needs a keyring for its tokens"
+            )
+        self.policy = policy
+        self.tokens = tokens
+        self.redactor = Redactor(policy, hmac_key=hmac_key)
+        self._detector = detector
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            from guardrail.core import _shared_detector
+
+            self._detector = _shared_detector(self.policy)
+        return self._detector
+
+    def process(self, records: list[DatasetRecord]) -> list[Processed]:
+        """Detect, redact and re-scan ``records`` in this process."""
+        found = self.detector.detect_batch([t for r in records for _, t in r.texts])
+        staged, again = self.redact(records, found)
+        return self.residual(staged, self.detector.detect_batch(again))
+
+    def redact(
+        self, records: list[DatasetRecord], found: list[list[Finding]]
+    ) -> tuple[list[_Staged], list[str]]:
+        """Redact the records' texts given their findings; also the changed texts to re-scan."""
+        staged: list[_Staged] = []
+        again: list[str] = []
+        pos = 0
+        scope = self.tokens
+        for record in records:
+            data = copy.deepcopy(record.data) if record.texts else record.data
+            before: Counter[str] = Counter()
+            rescans: list[tuple[int, tuple[tuple[int, int], ...]]] = []
+            for path, text in record.texts:
+                result = self.redactor.redact(text, found[pos], scope=scope)
+                pos += 1
+                before.update(f.entity for f in result.findings)
+                if result.text != text:
+                    set_field(data, path, result.text)
+                    rescans.append((len(again), result.spans))
+                    again.append(result.text)
+            staged.append(_Staged(record, data, before, rescans))
+        return staged, again
+
+    @staticmethod
+    def residual(staged: list[_Staged], found_again: list[list[Finding]]) -> list[Processed]:
+        """Finish records with the re-scan's findings: those outside every replacement are residual."""
+        out: list[Processed] = []
+        for s in staged:
+            after: Counter[str] = Counter()
+            for index, spans in s.rescans:
+                for f in found_again[index]:
+                    if not any(f.start < end and start < f.end for start, end in spans):
+                        after[f.entity] += 1
+            out.append(Processed(s.record, s.data, s.before, after))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    record: DatasetRecord
+    data: dict[str, Any]
+    before: Counter[str]
+    rescans: list[tuple[int, tuple[tuple[int, int], ...]]]
+
+
+class ChunkProcessor(Protocol):
+    """An engine: turns chunks of records into processed chunks, one for one and in order."""
+
+    def __call__(self, chunks: Iterator[list[DatasetRecord]]) -> Iterator[list[Processed]]: ...
+
+
+def _in_process(processor: RecordProcessor) -> ChunkProcessor:
+    def run(chunks: Iterator[list[DatasetRecord]]) -> Iterator[list[Processed]]:
+        for chunk in chunks:
+            yield processor.process(chunk) if chunk else []
+
+    return run
+
+
+def _worker_pool(processor: RecordProcessor, jobs: int) -> ChunkProcessor:
+    """Detection (and the re-scan) in ``jobs`` processes; redaction here, so tokens come from one place."""
+    from guardrail.pipeline import _detect_chunk, _init_worker
+
+    def run(chunks: Iterator[list[DatasetRecord]]) -> Iterator[list[Processed]]:
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(processor.policy,)) as pool:
+            sent: deque[list[DatasetRecord]] = deque()
+            # the feeder thread would read the whole input ahead: a few chunks in flight only
+            in_flight = threading.BoundedSemaphore(jobs * 3)
+            failure: list[BaseException] = []
+
+            def texts() -> Iterator[list[str]]:
+                try:
+                    for chunk in chunks:
+                        in_flight.acquire()
+                        sent.append(chunk)
+                        yield [t for r in chunk for _, t in r.texts]
+                except Exception as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+                    failure.append(exc)
+
+            rescans: deque[tuple[list[_Staged], Any]] = deque()
+            for found in pool.imap(_detect_chunk, texts(), chunksize=1):
+                staged, again = processor.redact(sent.popleft(), found)
+                in_flight.release()
+                rescans.append((staged, pool.apply_async(_detect_chunk, (again,)) if again else None))
+                while rescans and (len(rescans) > jobs * 2 or rescans[0][1] is None or rescans[0][1].ready()):
+                    done, pending = rescans.popleft()
+                    yield processor.residual(done, pending.get() if pending is not None else [])
+            while rescans:
+                done, pending = rescans.popleft()
+                yield processor.residual(done, pending.get() if pending is not None else [])
+            if failure:
+                raise failure[0]
+
+    return run
+
+
+# --------------------------------------------------------------------------- chunks and rejects
+
+
+@dataclass
+class _Chunk:
+    records: list[DatasetRecord]
+    rejects: list[dict[str, Any]]
+    position: int  # input line/row of the last record (good or bad) in this chunk
+
+
+def _chunked(
+    reader: DatasetReader, *, quarantine: bool, max_records: int, max_chars: int
+) -> Iterator[_Chunk]:
+    """Records in chunks, each with the rejects read before its last record and its input position."""
+    pending: list[dict[str, Any]] = []
+
+    def reject(line: int, reason: str, raw: Any) -> None:
+        entry: dict[str, Any] = {"line": line, "reason": reason}
+        if quarantine:
+            entry["record"] = raw
+        pending.append(entry)
+
+    reader.on_reject = reject
+    records: list[DatasetRecord] = []
+    chars = 0
+    for record in reader:
+        records.append(record)
+        chars += sum(len(t) for _, t in record.texts)
+        if len(records) >= max_records or chars >= max_chars:
+            yield _Chunk(records, pending, reader.position)
+            records, pending, chars = [], [], 0
+    if records or pending:
+        yield _Chunk(records, pending, reader.position)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a scan found: counts only."""
+
+    path: Path
+    format: DatasetFormat
+    fields: tuple[str, ...]
+    records: int
+    records_with_findings: int
+    findings: dict[str, int]
+    records_per_entity: dict[str, int]
+    rejects: int
+    seconds: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.findings.values())
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a redaction run wrote and found."""
+
+    output: Path
+    manifest_path: Path
+    card_path: Path
+    rejects_path: Path | None
+    manifest: Manifest
+    key_id: str
+    resumed_from: int
+    seconds: float
+    chars: int
+
+    @property
+    def residual(self) -> int:
+        return self.manifest.residual
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _actor(actor: str | None) -> dict[str, Any]:
+    if actor is None:
+        try:
+            actor = getpass.getuser()
+        except (KeyError, OSError):
+            actor = f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return {"ref": actor, "type": "user"}
+
+
+def _event(category: str, action: str, outcome: str, policy: Policy, **fields: Any) -> dict[str, Any]:
+    from guardrail import __version__
+
+    return {
+        "event": {"category": category, "action": action, "outcome": outcome},
+        "source": {"app": f"guardrail@{__version__}", "component": "datasets"},
+        "policy": {"id": policy.name, "version": policy.version, "sha256": policy.sha256},
+        **fields,
+    }
+
+
+def _dataset_id(input_sha256: str) -> str:
+    return f"sha256:{input_sha256[:16]}"
+
+
+def _open_audit(audit_log: str | Path | None, keyring: Keyring | None) -> AuditLog | None:
+    if audit_log is None:
+        return None
+    if keyring is None:
+        raise ConfigError("an audit log is signed with the keyring's audit key: pass a keyring as well")
+    from guardrail.audit import AuditLog
+
+    return AuditLog(audit_log, signing_key=keyring.hmac_key("audit-checkpoint"))
+
+
+# --------------------------------------------------------------------------- scan
+
+
+def scan_file(
+    path: str | Path,
+    *,
+    policy: str | Path | Policy = "default",
+    format: DatasetFormat | None = None,
+    rules: FieldRules | None = None,
+    jobs: int = 1,
+    on_error: Literal["stop", "skip"] = "stop",
+    keyring: Keyring | None = None,
+    audit_log: str | Path | None = None,
+    actor: str | None = None,
+    on_record: Callable[[DatasetRecord, list[list[Finding]]], None] | None = None,
+) -> ScanResult:
+    """Count PII per entity type in a dataset (and record an ``ft.scan`` event when ``audit_log`` is set).
+
+    ``on_record`` is called with each record and its findings per text (e.g. to write a findings file).
+
+    Raises:
+        ConfigError, InputFormatError: bad options or input (``file:line``).
+        DetectionError: detection failed (nothing is counted as clean).
+    """
+    from guardrail.pipeline import detect_stream
+
+    pol = load_policy(policy)
+    rules = rules if rules is not None else rules_for(pol)
+    reader = iter_records(path, format=format, rules=rules, on_error="skip" if on_error == "skip" else "stop")
+    log = _open_audit(audit_log, keyring)
+    started = time.monotonic()
+    counts: Counter[str] = Counter()
+    per_entity: Counter[str] = Counter()
+    records = with_findings = 0
+    try:
+        for record, found in detect_stream(reader, _texts, policy=pol, jobs=jobs):
+            records += 1
+            entities = {f.entity for fs in found for f in fs}
+            counts.update(f.entity for fs in found for f in fs)
+            per_entity.update(entities)
+            with_findings += bool(entities)
+            if on_record is not None:
+                on_record(record, found)
+        result = ScanResult(
+            Path(path),
+            reader.format,
+            _field_names(reader.format, rules),
+            records,
+            with_findings,
+            dict(sorted(counts.items())),
+            dict(sorted(per_entity.items())),
+            reader.skipped,
+            time.monotonic() - started,
+        )
+        if log is not None:
+            sha = sha256_file(path)
+            log.append(
+                _event(
+                    "ft.scan",
+                    "R",
+                    "success",
+                    pol,
+                    actor=_actor(actor),
+                    resources=[{"type": "dataset", "id": _dataset_id(sha)}],
+                    dataset={
+                        "id": _dataset_id(sha),
+                        "input_sha256": sha,
+                        "records": records,
+                        "format": reader.format,
+                    },
+                    pii={"detector": f"guardrail:{pol.detection.model}", "counts": result.findings},
+                )
+            )
+        return result
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _texts(record: DatasetRecord) -> list[str]:
+    return [t for _, t in record.texts]
+
+
+# --------------------------------------------------------------------------- redact
+
+
+@dataclass
+class _Totals:
+    input_records: int = 0
+    output_records: int = 0
+    rejects: int = 0
+    chars: int = 0
+    before: Counter[str] = field(default_factory=Counter)
+    after: Counter[str] = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_records": self.input_records,
+            "output_records": self.output_records,
+            "rejects": self.rejects,
+            "chars": self.chars,
+            "before": dict(self.before),
+            "after": dict(self.after),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> _Totals:
+        return cls(
+            int(data["input_records"]),
+            int(data["output_records"]),
+            int(data["rejects"]),
+            int(data["chars"]),
+            Counter({str(k): int(v) for k, v in data["before"].items()}),
+            Counter({str(k): int(v) for k, v in data["after"].items()}),
+        )
+
+
+class _Sidecars:
+    """The files of one run: the output, its manifest, card and rejects, and the hidden partial files."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.manifest = manifest_path_for(output)
+        self.card = output.with_name(output.name + CARD_SUFFIX)
+        self.rejects = output.with_name(output.name + REJECTS_SUFFIX)
+        hidden = output.with_name(f".{output.name}.guardrail")
+        self.partial = hidden.with_name(hidden.name + "-partial")
+        self.partial_rejects = hidden.with_name(hidden.name + "-rejects")
+        self.checkpoint = hidden.with_name(hidden.name + "-checkpoint.json")
+
+    def published(self) -> list[Path]:
+        return [self.output, self.manifest, self.card, self.rejects]
+
+    def scratch(self) -> list[Path]:
+        return [self.partial, self.partial_rejects, self.checkpoint]
+
+
+def _fingerprint(
+    input_sha256: str, policy: Policy, format: str, rules: FieldRules, method: str, tenant: str
+) -> str:
+    from guardrail import __version__
+
+    text = json.dumps(
+        [
+            input_sha256,
+            policy.sha256,
+            format,
+            list(rules.fields),
+            list(rules.roles),
+            list(rules.skip),
+            method,
+            tenant,
+            __version__,
+        ]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _fsync_file(f: Any) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _private_open(path: Path, mode: str) -> Any:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC), 0o600)
+    return open(fd, mode, encoding="utf-8", newline="")
+
+
+def redact_file(
+    input: str | Path,
+    output: str | Path,
+    *,
+    keyring: Keyring,
+    policy: str | Path | Policy = "default",
+    tenant: str = "default",
+    format: DatasetFormat | None = None,
+    rules: FieldRules | None = None,
+    jobs: int = 1,
+    engine: Engine = "local",
+    on_error: OnError = "stop",
+    resume: bool = False,
+    force: bool = False,
+    fail_on: int | None = None,
+    audit_log: str | Path | None = None,
+    vault: str | Path | None = None,
+    actor: str | None = None,
+    checkpoint_seconds: float = 5.0,
+    progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Redact a dataset into ``output`` (same format), with a re-scan, a signed manifest and a card.
+
+    Args:
+        keyring: signs the manifest (its audit key) and keys the pseudonyms.
+        on_error: ``stop`` at the first bad record (``file:line``); ``skip`` writes its line and reason to
+            ``OUTPUT.rejects.jsonl``; ``quarantine`` also writes the bad record itself there (the file is
+            private: the record is unredacted input). Rejects are counted in the manifest.
+        resume: continue an interrupted run from its checkpoint (same input, policy and options).
+        fail_on: publish nothing and raise :class:`GateFailed` when residual findings exceed this.
+        audit_log: record ``ft.scan`` and ``ft.export`` events there (fail closed: no event, no output).
+
+    Raises:
+        OutputExistsError: the output or a sidecar exists (without ``force``), or an interrupted run's
+            checkpoint is there (without ``resume`` or ``force``).
+        GateFailed: the residual gate failed.
+        ConfigError, InputFormatError, DetectionError: bad options or input; detection failed.
+    """
+    src, out = Path(input), Path(output)
+    pol = load_policy(policy)
+    if on_error not in get_args(OnError):
+        raise ConfigError(f"on_error must be stop, skip or quarantine, not {on_error!r}")
+    if engine not in get_args(Engine):
+        raise ConfigError(f"engine must be local or ray, not {engine!r}")
+    if out.resolve() == src.resolve():
+        raise ConfigError(f"{out}: the output must not be the input (inputs are never modified)")
+    rules = rules if rules is not None else rules_for(pol)
+    reader = iter_records(src, format=format, rules=rules, on_error="stop" if on_error == "stop" else "skip")
+    fmt = reader.format
+    files = _Sidecars(out)
+    appendable = fmt not in ("parquet", "hf-disk")
+    state = _load_checkpoint(files) if files.checkpoint.exists() else None
+    if state is not None and not resume and not force:
+        raise OutputExistsError(
+            f"{out}: an interrupted run left a checkpoint; pass --resume to continue it "
+            "or --force to start over"
+        )
+    if not force:
+        for path in files.published():
+            if path.exists():
+                raise OutputExistsError(f"{path}: exists; pass --force to overwrite it")
+    if out.is_dir() and fmt != "hf-disk":
+        raise ConfigError(f"{out}: is a directory; give a file path for the output")
+
+    tokens = tokens_for(pol, keyring, tenant, vault=vault) if _pseudonymizes(pol) else None
+    try:
+        method = _token_method(pol, tokens)
+        processor = RecordProcessor(pol, tokens, hmac_key=keyring.hmac_key(f"redaction-hash\0{tenant}"))
+        log = _open_audit(audit_log, keyring)
+        try:
+            input_sha = sha256_file(src)
+            fingerprint = _fingerprint(input_sha, pol, fmt, rules, method, tenant)
+            if state is not None and resume and (state.get("fingerprint") != fingerprint or not appendable):
+                raise ConfigError(
+                    f"{out}: the checkpoint is from a run with another input, policy or options; "
+                    "run again with --force to start over"
+                )
+            if not (resume and state is not None):
+                state = None
+            if engine == "ray":
+                from guardrail.datasets.ray_engine import ray_processor
+
+                chunk_processor: ChunkProcessor = ray_processor(pol, keyring, tenant, vault=vault, jobs=jobs)
+            elif jobs > 1:
+                chunk_processor = _worker_pool(processor, jobs)
+            else:
+                chunk_processor = _in_process(processor)
+            return _run(
+                src,
+                files,
+                reader,
+                pol,
+                rules,
+                keyring,
+                chunk_processor,
+                jobs=jobs,
+                on_error=on_error,
+                state=state,
+                appendable=appendable,
+                input_sha=input_sha,
+                fingerprint=fingerprint,
+                method=method,
+                fail_on=fail_on,
+                log=log,
+                actor=actor,
+                checkpoint_seconds=checkpoint_seconds,
+                progress=progress,
+            )
+        finally:
+            if log is not None:
+                log.close()
+    finally:
+        close = getattr(tokens, "close", None)
+        if close is not None:
+            close()
+
+
+def _load_checkpoint(files: _Sidecars) -> dict[str, Any]:
+    try:
+        data = json.loads(files.checkpoint.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict) or data.get("schema") != _CHECKPOINT_SCHEMA:
+        raise ConfigError(f"{files.checkpoint}: not a guardrail checkpoint; remove it or pass --force")
+    return data
+
+
+def _write_checkpoint(files: _Sidecars, data: dict[str, Any]) -> None:
+    tmp = files.checkpoint.with_name(files.checkpoint.name + ".tmp")
+    with _private_open(tmp, "w") as f:
+        f.write(json.dumps(data, sort_keys=True))
+        _fsync_file(f)
+    os.replace(tmp, files.checkpoint)
+
+
+def _run(
+    src: Path,
+    files: _Sidecars,
+    reader: DatasetReader,
+    pol: Policy,
+    rules: FieldRules,
+    keyring: Keyring,
+    chunk_processor: ChunkProcessor,
+    *,
+    jobs: int,
+    on_error: OnError,
+    state: dict[str, Any] | None,
+    appendable: bool,
+    input_sha: str,
+    fingerprint: str,
+    method: str,
+    fail_on: int | None,
+    log: AuditLog | None,
+    actor: str | None,
+    checkpoint_seconds: float,
+    progress: Callable[[int], None] | None,
+) -> RunResult:
+    started = time.monotonic()
+    if state is not None:
+        totals = _Totals.from_dict(state["totals"])
+        started_at = datetime.fromisoformat(state["started_at"])
+        reader.resume_after(int(state["position"]), totals.input_records)
+        resumed_from = int(state["position"])
+    else:
+        totals, started_at, resumed_from = _Totals(), datetime.now(UTC), 0
+        for path in files.scratch():
+            path.unlink(missing_ok=True)
+    max_chars = 128_000 if jobs <= 1 else 16_000
+    chunks = _chunked(reader, quarantine=on_error == "quarantine", max_records=64, max_chars=max_chars)
+    positions: deque[_Chunk] = deque()
+
+    def records_of() -> Iterator[list[DatasetRecord]]:
+        for chunk in chunks:
+            positions.append(chunk)
+            yield chunk.records
+
+    with contextlib.ExitStack() as stack:
+        rejects_file = None
+        if appendable:
+            out_file = _open_partial(files.partial, state, "output_bytes")
+            stack.callback(out_file.close)
+            rejects_file = _open_partial(files.partial_rejects, state, "rejects_bytes")
+            stack.callback(rejects_file.close)
+            emit = _line_emitter(out_file, reader, state is None)
+        else:
+            _discard(files)
+            writer_cm = open_writer(files.partial, reader.format, like=src, force=True)
+            emit = stack.enter_context(writer_cm).write
+            rejects_list: list[dict[str, Any]] = []
+        last = time.monotonic()
+        for processed in chunk_processor(records_of()):
+            chunk = positions.popleft()
+            for p in processed:
+                emit(p.data)
+                totals.before.update(p.before)
+                totals.after.update(p.after)
+                totals.chars += sum(len(t) for _, t in p.record.texts)
+            totals.input_records += len(processed) + len(chunk.rejects)
+            totals.output_records += len(processed)
+            totals.rejects += len(chunk.rejects)
+            for entry in chunk.rejects:
+                if rejects_file is not None:
+                    rejects_file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                else:
+                    rejects_list.append(entry)
+            if progress is not None:
+                progress(totals.input_records)
+            if appendable and time.monotonic() - last >= checkpoint_seconds:
+                assert rejects_file is not None
+                _checkpoint(files, out_file, rejects_file, chunk.position, totals, started_at, fingerprint)
+                last = time.monotonic()
+        if appendable:
+            assert rejects_file is not None
+            _fsync_file(out_file)
+            _fsync_file(rejects_file)
+        else:
+            stack.close()  # open_writer moves the finished file (or dataset directory) to the partial path
+            if rejects_list:
+                with _private_open(files.partial_rejects, "w") as f:
+                    f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in rejects_list)
+
+    residual = sum(totals.after.values())
+    manifest = Manifest.create(
+        input_path=src,
+        output_path=files.partial,
+        input_records=totals.input_records,
+        output_records=totals.output_records,
+        findings_before=totals.before,
+        findings_after=totals.after,
+        residual=residual,
+        rejects=totals.rejects,
+        policy=pol,
+        format=reader.format,
+        fields=_field_names(reader.format, rules),
+        token_method=method,
+        started_at=started_at,
+    )
+    dataset_id = _dataset_id(input_sha)
+    if fail_on is not None and residual > fail_on:
+        _audit_export(log, pol, manifest, None, dataset_id, actor, outcome="denied")
+        _discard(files)
+        by_type = ", ".join(
+            f"{e} {n}" for e, n in sorted(totals.after.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        raise GateFailed(
+            f"gate failed: {residual} residual finding(s) after redaction > --fail-on {fail_on} ({by_type}); "
+            "nothing was written"
+        )
+    signed = manifest.sign(keyring.hmac_key("audit-checkpoint"))
+    manifest_text = json.dumps(signed.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    _audit_export(log, pol, manifest, (manifest_text, signed.key_id, files.manifest.name), dataset_id, actor)
+    _publish(
+        files,
+        manifest_text,
+        dataset_card(manifest, title=f"Dataset card: {files.output.name}"),
+        totals.rejects > 0,
+    )
+    return RunResult(
+        files.output,
+        files.manifest,
+        files.card,
+        files.rejects if totals.rejects else None,
+        manifest,
+        signed.key_id,
+        resumed_from,
+        time.monotonic() - started,
+        totals.chars,
+    )
+
+
+def _open_partial(path: Path, state: dict[str, Any] | None, key: str) -> Any:
+    if state is None:
+        return _private_open(path, "w")
+    size = int(state[key])
+    if not path.exists() or path.stat().st_size < size:
+        raise ConfigError(
+            f"{path}: the partial output is shorter than its checkpoint; run again with --force"
+        )
+    with open(path, "r+b") as f:
+        f.truncate(size)  # what was written after the last checkpoint is written again
+    return _private_open(path, "a")
+
+
+def _line_emitter(f: Any, reader: DatasetReader, fresh: bool) -> Callable[[Mapping[str, Any]], None]:
+    if reader.format != "csv":
+
+        def emit_json(data: Mapping[str, Any]) -> None:
+            f.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+        return emit_json
+    header = _csv_header(reader.path) or []
+    writer = csv.DictWriter(f, fieldnames=header, lineterminator="\r\n")
+    if fresh:
+        writer.writeheader()
+
+    def emit_csv(data: Mapping[str, Any]) -> None:
+        writer.writerow(data)
+
+    return emit_csv
+
+
+def _checkpoint(
+    files: _Sidecars,
+    out_file: Any,
+    rejects_file: Any,
+    position: int,
+    totals: _Totals,
+    started_at: datetime,
+    fingerprint: str,
+) -> None:
+    _fsync_file(out_file)
+    _fsync_file(rejects_file)
+    _write_checkpoint(
+        files,
+        {
+            "schema": _CHECKPOINT_SCHEMA,
+            "fingerprint": fingerprint,
+            "position": position,
+            "output_bytes": out_file.tell(),
+            "rejects_bytes": rejects_file.tell(),
+            "totals": totals.to_dict(),
+            "started_at": started_at.isoformat(),
+        },
+    )
+
+
+def _audit_export(
+    log: AuditLog | None,
+    pol: Policy,
+    manifest: Manifest,
+    signed: tuple[str, str, str] | None,
+    dataset_id: str,
+    actor: str | None,
+    *,
+    outcome: str = "success",
+) -> None:
+    if log is None:
+        return
+    m = manifest
+    common = {"actor": _actor(actor), "resources": [{"type": "dataset", "id": dataset_id}]}
+    detector = f"guardrail:{pol.detection.model}"
+    log.append(
+        _event(
+            "ft.scan",
+            "R",
+            "success",
+            pol,
+            **common,
+            dataset={
+                "id": dataset_id,
+                "input_sha256": m.input_sha256,
+                "records": m.input_records,
+                "format": m.format,
+            },
+            pii={"detector": detector, "counts": dict(m.findings_before)},
+        )
+    )
+    dataset: dict[str, Any] = {
+        "id": dataset_id,
+        "input_sha256": m.input_sha256,
+        "output_sha256": m.output_sha256,
+        "records": m.output_records,
+        "input_records": m.input_records,
+        "rejects": m.rejects,
+        "residual": m.residual,
+        "findings_before": dict(m.findings_before),
+        "findings_after": dict(m.findings_after),
+        "format": m.format,
+        "token_method": m.token_method,
+    }
+    if signed is not None:
+        text, key_id, name = signed
+        dataset["manifest"] = {
+            "file": name,
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "key_id": key_id,
+        }
+    operators = {
+        e: pol.redaction.operator_for(e).operator
+        for e in sorted(set(m.findings_before) | set(m.findings_after))
+    }
+    log.append(
+        _event(
+            "ft.export",
+            "C",
+            outcome,
+            pol,
+            **common,
+            dataset=dataset,
+            pii={"detector": detector, "counts": dict(m.findings_before), "operators": operators},
+        )
+    )
+
+
+def _discard(files: _Sidecars) -> None:
+    for path in files.scratch():
+        if path.is_dir():
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _publish(files: _Sidecars, manifest_text: str, card: str, has_rejects: bool) -> None:
+    """Sidecars first, the output last: the output path appears only when everything is in place."""
+    from guardrail.io import atomic_output
+
+    with atomic_output(files.manifest, force=True) as f:
+        f.write(manifest_text)
+    with atomic_output(files.card, force=True) as f:
+        f.write(card)
+    if has_rejects:
+        os.replace(files.partial_rejects, files.rejects)
+    else:
+        files.rejects.unlink(missing_ok=True)
+        files.partial_rejects.unlink(missing_ok=True)
+    if files.output.is_dir() and files.partial.is_dir():
+        import shutil
+
+        old = files.output.with_name(f".{files.output.name}.guardrail-old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(files.output, old)
+        os.replace(files.partial, files.output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(files.partial, files.output)
+    files.checkpoint.unlink(missing_ok=True)
+    _fsync_dir(files.output.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system can fsync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
