@@ -44,6 +44,9 @@ app.add_typer(audit_app, name="audit")
 from guardrail.datasets.cli import manifest_app  # noqa: E402 - the sub-apps are assembled here
 
 app.add_typer(manifest_app, name="manifest")
+from guardrail.reports.cli import report_app  # noqa: E402 - the sub-apps are assembled here
+
+app.add_typer(report_app, name="report")
 keys_app = typer.Typer(
     help="Create and manage keyrings: list, rotate, re-encrypt, destroy, shred.", no_args_is_help=True
 )

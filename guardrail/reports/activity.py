@@ -1,0 +1,844 @@
+"""The activity report (``guardrail report AUDIT_DIR``): integrity, access, exposure, datasets, keys and
+policies, built in one streaming pass with bounded memory.
+
+Every aggregate is a counter keyed by something small (an hour, a role, a purpose, a rule, an entity type,
+a policy version). Lists of individual events (re-identifications, dataset exports, key operations,
+unguarded retrievals) keep the most recent ones in a bounded deque and count the rest. Principals are
+counted in a table pruned to the busiest when it grows past a cap, with the error bound stated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from guardrail.policy import Policy
+from guardrail.reports.model import (
+    Block,
+    Chart,
+    Column,
+    Facts,
+    Integrity,
+    Note,
+    Period,
+    Report,
+    Section,
+    Series,
+    Table,
+)
+from guardrail.reports.safe_harbor import reference_identifiers, safe_harbor_table
+from guardrail.reports.source import LogReader, PolicyIndex, check_integrity, get, now_text, parse_moment
+
+__all__ = ["assemble", "build_report", "integrity_section"]
+
+RECENT = 100  # individual events listed per kind (the most recent)
+DATASETS_LISTED = 500
+SAFE_HARBOR_TABLES = 20
+PRINCIPALS_CAP = 10_000
+TOP_PRINCIPALS = 15
+_RETRIEVALS = ("rag.retrieval", "rag.unguarded")
+
+
+def _ints(value: Any) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items() if type(v) is int}
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
+def _text(value: Any, default: str = "-") -> str:
+    return value if isinstance(value, str) and value else default
+
+
+def _roles(record: dict[str, Any]) -> list[str]:
+    roles = get(record, "actor", "roles")
+    if isinstance(roles, list):
+        named = [r for r in roles if isinstance(r, str)]
+        if named:
+            return named
+    return ["(none)"]
+
+
+class _Principals:
+    """Event counts per principal, bounded: past ``cap`` entries the table keeps the busiest ``cap``.
+
+    A principal dropped and seen again restarts from zero, so its count can be short by at most
+    ``error`` (the largest count dropped so far): exact while no more than ``cap`` principals were seen.
+    """
+
+    def __init__(self, cap: int = PRINCIPALS_CAP) -> None:
+        self.cap = cap
+        self.counts: dict[str, list[Any]] = {}  # ref -> [events, denied, roles]
+        self.error = 0
+
+    def add(self, ref: str, denied: bool, roles: str) -> None:
+        entry = self.counts.get(ref)
+        if entry is None:
+            if len(self.counts) >= 2 * self.cap:
+                self._prune()
+            entry = self.counts[ref] = [0, 0, roles]
+        entry[0] += 1
+        entry[1] += denied
+        entry[2] = roles
+
+    def _prune(self) -> None:
+        ranked = sorted(self.counts.items(), key=lambda kv: kv[1][0], reverse=True)
+        self.error = max(self.error, ranked[self.cap][1][0])
+        self.counts = dict(ranked[: self.cap])
+
+    def top(self, n: int) -> list[tuple[str, list[Any]]]:
+        return sorted(self.counts.items(), key=lambda kv: (-kv[1][0], kv[0]))[:n]
+
+
+@dataclass
+class _Tally:
+    """Everything the report needs, accumulated one record at a time."""
+
+    policies: PolicyIndex
+    first: str | None = None
+    last: str | None = None
+    events: int = 0
+    by_category: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # access
+    hours: dict[str, list[int]] = field(default_factory=dict)  # "YYYY-MM-DDTHH" -> [ok, denied, unguarded]
+    by_role: dict[str, list[int]] = field(
+        default_factory=dict
+    )  # role -> [retrievals, denied, chunks, denied chunks]
+    by_purpose: dict[str, list[int]] = field(default_factory=dict)
+    by_outcome: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)  # allow / partial / deny
+    deny_rules: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, rule) -> events
+    unknown_rule_effects: bool = False
+    denied_by_class: Counter[str] = field(default_factory=Counter)
+    denied_events: int = 0
+    principals: _Principals = field(default_factory=_Principals)
+    unguarded: int = 0
+    unguarded_recent: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    # exposure
+    ingested: Counter[str] = field(default_factory=Counter)
+    ingest_chunks: int = 0
+    redacted: Counter[str] = field(default_factory=Counter)
+    reidentified: Counter[str] = field(default_factory=Counter)
+    released: Counter[tuple[str, str]] = field(default_factory=Counter)  # (classification, profile) -> chunks
+    reid_summary: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    reid_recent: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    reid_total: int = 0
+    # datasets
+    datasets: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=DATASETS_LISTED))
+    dataset_total: int = 0
+    # keys and policies
+    rotations: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    shreds: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    erasures: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    key_counts: Counter[str] = field(default_factory=Counter)
+    versions: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)  # -> [first, last, events]
+
+    def add(self, record: dict[str, Any]) -> None:
+        category = _text(get(record, "event", "category"))
+        outcome = _text(get(record, "event", "outcome"), "success")
+        at = _text(record.get("occurred_at"), "")
+        self.events += 1
+        if at:
+            if self.first is None or at < self.first:
+                self.first = at
+            if self.last is None or at > self.last:
+                self.last = at
+        self.by_category[category, outcome] += 1
+        policy = record.get("policy")
+        if isinstance(policy, dict) and isinstance(policy.get("id"), str):
+            key = (policy["id"], _text(policy.get("version")), _text(policy.get("sha256")))
+            seen = self.versions.get(key)
+            if seen is None:
+                self.versions[key] = [at, at, 1]
+            else:
+                seen[0] = min(seen[0], at) if at else seen[0]
+                seen[1] = max(seen[1], at)
+                seen[2] += 1
+        if category in _RETRIEVALS:
+            self._retrieval(record, category, outcome, at)
+        elif category == "reidentify":
+            self._reidentify(record, outcome, at)
+        elif category in ("ft.scan", "ft.export"):
+            self.dataset_total += 1
+            self.datasets.append(record)
+        elif category == "rag.ingest":
+            self.ingested.update(_ints(get(record, "pii", "counts")))
+            resources = record.get("resources")
+            self.ingest_chunks += len(resources) if isinstance(resources, list) else 0
+        elif category in ("key.rotate", "key.shred", "dsar.erasure"):
+            self._key_op(record, category, at)
+
+    def _retrieval(self, record: dict[str, Any], category: str, outcome: str, at: str) -> None:
+        unguarded = category == "rag.unguarded"
+        retrieval = _obj(record.get("retrieval"))
+        returned, denied_chunks = _int(retrieval.get("returned")), _int(retrieval.get("denied"))
+        denied = outcome == "denied"
+        bucket = self.hours.get(at[:13])
+        if bucket is None:
+            bucket = self.hours[at[:13]] = [0, 0, 0]
+        bucket[2 if unguarded else (1 if denied else 0)] += 1
+        self.by_outcome["unguarded" if unguarded else outcome] += 1
+        roles = _roles(record)
+        for role in roles:
+            row = self.by_role.get(role)
+            if row is None:
+                row = self.by_role[role] = [0, 0, 0, 0]
+            row[0] += 1
+            row[1] += denied
+            row[2] += returned
+            row[3] += denied_chunks
+        purpose = _text(get(record, "purpose", "code"), "(none)")
+        prow = self.by_purpose.get(purpose)
+        if prow is None:
+            prow = self.by_purpose[purpose] = [0, 0, 0, 0]
+        prow[0] += 1
+        prow[1] += denied
+        prow[2] += returned
+        prow[3] += denied_chunks
+        self.principals.add(_text(get(record, "actor", "ref"), "(unknown)"), denied, ", ".join(roles))
+        if unguarded:
+            self.unguarded += 1
+            self.unguarded_recent.append((at, _text(get(record, "actor", "ref")), returned))
+            return
+        policy = _obj(record.get("policy"))
+        self.decisions[_text(policy.get("decision"))] += 1
+        self.redacted.update(_ints(get(record, "pii", "counts")))
+        profiles = policy.get("redaction_profile")
+        profile = profiles[0] if isinstance(profiles, list) and len(profiles) == 1 else "mixed"
+        resources = record.get("resources")
+        for res in resources if isinstance(resources, list) else ():
+            if not isinstance(res, dict):
+                continue
+            labels = res.get("labels")
+            label = labels[0] if isinstance(labels, list) and labels and isinstance(labels[0], str) else "-"
+            decision = res.get("decision")
+            if decision == "allow":
+                self.released[label, str(profile)] += 1
+            elif decision == "deny":
+                self.denied_by_class[label] += 1
+        if denied or denied_chunks:
+            self.denied_events += 1
+            self._deny_rules(policy)
+
+    def _deny_rules(self, policy: dict[str, Any]) -> None:
+        name = _text(policy.get("id"))
+        known = self.policies.lookup(name, policy.get("sha256"))
+        allow = {r.id for r in known.access.rules if r.effect == "allow"} if known is not None else set()
+        rule_ids = policy.get("rule_ids")
+        for rule in rule_ids if isinstance(rule_ids, list) else ():
+            if not isinstance(rule, str) or rule in allow:
+                continue
+            if known is None and rule != "default-deny":
+                self.unknown_rule_effects = True
+            self.deny_rules[name, rule] += 1
+
+    def _reidentify(self, record: dict[str, Any], outcome: str, at: str) -> None:
+        self.reid_total += 1
+        counts = _ints(get(record, "pii", "counts"))
+        if outcome == "success":
+            self.reidentified.update(counts)
+        actor = _text(get(record, "actor", "ref"))
+        roles = ", ".join(_roles(record))
+        purpose = _text(get(record, "purpose", "code"))
+        self.reid_summary[actor, roles, purpose, outcome] += 1
+        rules = get(record, "policy", "rule_ids")
+        vaults = [
+            _text(r.get("id"))
+            for r in record.get("resources") or ()
+            if isinstance(r, dict) and r.get("type") == "vault"
+        ]
+        self.reid_recent.append(
+            (
+                at,
+                actor,
+                roles,
+                purpose,
+                outcome,
+                ", ".join(r for r in rules if isinstance(r, str)) if isinstance(rules, list) else "-",
+                sum(counts.values()),
+                ", ".join(vaults) or "-",
+            )
+        )
+
+    def _key_op(self, record: dict[str, Any], category: str, at: str) -> None:
+        self.key_counts[category] += 1
+        resources = [r for r in record.get("resources") or () if isinstance(r, dict)]
+        keys = ", ".join(
+            f"{_text(r.get('id'))} "
+            f"({', '.join(x for x in r.get('labels') or () if isinstance(x, str)) or '-'})"
+            for r in resources
+        )
+        component = _text(get(record, "source", "component"))
+        if category == "key.rotate":
+            self.rotations.append((at, component, len(resources), keys or "-"))
+        elif category == "key.shred":
+            self.shreds.append((at, component, len(resources), keys or "-"))
+        else:
+            subjects = record.get("subjects")
+            refs = ", ".join(s for s in subjects if isinstance(s, str)) if isinstance(subjects, list) else "-"
+            self.erasures.append(
+                (
+                    at,
+                    refs or "-",
+                    _int(get(record, "retrieval", "deleted_nodes")),
+                    _int(get(record, "retrieval", "deleted_records")),
+                    len(resources),
+                )
+            )
+
+
+# --------------------------------------------------------------------------- time buckets
+
+
+def _bucket_plan(first: datetime, last: datetime) -> tuple[str, timedelta | None]:
+    span = last - first
+    if span <= timedelta(days=2):
+        return "hour", timedelta(hours=1)
+    if span <= timedelta(days=92):
+        return "day", timedelta(days=1)
+    if span <= timedelta(days=366):
+        return "week", timedelta(weeks=1)
+    return "month", None
+
+
+def _bucket_start(moment: datetime, unit: str) -> datetime:
+    if unit == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "day":
+        return day
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def _next_bucket(moment: datetime, unit: str, step: timedelta | None) -> datetime:
+    if step is not None:
+        return moment + step
+    return moment.replace(year=moment.year + moment.month // 12, month=moment.month % 12 + 1)
+
+
+def _bucket_label(moment: datetime, unit: str) -> str:
+    if unit == "hour":
+        return f"{moment:%Y-%m-%d %H}:00"
+    if unit == "month":
+        return f"{moment:%Y-%m}"
+    if unit == "week":
+        return f"week of {moment:%Y-%m-%d}"
+    return f"{moment:%Y-%m-%d}"
+
+
+def _timeline(hours: dict[str, list[int]]) -> tuple[str, list[str], list[list[int]]]:
+    """Re-bin hourly counts into at most ~100 contiguous buckets (hours, days, weeks or months)."""
+    parsed: list[tuple[datetime, list[int]]] = []
+    for key, counts in hours.items():
+        try:
+            parsed.append((datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC), counts))
+        except ValueError:
+            continue
+    if not parsed:
+        return "day", [], []
+    parsed.sort(key=lambda item: item[0])
+    unit, step = _bucket_plan(parsed[0][0], parsed[-1][0])
+    totals: dict[datetime, list[int]] = {}
+    for moment, counts in parsed:
+        slot = totals.setdefault(_bucket_start(moment, unit), [0, 0, 0])
+        for i, n in enumerate(counts):
+            slot[i] += n
+    labels: list[str] = []
+    values: list[list[int]] = []
+    cursor, end = _bucket_start(parsed[0][0], unit), _bucket_start(parsed[-1][0], unit)
+    while cursor <= end:
+        labels.append(_bucket_label(cursor, unit))
+        values.append(totals.get(cursor, [0, 0, 0]))
+        cursor = _next_bucket(cursor, unit, step)
+    return unit, labels, values
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def integrity_section(i: Integrity, period: Period, *, extra: Iterable[Block] = ()) -> Section:
+    """The integrity section shared by every report: the verifier's verdict and the period."""
+    facts = Facts(
+        "integrity",
+        "Audit log verification",
+        (
+            ("status", i.status),
+            ("records verified", i.records),
+            ("signed checkpoints verified", i.checkpoints_verified),
+            ("records covered by a verified checkpoint", i.covered),
+            ("first damaged record", i.first_bad_index if i.first_bad_index is not None else "-"),
+            ("damage kind", i.kind or "-"),
+            ("verifier", i.message),
+            ("period", period.describe()),
+        ),
+    )
+    blocks: list[Block] = []
+    if not i.ok:
+        blocks.append(
+            Note(
+                f"INTEGRITY FAILED: the audit log is damaged ({i.kind}). {i.message}. The figures below are "
+                "read from a log that no longer matches its hashes or signed checkpoints; they are not "
+                "evidence.",
+                "danger",
+            )
+        )
+    elif i.status != "VERIFIED":
+        blocks.append(Note(f"Verified with a warning: {i.message}", "warning"))
+    blocks.append(facts)
+    if i.ok and i.covered < i.records:
+        blocks.append(
+            Note(
+                f"The last {i.records - i.covered} record(s) are not yet covered by a signed checkpoint: "
+                "they are "
+                "protected by their leaf hashes only until the next checkpoint and its off-host copy.",
+                "warning",
+            )
+        )
+    if i.records_read and i.records_read != i.records:
+        blocks.append(
+            Note(
+                f"The log grew while the report was built: {i.records} record(s) verified, {i.records_read} "
+                "read.",
+                "info",
+            )
+        )
+    blocks.extend(extra)
+    return Section("integrity", "Integrity", tuple(blocks))
+
+
+def assemble(
+    kind: str,
+    title: str,
+    audit_dir: str | os.PathLike[str],
+    integrity: Integrity,
+    period: Period,
+    sections: tuple[Section, ...],
+    *,
+    filters: tuple[tuple[str, str], ...] = (),
+    clock: datetime | None = None,
+) -> Report:
+    """A report whose first section is the integrity verdict."""
+    return Report(
+        kind=kind,
+        title=title,
+        generated_at=now_text(clock),
+        source=str(audit_dir),
+        period=period,
+        integrity=integrity,
+        sections=(integrity_section(integrity, period), *sections),
+        filters=filters,
+    )
+
+
+def _overview(t: _Tally) -> Section:
+    categories = sorted({c for c, _ in t.by_category})
+    rows = []
+    for c in categories:
+        ok, denied, error = (t.by_category.get((c, o), 0) for o in ("success", "denied", "error"))
+        rows.append((c, ok + denied + error, ok, denied, error))
+    table = Table(
+        "events_by_category",
+        "Events by category and outcome",
+        (
+            Column("category", "category"),
+            Column("events", "events", True),
+            Column("success", "success", True),
+            Column("denied", "denied", True),
+            Column("error", "error", True),
+        ),
+        tuple(rows),
+    )
+    return Section("overview", "Overview", (table,), intro=f"{t.events} event(s) in the period.")
+
+
+def _access(t: _Tally) -> Section:
+    unit, labels, values = _timeline(t.hours)
+    chart = Chart(
+        "retrievals_over_time",
+        f"Retrievals over time (per {unit})",
+        "columns",
+        tuple(labels),
+        (
+            Series("released (guarded)", tuple(v[0] for v in values), "ok"),
+            Series("denied", tuple(v[1] for v in values), "danger"),
+            Series("unguarded", tuple(v[2] for v in values), "warning"),
+        ),
+    )
+    cols = (
+        Column("retrievals", "retrievals", True),
+        Column("denied", "denied retrievals", True),
+        Column("chunks_released", "chunks released", True),
+        Column("chunks_denied", "chunks denied", True),
+    )
+    by_role = Table(
+        "retrievals_by_role",
+        "By role",
+        (Column("role", "role"), *cols),
+        tuple((r, *v) for r, v in sorted(t.by_role.items(), key=lambda kv: (-kv[1][0], kv[0]))),
+        note="A principal with several roles counts under each of them.",
+    )
+    by_purpose = Table(
+        "retrievals_by_purpose",
+        "By purpose",
+        (Column("purpose", "purpose code"), *cols),
+        tuple((p, *v) for p, v in sorted(t.by_purpose.items(), key=lambda kv: (-kv[1][0], kv[0]))),
+    )
+    outcomes = Table(
+        "retrievals_by_outcome",
+        "By outcome and decision",
+        (Column("what", "outcome / decision"), Column("retrievals", "retrievals", True)),
+        tuple((f"outcome: {k}", v) for k, v in sorted(t.by_outcome.items()))
+        + tuple((f"decision: {k}", v) for k, v in sorted(t.decisions.items())),
+    )
+    rules = Table(
+        "denials_by_rule",
+        "Denials by rule",
+        (
+            Column("policy", "policy"),
+            Column("rule", "rule"),
+            Column("events", "retrievals with denials", True),
+        ),
+        tuple((p, r, n) for (p, r), n in sorted(t.deny_rules.items(), key=lambda kv: (-kv[1], kv[0]))),
+        note=(
+            "Some policies are not available as a shipped pack with the recorded sha256: their rules are "
+            "listed whatever their effect."
+            if t.unknown_rule_effects
+            else ""
+        ),
+    )
+    denied_class = Table(
+        "denied_chunks_by_classification",
+        "Denied chunks by classification",
+        (Column("classification", "classification"), Column("chunks", "chunks", True)),
+        tuple((c, n) for c, n in sorted(t.denied_by_class.items(), key=lambda kv: (-kv[1], kv[0]))),
+    )
+    unguarded = Table(
+        "unguarded_retrievals",
+        "Unguarded retrievals (bypassed the guard)",
+        (
+            Column("occurred_at", "occurred at"),
+            Column("actor", "principal"),
+            Column("returned", "returned", True),
+        ),
+        tuple(reversed(t.unguarded_recent)),
+        total=t.unguarded,
+        empty="none: every retrieval went through the guard",
+    )
+    top = t.principals.top(TOP_PRINCIPALS)
+    principals = Table(
+        "top_principals",
+        f"Top {TOP_PRINCIPALS} principals",
+        (
+            Column("principal", "principal"),
+            Column("roles", "roles"),
+            Column("retrievals", "retrievals", True),
+            Column("denied", "denied", True),
+        ),
+        tuple((ref, v[2], v[0], v[1]) for ref, v in top),
+        note=(
+            f"More than {t.principals.cap} distinct principals: counts may be short by up to "
+            f"{t.principals.error}."
+            if t.principals.error
+            else ""
+        ),
+    )
+    blocks: list[Block] = [chart, outcomes, by_role, by_purpose, rules, denied_class]
+    if t.unguarded:
+        blocks.append(
+            Note(
+                f"{t.unguarded} retrieval(s) bypassed the guard (rag.unguarded): chunks were read without a "
+                "policy "
+                "decision by the guard. Find the code path that calls the retriever directly.",
+                "warning",
+            )
+        )
+    blocks += [unguarded, principals]
+    total = sum(t.by_outcome.values())
+    return Section("access", "Access", tuple(blocks), intro=f"{total} retrieval(s) in the period.")
+
+
+def _exposure(t: _Tally) -> Section:
+    entities = sorted(
+        set(t.redacted) | set(t.reidentified) | set(t.ingested),
+        key=lambda e: (-(t.redacted[e] + t.reidentified[e]), e),
+    )
+    chart = Chart(
+        "entities_released_vs_redacted",
+        "Entities redacted at release vs re-identified (released in clear), by type",
+        "bars",
+        tuple(entities),
+        (
+            Series("redacted at release", tuple(t.redacted[e] for e in entities), "ok"),
+            Series("re-identified", tuple(t.reidentified[e] for e in entities), "danger"),
+        ),
+        note=(
+            "Chunks released under the profile 'none' (e.g. treatment) are released as stored: the log "
+            "counts "
+            "them per classification below, not per entity."
+        ),
+    )
+    table = Table(
+        "entities_by_type",
+        "Entities by type",
+        (
+            Column("entity", "entity type"),
+            Column("ingested", "detected at ingestion", True),
+            Column("redacted", "redacted at release", True),
+            Column("reidentified", "re-identified", True),
+        ),
+        tuple((e, t.ingested[e], t.redacted[e], t.reidentified[e]) for e in entities),
+    )
+    released = Table(
+        "chunks_released",
+        "Chunks released, by classification and redaction profile",
+        (
+            Column("classification", "classification"),
+            Column("profile", "redaction profile"),
+            Column("chunks", "chunks", True),
+        ),
+        tuple((c, p, n) for (c, p), n in sorted(t.released.items(), key=lambda kv: (-kv[1], kv[0]))),
+    )
+    summary = Table(
+        "reidentifications_by_principal",
+        "Re-identifications by principal, purpose and outcome",
+        (
+            Column("principal", "principal"),
+            Column("roles", "roles"),
+            Column("purpose", "purpose"),
+            Column("outcome", "outcome"),
+            Column("events", "events", True),
+        ),
+        tuple((*k, n) for k, n in sorted(t.reid_summary.items(), key=lambda kv: (-kv[1], kv[0]))[:50]),
+        total=len(t.reid_summary),
+    )
+    recent = Table(
+        "reidentifications",
+        "Re-identifications (most recent first)",
+        (
+            Column("occurred_at", "occurred at"),
+            Column("principal", "principal"),
+            Column("roles", "roles"),
+            Column("purpose", "purpose"),
+            Column("outcome", "outcome"),
+            Column("rules", "rules"),
+            Column("entities", "entities", True),
+            Column("vault", "vault"),
+        ),
+        tuple(reversed(t.reid_recent)),
+        total=t.reid_total,
+    )
+    return Section(
+        "exposure",
+        "Exposure",
+        (chart, table, released, summary, recent),
+        intro=f"{t.ingest_chunks} chunk(s) ingested; {t.reid_total} re-identification request(s).",
+    )
+
+
+def _dataset_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    ds = _obj(record.get("dataset"))
+    category = _text(get(record, "event", "category"))
+    before = _ints(ds.get("findings_before")) or _ints(get(record, "pii", "counts"))
+    after = _ints(ds.get("findings_after"))
+    manifest = _obj(ds.get("manifest"))
+    policy = _obj(record.get("policy"))
+    exported = category == "ft.export"
+    return (
+        _text(record.get("occurred_at")),
+        category,
+        _text(get(record, "event", "outcome"), "success"),
+        _text(ds.get("id")),
+        _text(ds.get("format")),
+        _int(ds.get("input_records")) if exported and "input_records" in ds else _int(ds.get("records")),
+        _int(ds.get("records")) if exported else None,
+        _int(ds.get("rejects")) if exported else None,
+        sum(before.values()),
+        sum(after.values()) if exported else None,
+        _int(ds.get("residual")) if exported else None,
+        f"{_text(policy.get('id'))}@{_text(policy.get('version'))}",
+        (f"{_text(manifest.get('file'))} sha256:{_text(manifest.get('sha256'))[:16]}" if manifest else "-"),
+    )
+
+
+def _datasets(t: _Tally) -> Section:
+    records = list(t.datasets)
+    table = Table(
+        "dataset_events",
+        "Dataset scans and exports",
+        (
+            Column("occurred_at", "occurred at"),
+            Column("event", "event"),
+            Column("outcome", "outcome"),
+            Column("dataset", "dataset"),
+            Column("format", "format"),
+            Column("input_records", "input records", True),
+            Column("output_records", "output records", True),
+            Column("rejects", "rejects", True),
+            Column("findings_before", "findings before", True),
+            Column("findings_after", "findings after", True),
+            Column("residual", "residual", True),
+            Column("policy", "policy"),
+            Column("manifest", "manifest"),
+        ),
+        tuple(_dataset_row(r) for r in records),
+        total=t.dataset_total,
+        empty="no dataset was scanned or exported in the period",
+    )
+    blocks: list[Block] = [table]
+    residual = sum(_int(get(r, "dataset", "residual")) for r in records)
+    if residual:
+        blocks.append(
+            Note(
+                f"{residual} residual finding(s) remain in exported datasets: review them before use.",
+                "warning",
+            )
+        )
+    exports = [r for r in records if get(r, "event", "category") == "ft.export"][-SAFE_HARBOR_TABLES:]
+    reference = reference_identifiers() if exports else ()
+    for n, record in enumerate(exports, 1):
+        ds, pii = _obj(record.get("dataset")), _obj(record.get("pii"))
+        policy: Policy | None = t.policies.lookup(
+            get(record, "policy", "id"), get(record, "policy", "sha256")
+        )
+        blocks.append(
+            safe_harbor_table(
+                f"safe_harbor_{n}",
+                f"HIPAA Safe Harbor coverage: export of {_text(ds.get('id'))} at "
+                f"{_text(record.get('occurred_at'))}",
+                ds,
+                pii,
+                policy,
+                reference,
+            )
+        )
+    if t.dataset_total > len(records):
+        blocks.append(Note(f"Listing the last {len(records)} of {t.dataset_total} dataset events.", "info"))
+    return Section("datasets", "Datasets", tuple(blocks))
+
+
+def _keys(t: _Tally) -> Section:
+    key_cols = (
+        Column("occurred_at", "occurred at"),
+        Column("component", "component"),
+        Column("keys", "keys", True),
+        Column("key_ids", "key ids (labels)"),
+    )
+    rotations = Table(
+        "key_rotations",
+        "Key rotations",
+        key_cols,
+        tuple(reversed(t.rotations)),
+        total=t.key_counts["key.rotate"],
+    )
+    shreds = Table(
+        "key_shreds",
+        "Keys destroyed (shred, retire)",
+        key_cols,
+        tuple(reversed(t.shreds)),
+        total=t.key_counts["key.shred"],
+    )
+    erasures = Table(
+        "erasures",
+        "Erasures (GDPR Art. 17)",
+        (
+            Column("occurred_at", "occurred at"),
+            Column("subjects", "subject refs"),
+            Column("deleted_nodes", "vector nodes deleted", True),
+            Column("deleted_records", "docstore records deleted", True),
+            Column("keys", "keys destroyed", True),
+        ),
+        tuple(reversed(t.erasures)),
+        total=t.key_counts["dsar.erasure"],
+    )
+    versions = Table(
+        "policy_versions",
+        "Policy versions in force",
+        (
+            Column("policy", "policy"),
+            Column("version", "version"),
+            Column("sha256", "sha256"),
+            Column("first_seen", "first seen"),
+            Column("last_seen", "last seen"),
+            Column("events", "events", True),
+        ),
+        tuple(
+            (p, v, s, first, last, n)
+            for (p, v, s), (first, last, n) in sorted(t.versions.items(), key=lambda kv: (kv[1][0], kv[0]))
+        ),
+    )
+    blocks: list[Block] = [rotations, shreds, erasures, versions]
+    if len({p for p, _, _ in t.versions}) < len(t.versions):
+        blocks.append(
+            Note("A policy changed during the period: several versions or texts were in force.", "info")
+        )
+    return Section("keys", "Keys and policies", tuple(blocks))
+
+
+def build_report(
+    audit_dir: str | os.PathLike[str],
+    *,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    policy: str | None = None,
+    policies: tuple[str | Path | Policy, ...] = (),
+    public_key: str | None = None,
+    clock: datetime | None = None,
+) -> Report:
+    """Build the activity report of an audit log.
+
+    Args:
+        audit_dir: the audit log directory.
+        since: the first moment included (ISO date or time, or an aware datetime).
+        until: the first moment excluded; a bare date means the end of that day.
+        policy: only events recorded under this policy (``name`` or ``name@version``); events that
+            carry no policy (key operations, erasures, ingestion) are kept.
+        policies: policy files whose exact text the log refers to (shipped packs are found by themselves).
+        public_key: the verifier key text (default: the log's ``audit.pub``; use your off-host copy).
+        clock: the report's generation time (default: now).
+
+    Returns:
+        The report; ``report.ok`` is False when the log failed verification (the report says so first).
+
+    Raises:
+        ReportError: a bad option or not a log directory.
+        PolicyError: a policy file is invalid.
+    """
+    start = parse_moment(since, option="--since")
+    end = parse_moment(until, option="--until", end=True)
+    reader = LogReader(audit_dir, since=start, until=end)
+    tally = _Tally(PolicyIndex(PolicyIndex.load(policies)))
+    add = tally.add
+    for record in reader.records():
+        if policy is not None:
+            pid = get(record, "policy", "id")
+            if isinstance(pid, str) and policy not in (pid, f"{pid}@{get(record, 'policy', 'version')}"):
+                continue
+        add(record)
+    integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
+    period = Period(start, end, tally.first, tally.last)
+    filters = (("policy", policy),) if policy else ()
+    sections = (_overview(tally), _access(tally), _exposure(tally), _datasets(tally), _keys(tally))
+    return assemble(
+        "activity",
+        "guardrail compliance report",
+        audit_dir,
+        integrity,
+        period,
+        sections,
+        filters=filters,
+        clock=clock,
+    )

@@ -1,0 +1,395 @@
+"""Reports about one data subject: the GDPR Art. 15 access report (``dsar``) and the HIPAA 164.528
+accounting of disclosures (``disclosures``).
+
+Events name subjects only by their keyed reference, ``Keyring.token(tenant, "subject-ref", id, length=16)``
+(the one :class:`guardrail.Guardrail` writes). The reports are built from that reference and print only it:
+the identifier the requester gave is never written into a report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from guardrail.keys import Keyring
+from guardrail.reports.activity import assemble
+from guardrail.reports.model import (
+    Blank,
+    Block,
+    Column,
+    Facts,
+    Note,
+    Period,
+    Report,
+    ReportError,
+    Section,
+    Table,
+)
+from guardrail.reports.source import LogReader, check_integrity, get, now_text, parse_moment
+
+__all__ = ["TPO_PURPOSES", "build_disclosures", "build_dsar", "subject_ref"]
+
+LISTED = 10_000  # events listed per table (the earliest); totals count them all
+#: purpose-of-use codes for treatment, payment and health care operations: disclosures for these are
+#: excluded from the accounting (164.528(a)(1)(i))
+TPO_PURPOSES = frozenset({"TREAT", "ETREAT", "HPAYMT", "HOPERAT", "OPERATIONS", "PAYMENT", "TREATMENT"})
+_REF = re.compile(r"[0-9a-f]{16}")
+
+
+def subject_ref(keyring: str | Path | Keyring, subject: str, *, tenant: str = "default") -> str:
+    """The keyed reference under which the audit log records ``subject`` (as ``Guardrail`` computes it).
+
+    Raises:
+        KeyringError: the keyring does not open.
+        ReportError: an empty subject id.
+    """
+    if not subject:
+        raise ReportError("--subject is empty: give the data-subject id used in the documents' metadata")
+    ring = keyring if isinstance(keyring, Keyring) else Keyring.open(keyring)
+    return ring.token(tenant, "subject-ref", subject, length=16)
+
+
+def _check_ref(ref: str) -> str:
+    if not _REF.fullmatch(ref):
+        raise ReportError(f"{ref!r} is not a subject reference (16 hex characters, as in the audit log)")
+    return ref
+
+
+def _subject_records(reader: LogReader, ref: str) -> Iterator[dict[str, Any]]:
+    for record in reader.records(containing=ref.encode("ascii")):
+        subjects = record.get("subjects")
+        if isinstance(subjects, list) and ref in subjects:
+            yield record
+
+
+def _text(value: Any, default: str = "-") -> str:
+    return value if isinstance(value, str) and value else default
+
+
+def _roles(record: dict[str, Any]) -> str:
+    roles = get(record, "actor", "roles")
+    return ", ".join(r for r in roles if isinstance(r, str)) if isinstance(roles, list) and roles else "-"
+
+
+def _counts(record: dict[str, Any]) -> dict[str, int]:
+    counts = get(record, "pii", "counts")
+    return {k: v for k, v in counts.items() if type(v) is int} if isinstance(counts, dict) else {}
+
+
+def build_dsar(
+    audit_dir: str | os.PathLike[str],
+    *,
+    subject_ref: str,
+    with_principals: bool = False,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    public_key: str | None = None,
+    clock: datetime | None = None,
+) -> Report:
+    """The GDPR Art. 15 access report for one data subject: every event that touched the subject's
+    documents (dates, purposes, outcomes), the datasets that included the subject, and erasures.
+
+    Args:
+        audit_dir: the audit log directory.
+        subject_ref: the subject's keyed reference (:func:`subject_ref`).
+        with_principals: also list who (``actor.ref``) accessed the data; by default employee identities
+            are omitted and only their roles shown (CJEU C-579/21 does not require them).
+        since: first moment included; until: first moment excluded.
+        public_key: the verifier key text (default: the log's ``audit.pub``).
+        clock: the generation time.
+
+    Raises:
+        ReportError: a bad option or not a log directory.
+    """
+    ref = _check_ref(subject_ref)
+    start = parse_moment(since, option="--since")
+    end = parse_moment(until, option="--until", end=True)
+    reader = LogReader(audit_dir, since=start, until=end)
+    access: list[tuple[Any, ...]] = []
+    datasets: list[tuple[Any, ...]] = []
+    erasures: list[tuple[Any, ...]] = []
+    totals: Counter[str] = Counter()
+    purposes: Counter[str] = Counter()
+    bases: set[str] = set()
+    roles: Counter[str] = Counter()
+    entities: Counter[str] = Counter()
+    recipients: Counter[str] = Counter()
+    first = last = None
+    for record in _subject_records(reader, ref):
+        at = _text(record.get("occurred_at"), "")
+        first = at if first is None or at < first else first
+        last = at if last is None or at > last else last
+        category = _text(get(record, "event", "category"))
+        outcome = _text(get(record, "event", "outcome"), "success")
+        totals[category] += 1
+        entities.update(_counts(record))
+        disclosure = record.get("disclosure")
+        if isinstance(disclosure, dict):
+            recipients[_text(disclosure.get("recipient"))] += 1
+        if category in ("ft.scan", "ft.export"):
+            if len(datasets) < LISTED:
+                datasets.append(
+                    (
+                        at,
+                        category,
+                        _text(get(record, "dataset", "id")),
+                        _text(get(record, "dataset", "format")),
+                        f"{_text(get(record, 'policy', 'id'))}@{_text(get(record, 'policy', 'version'))}",
+                        sum(_counts(record).values()),
+                    )
+                )
+            continue
+        if category == "dsar.erasure":
+            keys = [r for r in record.get("resources") or () if isinstance(r, dict)]
+            erasures.append(
+                (
+                    at,
+                    outcome,
+                    get(record, "retrieval", "deleted_nodes"),
+                    get(record, "retrieval", "deleted_records"),
+                    len(keys),
+                )
+            )
+            continue
+        purpose = _text(get(record, "purpose", "code"))
+        if category != "rag.ingest":
+            purposes[purpose] += 1
+            for role in _roles(record).split(", "):
+                if role != "-":
+                    roles[role] += 1
+        basis = get(record, "purpose", "gdpr_basis")
+        if isinstance(basis, str):
+            bases.add(basis)
+        if len(access) < LISTED:
+            row: tuple[Any, ...] = (
+                at,
+                category,
+                _text(get(record, "event", "action")),
+                outcome,
+                purpose,
+                _text(basis, "-"),
+                _roles(record),
+            )
+            if with_principals:
+                row += (_text(get(record, "actor", "ref")),)
+            resources = record.get("resources")
+            row += (
+                len(resources) if isinstance(resources, list) else 0,
+                _text(get(record, "policy", "decision")),
+            )
+            access.append(row)
+    integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
+    period = Period(start, end, first, last)
+    columns = [
+        Column("occurred_at", "occurred at"),
+        Column("event", "event"),
+        Column("action", "action"),
+        Column("outcome", "outcome"),
+        Column("purpose", "purpose"),
+        Column("gdpr_basis", "lawful basis"),
+        Column("roles", "recipient roles"),
+    ]
+    if with_principals:
+        columns.append(Column("principal", "principal"))
+    columns += [Column("resources", "chunks", True), Column("decision", "decision")]
+    n_access = sum(n for c, n in totals.items() if c not in ("ft.scan", "ft.export", "dsar.erasure"))
+    subject_blocks: tuple[Block, ...] = (
+        Note(
+            f"The data subject is identified here only by the keyed reference {ref}, under which the audit "
+            "log records them; the identifier given with the request is not written into this report.",
+            "info",
+        ),
+        Facts(
+            "dsar_summary",
+            "Summary (Art. 15(1))",
+            (
+                ("subject reference", ref),
+                ("events about the subject", sum(totals.values())),
+                ("first event", first or "-"),
+                ("last event", last or "-"),
+                ("purposes (15(1)(a))", ", ".join(f"{p} ({n})" for p, n in purposes.most_common()) or "-"),
+                (
+                    "lawful bases recorded",
+                    ", ".join(sorted(bases)) or Blank("lawful basis per purpose (Art. 6)"),
+                ),
+                ("categories of personal data (15(1)(b))", ", ".join(sorted(entities)) or "-"),
+                (
+                    "recipients (15(1)(c))",
+                    ", ".join(f"role {r} ({n})" for r, n in roles.most_common())
+                    + "".join(f"; external: {r} ({n})" for r, n in recipients.most_common())
+                    or "-",
+                ),
+                ("storage period (15(1)(d))", Blank("retention period or the criteria that set it")),
+                ("source of the data (15(1)(g))", Blank("where the documents came from, if not the subject")),
+                ("automated decision-making (15(1)(h))", Blank("whether it applies, and its logic")),
+                (
+                    "employee identities",
+                    "listed" if with_principals else "omitted (roles shown); --with-principals lists them",
+                ),
+            ),
+        ),
+    )
+    sections = (
+        Section("subject", "Data subject", subject_blocks),
+        Section(
+            "access",
+            "Processing of the subject's data",
+            (
+                Table(
+                    "subject_events",
+                    "Events that touched the subject's documents",
+                    tuple(columns),
+                    tuple(access),
+                    total=n_access,
+                    empty="no event touched this subject's documents in the period",
+                ),
+            ),
+        ),
+        Section(
+            "datasets",
+            "Datasets that included the subject",
+            (
+                Table(
+                    "subject_datasets",
+                    "Dataset scans and exports",
+                    (
+                        Column("occurred_at", "occurred at"),
+                        Column("event", "event"),
+                        Column("dataset", "dataset"),
+                        Column("format", "format"),
+                        Column("policy", "policy"),
+                        Column("findings", "findings", True),
+                    ),
+                    tuple(datasets),
+                    total=totals["ft.scan"] + totals["ft.export"],
+                    empty="no dataset recorded as including this subject",
+                ),
+            ),
+        ),
+        Section(
+            "erasures",
+            "Erasures (Art. 17)",
+            (
+                Table(
+                    "subject_erasures",
+                    "Erasures of the subject's data",
+                    (
+                        Column("occurred_at", "occurred at"),
+                        Column("outcome", "outcome"),
+                        Column("deleted_nodes", "vector nodes deleted", True),
+                        Column("deleted_records", "docstore records deleted", True),
+                        Column("keys", "keys destroyed", True),
+                    ),
+                    tuple(erasures),
+                    empty="no erasure recorded",
+                ),
+            ),
+        ),
+    )
+    filters = (("subject reference", ref), ("principals", "listed" if with_principals else "omitted"))
+    title = "GDPR Art. 15 access report"
+    return assemble("dsar", title, audit_dir, integrity, period, sections, filters=filters, clock=clock)
+
+
+def build_disclosures(
+    audit_dir: str | os.PathLike[str],
+    *,
+    subject_ref: str,
+    years: int = 6,
+    public_key: str | None = None,
+    clock: datetime | None = None,
+) -> Report:
+    """The HIPAA 164.528 accounting of disclosures of one individual's PHI over the last ``years`` years:
+    date, recipient, description and purpose of every event with a ``disclosure`` member about them.
+
+    Disclosures for treatment, payment or health care operations (:data:`TPO_PURPOSES`) are excluded, as
+    164.528(a)(1)(i) allows; the report says how many.
+
+    Raises:
+        ReportError: a bad option or not a log directory.
+    """
+    ref = _check_ref(subject_ref)
+    if not isinstance(years, int) or not 1 <= years <= 100:
+        raise ReportError(f"--years must be a whole number of years from 1 to 100, not {years!r}")
+    now = clock or datetime.now(UTC)
+    start = parse_moment(now - timedelta(days=round(365.25 * years)), option="--years")
+    reader = LogReader(audit_dir, since=start, until=None)
+    rows: list[tuple[Any, ...]] = []
+    excluded: Counter[str] = Counter()
+    total = 0
+    first = last = None
+    for record in _subject_records(reader, ref):
+        disclosure = record.get("disclosure")
+        if not isinstance(disclosure, dict):
+            continue
+        at = _text(record.get("occurred_at"), "")
+        code = _text(get(record, "purpose", "code"), "")
+        purpose = _text(disclosure.get("purpose"), code or "-")
+        if code.upper() in TPO_PURPOSES or purpose.upper() in TPO_PURPOSES:
+            excluded[code or purpose] += 1
+            continue
+        total += 1
+        first = at if first is None or at < first else first
+        last = at if last is None or at > last else last
+        if len(rows) < LISTED:
+            address = disclosure.get("address")
+            rows.append(
+                (
+                    at[:10],
+                    _text(disclosure.get("recipient")),
+                    address if isinstance(address, str) and address else Blank("address, if known"),
+                    _text(disclosure.get("description")),
+                    purpose,
+                )
+            )
+    integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
+    period = Period(start, None, first, last)
+    blocks: list[Block] = [
+        Note(
+            f"Individual identified by the keyed reference {ref}; the identifier given with the request is "
+            "not written into this report.",
+            "info",
+        ),
+        Table(
+            "disclosures",
+            f"Disclosures in the {years} year(s) before {now_text(now)[:10]}",
+            (
+                Column("date", "date"),
+                Column("recipient", "recipient"),
+                Column("address", "recipient address"),
+                Column("description", "description of the PHI"),
+                Column("purpose", "purpose"),
+            ),
+            tuple(rows),
+            total=total,
+            empty="no disclosure of this individual's PHI recorded in the period",
+        ),
+    ]
+    if excluded:
+        blocks.append(
+            Note(
+                f"{sum(excluded.values())} disclosure(s) for treatment, payment or health care operations "
+                f"({', '.join(sorted(excluded))}) are excluded from the accounting (164.528(a)(1)(i)).",
+                "info",
+            )
+        )
+    blocks.append(
+        Note(
+            "The accounting covers disclosures recorded in this audit log. Disclosures made outside "
+            "guardrail (paper, phone, other systems) and the other exclusions of 164.528(a)(1) must be "
+            "reviewed by the "
+            "covered entity; a temporary suspension under 164.528(a)(2) is not recorded here.",
+            "blank",
+        )
+    )
+    section = Section("disclosures", "Accounting of disclosures", tuple(blocks))
+    title = "HIPAA accounting of disclosures (45 CFR 164.528)"
+    filters = (("subject reference", ref), ("years", str(years)))
+    return assemble(
+        "disclosures", title, audit_dir, integrity, period, (section,), filters=filters, clock=now
+    )
