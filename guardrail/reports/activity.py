@@ -34,7 +34,7 @@ from guardrail.reports.model import (
 from guardrail.reports.safe_harbor import reference_identifiers, safe_harbor_table
 from guardrail.reports.source import LogReader, PolicyIndex, check_integrity, get, now_text, parse_moment
 
-__all__ = ["assemble", "build_report", "integrity_section"]
+__all__ = ["ERASURE_COLUMNS", "assemble", "build_report", "integrity_section"]
 
 RECENT = 100  # individual events listed per kind (the most recent)
 DATASETS_LISTED = 500
@@ -42,6 +42,12 @@ SAFE_HARBOR_TABLES = 20
 PRINCIPALS_CAP = 10_000
 TOP_PRINCIPALS = 15
 _RETRIEVALS = ("rag.retrieval", "rag.unguarded")
+#: what an erasure did (dsar.erasure events), after its time and subject columns
+ERASURE_COLUMNS = (
+    Column("deleted_nodes", "vector nodes deleted", True),
+    Column("deleted_records", "docstore records deleted", True),
+    Column("keys", "keys destroyed", True),
+)
 
 
 def _ints(value: Any) -> dict[str, int]:
@@ -737,30 +743,17 @@ def _keys(t: _Tally) -> Section:
         Column("keys", "keys", True),
         Column("key_ids", "key ids (labels)"),
     )
-    rotations = Table(
-        "key_rotations",
-        "Key rotations",
-        key_cols,
-        tuple(reversed(t.rotations)),
-        total=t.key_counts["key.rotate"],
-    )
-    shreds = Table(
-        "key_shreds",
-        "Keys destroyed (shred, retire)",
-        key_cols,
-        tuple(reversed(t.shreds)),
-        total=t.key_counts["key.shred"],
-    )
+    key_tables = [
+        Table(block_id, title, key_cols, tuple(reversed(recent)), total=t.key_counts[category])
+        for block_id, title, recent, category in (
+            ("key_rotations", "Key rotations", t.rotations, "key.rotate"),
+            ("key_shreds", "Keys destroyed (shred, retire)", t.shreds, "key.shred"),
+        )
+    ]
     erasures = Table(
         "erasures",
         "Erasures (GDPR Art. 17)",
-        (
-            Column("occurred_at", "occurred at"),
-            Column("subjects", "subject refs"),
-            Column("deleted_nodes", "vector nodes deleted", True),
-            Column("deleted_records", "docstore records deleted", True),
-            Column("keys", "keys destroyed", True),
-        ),
+        (Column("occurred_at", "occurred at"), Column("subjects", "subject refs"), *ERASURE_COLUMNS),
         tuple(reversed(t.erasures)),
         total=t.key_counts["dsar.erasure"],
     )
@@ -780,7 +773,7 @@ def _keys(t: _Tally) -> Section:
             for (p, v, s), (first, last, n) in sorted(t.versions.items(), key=lambda kv: (kv[1][0], kv[0]))
         ),
     )
-    blocks: list[Block] = [rotations, shreds, erasures, versions]
+    blocks: list[Block] = [*key_tables, erasures, versions]
     if len({p for p, _, _ in t.versions}) < len(t.versions):
         blocks.append(
             Note("A policy changed during the period: several versions or texts were in force.", "info")

@@ -58,7 +58,7 @@ def _columns(chart: Chart) -> str:
     plot_w = _WIDTH - left - right
     height = upper + plot_h + 48
     slot = plot_w / n
-    bar = max(1.0, slot * 0.8)
+    bar = min(48.0, max(1.0, slot * 0.8))
     parts = [
         f'<svg class="chart" data-chart="{escape(chart.id)}" role="img" viewBox="0 0 {_WIDTH} {height}" '
         f'width="100%" xmlns="http://www.w3.org/2000/svg"><title>{escape(chart.title)}</title>',

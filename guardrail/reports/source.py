@@ -26,6 +26,7 @@ from guardrail.reports.model import Integrity, ReportError
 __all__ = ["LogReader", "PolicyIndex", "check_integrity", "get", "now_text", "parse_moment"]
 
 _OCCURRED = b'"occurred_at":"'
+_CHUNK = 1 << 20  # bytes read at a time: memory stays flat whatever the log size
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -95,7 +96,7 @@ class LogReader:
         loads = json.loads
         self.read = 0
         for path, size in snapshot(self.directory).segments:
-            for _, line in iter_lines(path, limit=size):
+            for _, line in iter_lines(path, limit=size, chunk=_CHUNK):
                 self.read += 1
                 if since is not None or until is not None:
                     at = line.find(_OCCURRED)

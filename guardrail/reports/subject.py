@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.keys import Keyring
-from guardrail.reports.activity import assemble
+from guardrail.reports.activity import ERASURE_COLUMNS, assemble
 from guardrail.reports.model import (
     Blank,
     Block,
@@ -217,7 +217,13 @@ def build_dsar(
                     "lawful bases recorded",
                     ", ".join(sorted(bases)) or Blank("lawful basis per purpose (Art. 6)"),
                 ),
-                ("categories of personal data (15(1)(b))", ", ".join(sorted(entities)) or "-"),
+                (
+                    "categories of personal data (15(1)(b))",
+                    ", ".join(sorted(entities)) + " (from events about the subject; an event can cover "
+                    "several subjects' documents)"
+                    if entities
+                    else "-",
+                ),
                 (
                     "recipients (15(1)(c))",
                     ", ".join(f"role {r} ({n})" for r, n in roles.most_common())
@@ -278,13 +284,7 @@ def build_dsar(
                 Table(
                     "subject_erasures",
                     "Erasures of the subject's data",
-                    (
-                        Column("occurred_at", "occurred at"),
-                        Column("outcome", "outcome"),
-                        Column("deleted_nodes", "vector nodes deleted", True),
-                        Column("deleted_records", "docstore records deleted", True),
-                        Column("keys", "keys destroyed", True),
-                    ),
+                    (Column("occurred_at", "occurred at"), Column("outcome", "outcome"), *ERASURE_COLUMNS),
                     tuple(erasures),
                     empty="no erasure recorded",
                 ),

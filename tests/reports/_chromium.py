@@ -11,6 +11,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,13 @@ class Rendered:
     pdf: bytes = b""
 
 
+# a tiny trampoline: put the pipe on descriptors 3 and 4, where the browser expects it, then exec it
+_TRAMPOLINE = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
 class _Cdp:
     def __init__(self, user_data: str) -> None:
         to_chrome_r, self._to_chrome = os.pipe()
@@ -48,10 +56,18 @@ class _Cdp:
             f"--user-data-dir={user_data}",
             "about:blank",
         ]
-        # the protocol pipe is fd 3 (commands in) and fd 4 (messages out) in the browser
-        script = f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}'
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", script, CHROMIUM, *args],
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                _TRAMPOLINE,
+                str(to_chrome_r),
+                str(from_chrome_w),
+                CHROMIUM,
+                *args,
+            ],
             pass_fds=(to_chrome_r, from_chrome_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -162,7 +178,9 @@ def render(
     for event in cdp.events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.exceptionThrown":
-            out.errors.append(f"exception: {params['exceptionDetails'].get('text')}")
+            details = params["exceptionDetails"]
+            thrown = details.get("exception", {}).get("description", "")
+            out.errors.append(f"exception: {details.get('text')} {thrown}")
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert", "warning"):
             out.errors.append(f"console.{params['type']}: {params.get('args')}")
         elif method == "Log.entryAdded" and params["entry"].get("level") in ("error", "warning"):
