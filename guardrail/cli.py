@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
@@ -80,6 +81,24 @@ FieldOpt = Annotated[
     ),
 ]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Worker processes.")]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Force the dataset format: jsonl-chat, jsonl-alpaca, jsonl, csv, parquet, hf-disk "
+        "(default: detected).",
+    ),
+]
+RoleOpt = Annotated[
+    list[str] | None,
+    typer.Option("--role", help="Chat role whose turns are processed; repeatable (default: the policy's)."),
+]
+OptionalKeyringOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keyring", "-k", envvar="GUARDRAIL_KEYRING", help="The keyring directory (or GUARDRAIL_KEYRING)."
+    ),
+]
 OnErrorOpt = Annotated[
     str, typer.Option("--on-error", help="What to do with a malformed record: stop (default) or skip.")
 ]
@@ -126,8 +145,16 @@ def scan(
     jobs: JobsOpt = 1,
     on_error: OnErrorOpt = "stop",
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --findings file.")] = False,
+    format: FormatOpt = None,
+    role: RoleOpt = None,
+    keyring: OptionalKeyringOpt = None,
+    tenant: TenantOpt = "default",
+    audit_log: AuditOpt = None,
 ) -> None:
-    """Count personal data in files, per entity type; optionally a CI gate."""
+    """Count personal data in files and datasets, per entity type; optionally a CI gate.
+
+    Datasets (JSONL chat/Alpaca/plain, CSV, Parquet, saved Hugging Face datasets) are read with the
+    policy's dataset rules (roles, fields); .txt files line by line."""
     from guardrail.io import atomic_output, open_reader
     from guardrail.pipeline import detect_stream
     from guardrail.policy import load_policy
@@ -136,45 +163,82 @@ def scan(
     mode = _on_error(on_error)
     if findings is not None and any(findings.resolve() == p.resolve() for p in inputs):
         raise ConfigError(f"{findings}: the findings file must not be an input (inputs are never modified)")
-    readers = [open_reader(p, fields=list(field or []), on_error=mode) for p in inputs]
+    from guardrail.datasets.formats import iter_records
+    from guardrail.datasets.run import scan_file
+
+    ring = _open_keyring(keyring, "an audited scan") if audit_log is not None else None
+    rules = _rules(pol, field, role)
+    # every input is checked before any work: a missing file or bad option fails at once
+    readers: list[Any] = [
+        iter_records(p, format=format, rules=rules, on_error=mode)  # type: ignore[arg-type]
+        if _is_dataset(p, format)
+        else open_reader(p, fields=list(field or []), on_error=mode)
+        for p in inputs
+    ]
+    if audit_log is not None and any(not _is_dataset(p, format) for p in inputs):
+        raise ConfigError("--audit-log records dataset scans; .txt files are not datasets")
     counts: Counter[str] = Counter()
     affected: Counter[str] = Counter()
-    records = records_with = 0
+    records = records_with = skipped = 0
     started = time.monotonic()
-    sink = atomic_output(findings, force=force) if findings else None
-    handle = sink.__enter__() if sink else None
-    try:
-        for reader in readers:
-            for record, per_text in detect_stream(reader, _texts, policy=pol, jobs=jobs):
-                records += 1
-                entities = set()
-                for (path, _), found in zip(record.fields, per_text, strict=True):
-                    for f in found:
-                        counts[f.entity] += 1
-                        entities.add(f.entity)
-                    if handle is not None:
-                        handle.write(
-                            json.dumps(
-                                {
-                                    "file": str(reader.path),
-                                    "record": record.index,
-                                    "id": record.id,
-                                    "field": _field_name(reader, path),
-                                    "spans": [f.to_dict() for f in found],
-                                }
-                            )
-                            + "\n"
-                        )
-                records_with += bool(entities)
-                affected.update(entities)
-    except BaseException:
-        if sink:
-            sink.__exit__(*sys.exc_info())
-        raise
-    if sink:
-        sink.__exit__(None, None, None)
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(atomic_output(findings, force=force)) if findings else None
+
+        def write(path: Path, index: int, ident: Any, field_name: str, found: list[Any]) -> None:
+            if handle is not None:
+                entry = {"file": str(path), "record": index, "id": ident, "field": field_name}
+                handle.write(json.dumps({**entry, "spans": [f.to_dict() for f in found]}) + "\n")
+
+        for path, reader in zip(inputs, readers, strict=True):
+            if not _is_dataset(path, format):
+                for record, per_text in detect_stream(reader, _texts, policy=pol, jobs=jobs):
+                    records += 1
+                    entities = {f.entity for found in per_text for f in found}
+                    counts.update(f.entity for found in per_text for f in found)
+                    for (where, _), found in zip(record.fields, per_text, strict=True):
+                        write(reader.path, record.index, record.id, _field_name(reader, where), found)
+                    records_with += bool(entities)
+                    affected.update(entities)
+                skipped += reader.skipped
+                continue
+
+            def on_record(record: Any, per_text: list[Any], path: Path = path) -> None:
+                ident = record.data.get("id")
+                for (where, _), found in zip(record.texts, per_text, strict=True):
+                    name = ".".join(str(p) for p in where)
+                    write(path, record.index, ident if isinstance(ident, str | int) else None, name, found)
+
+            result = scan_file(
+                path,
+                policy=pol,
+                format=reader.format,
+                rules=rules,
+                jobs=jobs,
+                on_error=mode,
+                keyring=ring,
+                audit_log=audit_log,
+                on_record=on_record,
+            )
+            counts.update(result.findings)
+            affected.update(result.records_per_entity)
+            records += result.records
+            records_with += result.records_with_findings
+            skipped += result.rejects
+    _scan_summary(pol, counts, affected, records, records_with, skipped, started, as_json, fail_on)
+
+
+def _scan_summary(
+    pol: Any,
+    counts: Counter[str],
+    affected: Counter[str],
+    records: int,
+    records_with: int,
+    skipped: int,
+    started: float,
+    as_json: bool,
+    fail_on: int | None,
+) -> None:
     total = sum(counts.values())
-    skipped = sum(r.skipped for r in readers)
     summary = {
         "policy": pol.id,
         "records": records,
@@ -213,9 +277,45 @@ def redact(
     field: FieldOpt = None,
     jobs: JobsOpt = 1,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
-    on_error: OnErrorOpt = "stop",
+    on_error: Annotated[
+        str,
+        typer.Option(
+            "--on-error",
+            help="A malformed record: stop (default), skip (line and reason to OUTPUT.rejects.jsonl) or "
+            "quarantine (the record too).",
+        ),
+    ] = "stop",
+    format: FormatOpt = None,
+    role: RoleOpt = None,
+    skip_field: Annotated[
+        list[str] | None, typer.Option("--skip-field", help="A field never touched; repeatable.")
+    ] = None,
+    keyring: OptionalKeyringOpt = None,
+    tenant: TenantOpt = "default",
+    vault: Annotated[
+        Path | None, typer.Option("--vault", help="Token vault (default: KEYRING/vault-TENANT.sqlite).")
+    ] = None,
+    engine: Annotated[str, typer.Option("--engine", help="local (--jobs processes) or ray.")] = "local",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")
+    ] = False,
+    fail_on: Annotated[
+        int | None,
+        typer.Option("--fail-on", help="Gate: write nothing and exit 1 when more than N residual findings."),
+    ] = None,
+    audit_log: AuditOpt = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", envvar="GUARDRAIL_ACTOR", help="Who runs this (audit).")
+    ] = None,
+    checkpoint_seconds: Annotated[
+        float, typer.Option("--checkpoint-seconds", min=0.0, help="How often a run saves a checkpoint.")
+    ] = 5.0,
 ) -> None:
-    """Write a redacted copy: same records, same order, other fields untouched. Atomic; input untouched."""
+    """Write a redacted copy: same records, same order, other fields untouched. Atomic; input untouched.
+
+    Datasets (JSONL chat/Alpaca/plain, CSV, Parquet, saved Hugging Face datasets) are re-scanned after
+    redaction and get a signed OUTPUT.manifest.json and a dataset card OUTPUT.card.md; they need
+    --keyring (it signs the manifest and keys the pseudonyms)."""
     from guardrail.core import Guardrail
     from guardrail.io import atomic_output, open_reader, set_field
     from guardrail.pipeline import detect_stream
@@ -223,6 +323,34 @@ def redact(
 
     if output.resolve() == input.resolve():
         raise ConfigError(f"{output}: the output must not be the input (inputs are never modified)")
+    if _is_dataset(input, format):
+        _redact_dataset(
+            input,
+            output,
+            policy=policy,
+            field=field,
+            role=role,
+            skip_field=skip_field,
+            format=format,
+            keyring=keyring,
+            tenant=tenant,
+            vault=vault,
+            engine=engine,
+            jobs=jobs,
+            on_error=on_error,
+            resume=resume,
+            force=force,
+            fail_on=fail_on,
+            audit_log=audit_log,
+            actor=actor,
+            checkpoint_seconds=checkpoint_seconds,
+        )
+        return
+    if on_error == "quarantine" or resume or fail_on is not None or engine != "local":
+        raise ConfigError(
+            f"{input}: --on-error quarantine, --resume, --fail-on and --engine apply to datasets, "
+            "not to .txt files"
+        )
     if output.is_dir():
         raise ConfigError(f"{output}: is a directory; give a file path for the output")
     gr = Guardrail(policy)
@@ -271,6 +399,92 @@ def redact(
     )
     if reader.skipped:
         err.print(f"skipped {reader.skipped} malformed record(s)")
+
+
+def _is_dataset(path: Path, format: str | None) -> bool:
+    return format is not None or path.is_dir() or path.suffix.lower() != ".txt"
+
+
+def _rules(pol: Any, field: list[str] | None, role: list[str] | None, skip: list[str] | None = None) -> Any:
+    from guardrail.datasets.run import rules_for
+
+    return rules_for(pol, fields=field or None, roles=role or None, skip=skip or None)
+
+
+def _open_keyring(keyring: Path | None, why: str) -> Any:
+    from guardrail.keys import Keyring
+
+    if keyring is None:
+        raise ConfigError(
+            f"{why} needs a keyring: pass --keyring DIR or set GUARDRAIL_KEYRING "
+            "(create one with `guardrail keys init DIR`)"
+        )
+    return Keyring.open(keyring)
+
+
+def _redact_dataset(input: Path, output: Path, **o: Any) -> None:
+    from guardrail.policy import load_policy
+
+    pol = load_policy(o["policy"])
+    ring = _open_keyring(o["keyring"], "a dataset run (it signs the manifest and keys the pseudonyms)")
+    progress = _progress(input.stat().st_size if input.is_file() else 0)
+    try:
+        result = _redact_file(input, output, ring, pol, progress, o)
+    except KeyboardInterrupt:  # typer turns it into a silent exit 130: say what happened
+        err.print(
+            f"interrupted: nothing was written to {output}; `guardrail redact ... --resume` continues "
+            "from the last checkpoint"
+        )
+        raise typer.Exit(130) from None
+    if progress is not None:
+        progress(result.manifest.input_records, done=True)
+    _report_run(result, output, o["on_error"])
+
+
+def _redact_file(input: Path, output: Path, ring: Any, pol: Any, progress: Any, o: dict[str, Any]) -> Any:
+    from guardrail.datasets.run import redact_file
+
+    return redact_file(
+        input,
+        output,
+        keyring=ring,
+        policy=pol,
+        tenant=o["tenant"],
+        format=o["format"],
+        rules=_rules(pol, o["field"], o["role"], o["skip_field"]),
+        jobs=o["jobs"],
+        engine=o["engine"],
+        on_error=o["on_error"],
+        resume=o["resume"],
+        force=o["force"],
+        fail_on=o["fail_on"],
+        audit_log=o["audit_log"],
+        vault=o["vault"],
+        actor=o["actor"],
+        checkpoint_seconds=o["checkpoint_seconds"],
+        progress=progress,
+    )
+
+
+def _report_run(result: Any, output: Path, on_error: str) -> None:
+    m = result.manifest
+    found = sum(m.findings_before.values())
+    by_entity = ", ".join(
+        f"{e} {n}" for e, n in sorted(m.findings_before.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    rate = result.chars / result.seconds if result.seconds else 0.0
+    err.print(
+        f"redacted {found} finding(s) in {m.output_records} record(s) in {result.seconds:.1f}s "
+        f"({rate:,.0f} chars/s) -> {output}" + (f" ({by_entity})" if by_entity else "")
+    )
+    if result.resumed_from:
+        err.print(f"resumed after input line {result.resumed_from}")
+    residual = ", ".join(f"{e} {n}" for e, n in sorted(m.findings_after.items()))
+    err.print(f"residual findings after redaction: {m.residual}" + (f" ({residual})" if residual else ""))
+    if result.rejects_path is not None:
+        verb = "quarantined" if on_error == "quarantine" else "skipped"
+        err.print(f"{verb} {m.rejects} malformed record(s) -> {result.rejects_path}")
+    err.print(f"manifest: {result.manifest_path} (signed, key {result.key_id}); card: {result.card_path}")
 
 
 def _progress(size: int) -> Any:
@@ -608,6 +822,49 @@ def erase(
         f"the vector store, {report.docstore_records_deleted} docstore record(s) deleted, "
         f"{len(report.keys_destroyed)} key(s) destroyed"
     )
+
+
+# --------------------------------------------------------------------------- reidentify
+
+
+@app.command()
+def reidentify(
+    tokens: Annotated[list[str], typer.Argument(help="Vault tokens, e.g. '<PERSON_7Q2K9X>'.")],
+    keyring: KeyringOpt,
+    principal: Annotated[str, typer.Option("--principal", help="Your user id (recorded in the audit log).")],
+    role: Annotated[list[str], typer.Option("--role", help="Your role; repeatable.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Why (the policy must allow it).")],
+    audit_log: Annotated[
+        Path,
+        typer.Option("--audit-log", envvar="GUARDRAIL_AUDIT_LOG", help="Every re-identification is audited."),
+    ],
+    policy: PolicyOpt = "hipaa-safe-harbor",
+    tenant: TenantOpt = "default",
+    vault: Annotated[
+        Path | None, typer.Option("--vault", help="Token vault (default: KEYRING/vault-TENANT.sqlite).")
+    ] = None,
+) -> None:
+    """Show the values behind vault tokens, for principals the policy allows; audited (allowed or denied)."""
+    from guardrail.access import AccessDenied, Principal
+    from guardrail.datasets.reidentify import reidentify as run
+    from guardrail.keys import Keyring
+
+    who = Principal(id=principal, roles=role, purpose=purpose)
+    try:
+        values = run(
+            tokens,
+            keyring=Keyring.open(keyring),
+            principal=who,
+            audit_log=audit_log,
+            policy=policy,
+            tenant=tenant,
+            vault=vault,
+        )
+    except AccessDenied as exc:
+        err.print(f"denied: {exc} (the attempt was recorded in the audit log)", markup=False)
+        raise typer.Exit(1) from None
+    for token, value in values.items():
+        sys.stdout.write(f"{token}\t{value}\n")  # tab-separated for scripts (rich would expand the tab)
 
 
 # --------------------------------------------------------------------------- demo

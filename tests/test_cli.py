@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,18 @@ def run(*args: object, cwd: Path, timeout: float = 120) -> subprocess.CompletedP
             proc.communicate()
             raise
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Dataset runs sign a manifest with a keyring: one for the module, found through GUARDRAIL_KEYRING."""
+    from guardrail.keys import Keyring
+
+    ring = tmp_path_factory.mktemp("keyring") / "keys"
+    Keyring.create(ring)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GUARDRAIL_KEYRING", str(ring))
+        yield ring
 
 
 def sha256(path: Path) -> str:
@@ -120,7 +133,7 @@ CHAT_RECORDS: list[dict[str, object]] = [
         ],
     },
 ]
-CHAT_FIELDS = 5
+CHAT_FIELDS = 4  # the user and assistant turns
 
 CSV_TEXT = (
     "id,note,contact,amount\n"
@@ -244,16 +257,16 @@ def test_scan_findings_file_has_one_line_per_record_and_field(scan_all: ScanResu
     assert jsonl[1]["spans"] == []
 
     chat = per_file["chat.jsonl"]
+    # user and assistant turns (the policy's dataset roles); the system prompt is left alone
     assert [(f["record"], f["id"], f["field"]) for f in chat] == [
-        (0, "c1", "messages.0.content"),
         (0, "c1", "messages.1.content"),
         (0, "c1", "messages.2.content"),
         (1, "c2", "messages.0.content"),
         (1, "c2", "messages.1.content"),
     ]
     assert len(chat) == CHAT_FIELDS
-    assert "EMAIL_ADDRESS" in {s["entity"] for s in chat[1]["spans"]}
-    assert {"EMAIL_ADDRESS", "PHONE_NUMBER"} <= {s["entity"] for s in chat[4]["spans"]}
+    assert "EMAIL_ADDRESS" in {s["entity"] for s in chat[0]["spans"]}
+    assert {"EMAIL_ADDRESS", "PHONE_NUMBER"} <= {s["entity"] for s in chat[3]["spans"]}
 
     table = per_file["table.csv"]
     assert [(f["record"], f["id"]) for f in table] == [(0, "r1"), (1, "r2"), (2, "r3")]
@@ -464,8 +477,9 @@ def test_jobs_2_output_identical_to_jobs_1_with_consistent_pseudonyms(big_jsonl:
         name = next(n for n in NAME_POOL if n in str(before["text"]))
         assert name not in text
         assert "@example.com" not in text
-        tokens[name].update(re.findall(r"<PERSON_\d+>", text))
-        email_tokens[name].update(re.findall(r"<EMAIL_ADDRESS_\d+>", text))
+        # keyed tokens (gdpr): the same in every run with this keyring
+        tokens[name].update(re.findall(r"<PERSON_[a-z2-7]{10}>", text))
+        email_tokens[name].update(re.findall(r"<EMAIL_ADDRESS_[a-z2-7]{10}>", text))
     for per_name in (tokens, email_tokens):
         # one token per name (and per e-mail) across the whole file; different values, different tokens
         assert all(len(t) == 1 for t in per_name.values()), dict(per_name)

@@ -148,16 +148,20 @@ def detect_format(path: str | os.PathLike[str]) -> DatasetFormat:
 
 
 def _peek_jsonl(path: Path) -> DatasetFormat:
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = _parse_json(line)
-            except _BadRecord as exc:
-                raise InputFormatError(str(path), lineno, exc.reason) from None
-            shape = _shape_of(data)
-            return "jsonl-chat" if shape == "chat" else "jsonl-alpaca" if shape == "alpaca" else "jsonl"
+    """The shape of the first well-formed record (malformed ones are the reader's to report or skip)."""
+    try:
+        with _open_text(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    data = _parse_json(line)
+                except _BadRecord:
+                    continue
+                shape = _shape_of(data)
+                return "jsonl-chat" if shape == "chat" else "jsonl-alpaca" if shape == "alpaca" else "jsonl"
+    except UnicodeDecodeError:
+        raise InputFormatError(str(path), None, "not UTF-8 text (re-encode it as UTF-8)") from None
     return "jsonl"
 
 

@@ -608,6 +608,7 @@ def redact_file(
     actor: str | None = None,
     checkpoint_seconds: float = 5.0,
     progress: Callable[[int], None] | None = None,
+    detector: Any = None,
 ) -> RunResult:
     """Redact a dataset into ``output`` (same format), with a re-scan, a signed manifest and a card.
 
@@ -619,6 +620,9 @@ def redact_file(
         resume: continue an interrupted run from its checkpoint (same input, policy and options).
         fail_on: publish nothing and raise :class:`GateFailed` when residual findings exceed this.
         audit_log: record ``ft.scan`` and ``ft.export`` events there (fail closed: no event, no output).
+        checkpoint_seconds: how often a JSONL or CSV run saves a checkpoint.
+        progress: called with the number of input records done, after each chunk.
+        detector: a detector to use in this process (``jobs=1``); default: the policy's.
 
     Raises:
         OutputExistsError: the output or a sidecar exists (without ``force``), or an interrupted run's
@@ -655,7 +659,9 @@ def redact_file(
     tokens = tokens_for(pol, keyring, tenant, vault=vault) if _pseudonymizes(pol) else None
     try:
         method = _token_method(pol, tokens)
-        processor = RecordProcessor(pol, tokens, hmac_key=keyring.hmac_key(f"redaction-hash\0{tenant}"))
+        processor = RecordProcessor(
+            pol, tokens, hmac_key=keyring.hmac_key(f"redaction-hash\0{tenant}"), detector=detector
+        )
         log = _open_audit(audit_log, keyring)
         try:
             input_sha = sha256_file(src)
@@ -671,31 +677,39 @@ def redact_file(
                 from guardrail.datasets.ray_engine import ray_processor
 
                 chunk_processor: ChunkProcessor = ray_processor(pol, keyring, tenant, vault=vault, jobs=jobs)
-            elif jobs > 1:
+            elif jobs > 1 and detector is None:
                 chunk_processor = _worker_pool(processor, jobs)
             else:
                 chunk_processor = _in_process(processor)
-            return _run(
-                src,
-                files,
-                reader,
-                pol,
-                rules,
-                keyring,
-                chunk_processor,
-                jobs=jobs,
-                on_error=on_error,
-                state=state,
-                appendable=appendable,
-                input_sha=input_sha,
-                fingerprint=fingerprint,
-                method=method,
-                fail_on=fail_on,
-                log=log,
-                actor=actor,
-                checkpoint_seconds=checkpoint_seconds,
-                progress=progress,
-            )
+            try:
+                return _run(
+                    src,
+                    files,
+                    reader,
+                    pol,
+                    rules,
+                    keyring,
+                    chunk_processor,
+                    jobs=jobs,
+                    on_error=on_error,
+                    state=state,
+                    appendable=appendable,
+                    input_sha=input_sha,
+                    fingerprint=fingerprint,
+                    method=method,
+                    fail_on=fail_on,
+                    log=log,
+                    actor=actor,
+                    checkpoint_seconds=checkpoint_seconds,
+                    progress=progress,
+                )
+            except GuardrailError:
+                _discard(files)  # bad input or failed detection: rerun after the fix, from the start
+                raise
+            except BaseException:
+                if not files.checkpoint.exists():
+                    _discard(files)  # nothing to resume from
+                raise
         finally:
             if log is not None:
                 log.close()
@@ -793,12 +807,12 @@ def _run(
                     rejects_file.write(json.dumps(entry, ensure_ascii=False) + "\n")
                 else:
                     rejects_list.append(entry)
-            if progress is not None:
-                progress(totals.input_records)
             if appendable and time.monotonic() - last >= checkpoint_seconds:
                 assert rejects_file is not None
                 _checkpoint(files, out_file, rejects_file, chunk.position, totals, started_at, fingerprint)
                 last = time.monotonic()
+            if progress is not None:
+                progress(totals.input_records)
         if appendable:
             assert rejects_file is not None
             _fsync_file(out_file)
@@ -879,8 +893,11 @@ def _line_emitter(f: Any, reader: DatasetReader, fresh: bool) -> Callable[[Mappi
 
         return emit_json
     header = _csv_header(reader.path) or []
-    writer = csv.DictWriter(f, fieldnames=header, lineterminator="\r\n")
-    if fresh:
+    with open(reader.path, "rb") as raw:
+        first = raw.readline()
+    # the input's line ending (csv's default is \r\n; most tools write \n)
+    writer = csv.DictWriter(f, fieldnames=header, lineterminator="\r\n" if first.endswith(b"\r\n") else "\n")
+    if fresh and header:
         writer.writeheader()
 
     def emit_csv(data: Mapping[str, Any]) -> None:
@@ -1005,6 +1022,8 @@ def _publish(files: _Sidecars, manifest_text: str, card: str, has_rejects: bool)
     else:
         files.rejects.unlink(missing_ok=True)
         files.partial_rejects.unlink(missing_ok=True)
+    if files.output.is_file():
+        os.chmod(files.partial, files.output.stat().st_mode & 0o777)  # an overwritten file keeps its mode
     if files.output.is_dir() and files.partial.is_dir():
         import shutil
 

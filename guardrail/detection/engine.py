@@ -146,6 +146,14 @@ class PresidioDetector:
                 end -= 1
             if end - start > 1 and text[end - 1] == "." and _FULL_STOP.search(text, start, end):
                 end -= 1  # "123 Main Street." - but "Main St." keeps its abbreviation point
+            if (
+                r.entity_type == "UK_NHS"
+                and _US_PHONE_SHAPE.fullmatch(text, start, end)
+                and "nhs" not in lowered[max(0, start - _CONTEXT_BEFORE) : end + _CONTEXT_AFTER]
+            ):
+                # one 10-digit number in 11 passes the NHS checksum: written 617-555-0005 and without NHS
+                # context it is a phone number, which wins the overlap; alone it is still redacted
+                score = min(score, 0.5)
             if start < end:
                 out.append(Finding(start, end, r.entity_type, score, name))
         return out
@@ -167,6 +175,8 @@ class PresidioDetector:
             return True
         return any(p.fullmatch(value) for p in self._allow_patterns)
 
+
+_US_PHONE_SHAPE = re.compile(r"\(?\d{3}\)?[-. ]?\d{3}[-.]\d{4}")
 
 # Values of these types are redacted wherever else they occur in the same text; a person's name parts
 # too ("Finch" after "Harold Finch"). Short numbers (ages, dates, ZIPs) are not: "45" is too common.

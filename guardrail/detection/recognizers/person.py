@@ -33,6 +33,9 @@ _KIN = (
     r"grandmother|grandfather|grandson|granddaughter|aunt|uncle|cousin|niece|nephew|guardian|caregiver|"
     r"friend|neighbou?r|roommate|fiancée?|boyfriend|girlfriend|contact"
 )
+# a name that is not a bare honorific: "for Mr. <PERSON>" (a redacted name) must not make "Mr" a name
+_HONORIFICS = r"Mr|Mrs|Ms|Mx|Miss|Mister|Madam|Mme|Mlle|Dr|Doctor|Prof|Professor|Rev|Sir|Herr|Frau"
+_NAMED = rf"(?!(?:{_HONORIFICS})\b){NAME}"
 _ROLES = (
     r"patient|pt|name|full\s+name|spouse|husband|wife|partner|mother|father|mom|dad|son|daughter|brother|"
     r"sister|sibling|child|grandmother|grandfather|grandson|granddaughter|aunt|uncle|cousin|niece|nephew|"
@@ -51,14 +54,14 @@ def person_recognizer() -> RuleRecognizer:
         entity="PERSON",
         name="TitledPersonRecognizer",
         rules=[
-            Rule("title", rf"\b(?:{_TITLES})\.?\s+(?P<v>{NAME})", 0.85),
-            Rule("role", rf"(?i:\b(?:{_ROLES})\b)\s*,?\s*(?:(?:{_TITLES})\.?\s+)?(?P<v>{NAME})\b", 0.45),
+            Rule("title", rf"\b(?:{_TITLES})\.?\s+(?P<v>{_NAMED})", 0.85),
+            Rule("role", rf"(?i:\b(?:{_ROLES})\b)\s*,?\s*(?:(?:{_TITLES})\.?\s+)?(?P<v>{_NAMED})\b", 0.45),
             # "son (Emeka)", "wife - Ngozi": a relative named in brackets or after a dash
-            Rule("role bracket", rf"(?i:\b(?:{_KIN})\b)[ \t]*(?:\(|-|–)[ \t]*(?P<v>{NAME})", 0.75),
+            Rule("role bracket", rf"(?i:\b(?:{_KIN})\b)[ \t]*(?:\(|-|–)[ \t]*(?P<v>{_NAMED})", 0.75),
             # a field: "Directed By:    Arja J. Ollila", "Emergency contact: Grace Finch"
             Rule(
                 "role field",
-                rf"(?i:\b(?:{_ROLES})\b)[ \t]*:[ \t]*(?:(?:{_TITLES})\.?\s+)?(?P<v>{NAME})\b",
+                rf"(?i:\b(?:{_ROLES})\b)[ \t]*:[ \t]*(?:(?:{_TITLES})\.?\s+)?(?P<v>{_NAMED})\b",
                 0.7,
             ),
             # two or more name words after a role word or preposition: "(not by Frits van den Heuvel)"
@@ -69,7 +72,7 @@ def person_recognizer() -> RuleRecognizer:
             ),
             Rule(
                 "name field",
-                rf"(?i:\b(?:last|first|given|family|middle|maiden|full|legal|sur)\s*name\b)\s*(?:(?i:is)|:|\?)?\s*(?P<v>{NAME})",
+                rf"(?i:\b(?:last|first|given|family|middle|maiden|full|legal|sur)\s*name\b)\s*(?:(?i:is)|:|\?)?\s*(?P<v>{_NAMED})",
                 0.85,
             ),
             # "Name: RODRIGUEZ, Maria E." - surname first, in capitals, after a name field
