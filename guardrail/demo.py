@@ -4,7 +4,6 @@ knowledge base and a small chat-format fine-tuning set, written for this project
 from __future__ import annotations
 
 import json
-from collections import Counter
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +21,6 @@ def sample_path(name: str) -> Path:
 def run_demo(output: Path, *, console: Console) -> None:
     """Detect and redact the sample knowledge base and fine-tuning set; write results to ``output``."""
     from guardrail.core import Guardrail
-    from guardrail.redaction import PseudonymScope
 
     output.mkdir(parents=True, exist_ok=True)
     console.rule("[b]guardrail demo[/b]")
@@ -49,39 +47,21 @@ def run_demo(output: Path, *, console: Console) -> None:
     console.print("[b]discharge summary, redacted:[/b]")
     console.print(results[0].text, markup=False)
 
-    # 2. the fine-tuning set, pseudonymised under GDPR (consistent tokens across the whole dataset)
-    gdpr = Guardrail("gdpr")
-    scope = PseudonymScope()
-    rows = [
-        json.loads(line)
-        for line in sample_path("finetune_chat.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
-    totals: Counter[str] = Counter()
-    ft_out = output / "finetune_chat.redacted.jsonl"
-    with ft_out.open("w", encoding="utf-8") as f:
-        for row in rows:
-            for message in row["messages"]:
-                if message["role"] == "system":
-                    continue
-                result = gdpr.redact(message["content"], scope=scope)
-                totals.update(result.counts())
-                message["content"] = result.text
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    console.print()
-    console.print(
-        f"[b]fine-tuning set[/b] ({len(rows)} chats, gdpr pack, consistent pseudonyms): "
-        + ", ".join(f"{e} {n}" for e, n in sorted(totals.items()))
-    )
-    for row in rows[:1] + rows[6:7]:
-        for message in row["messages"][1:]:
-            console.print(f"  {message['role']:>9}: {message['content']}", markup=False)
-    # 3. the knowledge base in an encrypted LlamaIndex store: nothing readable at rest
+    # 2. the knowledge base in an encrypted LlamaIndex store: nothing readable at rest
     console.print()
     _encrypted_store_demo(output, docs, texts, console=console)
+    # 3. guarded retrieval: each principal gets what the policy allows, every retrieval audited
     console.print()
     _guarded_retrieval_demo(output, docs, texts, console=console)
+    # 4. the fine-tuning set through the gate: scan, pseudonymise, re-scan, signed manifest, audited
     console.print()
-    console.print(f"wrote {kb_out}/, {ft_out} and {output / 'kb'}/ (encrypted)")
+    ft_out = _finetune_demo(output, console=console)
+    # 5. the evidence: a compliance report from the audit log
+    from guardrail.reports import build_report, write_report
+
+    report = write_report(build_report(output / "audit"), output / "report.html", force=True)
+    console.print()
+    console.print(f"wrote {kb_out}/, {ft_out}, {output / 'kb'}/ (encrypted) and the report {report}")
 
 
 def _encrypted_store_demo(output: Path, docs: list[Path], texts: list[str], *, console: Console) -> None:
@@ -182,3 +162,37 @@ def _guarded_retrieval_demo(output: Path, docs: list[Path], texts: list[str], *,
     gr.close()
     report = verify(audit)
     console.print(f"  audit log {audit}/: {report.message}")
+
+
+def _finetune_demo(output: Path, *, console: Console) -> Path:
+    from guardrail.datasets.run import redact_file, scan_file
+    from guardrail.keys import Keyring
+
+    keyring = Keyring.open(output / "keys")
+    train = sample_path("finetune_chat.jsonl")
+    scan = scan_file(train, policy="gdpr", keyring=keyring, audit_log=output / "audit", actor="demo")
+    console.print(
+        f"[b]fine-tuning set[/b] ({scan.records} chats, gdpr pack): {scan.total} findings in the user and "
+        "assistant turns; redacting with keyed pseudonyms, re-scan gate --fail-on 0"
+    )
+    result = redact_file(
+        train,
+        output / "finetune_chat.redacted.jsonl",
+        keyring=keyring,
+        policy="gdpr",
+        tenant="riverside",
+        audit_log=output / "audit",
+        fail_on=0,
+        force=True,
+        actor="demo",
+    )
+    rows = [json.loads(line) for line in result.output.read_text(encoding="utf-8").splitlines()]
+    for row in rows[:1] + rows[6:7]:
+        for message in row["messages"][1:]:
+            console.print(f"  {message['role']:>9}: {message['content']}", markup=False)
+    m = result.manifest
+    console.print(
+        f"  residual findings {m.residual}; signed manifest {result.manifest_path.name} "
+        f"(key {result.key_id}); dataset card {result.card_path.name}"
+    )
+    return result.output

@@ -45,22 +45,27 @@ def test_readme_policy_example_is_valid(block: str) -> None:
     assert policy.redaction.operator_for("PERSON").operator == "pseudonymize"
 
 
-def test_example_redact_chat_dataset_runs(tmp_path: Path) -> None:
+def test_example_scan_finetune_dataset_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import runpy
     import sys
 
-    out = tmp_path / "out.jsonl"
-    example = README.parent / "examples" / "redact_chat_dataset.py"
+    example = README.parent / "examples" / "scan_finetune_dataset.py"
     argv = sys.argv
-    sys.argv = [str(example), str(out)]
+    sys.argv = [str(example), str(tmp_path)]
     try:
         runpy.run_path(str(example), run_name="__main__")
     finally:
         sys.argv = argv
-    text = out.read_text(encoding="utf-8")
+    printed = capsys.readouterr().out
+    assert "residual findings 0" in printed
+    assert "manifest verified" in printed
+    text = (tmp_path / "train.redacted.jsonl").read_text(encoding="utf-8")
     assert "Olivia Bennett" not in text
-    assert "<PERSON_1>" in text
+    assert re.search(r"<PERSON_[a-z2-7]{10}>", text)
     assert "You are a helpful clinic scheduling assistant." in text  # system prompts untouched
+    events = (tmp_path / "audit" / "segment-000001.jsonl").read_text()
+    assert '"ft.export"' in events
+    assert "Olivia" not in events
 
 
 def test_example_encrypted_store_over_chroma_runs(tmp_path: Path) -> None:

@@ -72,6 +72,7 @@ __all__ = [
     "redact_file",
     "rules_for",
     "scan_file",
+    "text_redactor",
     "tokens_for",
 ]
 
@@ -217,19 +218,20 @@ class RecordProcessor:
         staged: list[_Staged] = []
         again: list[str] = []
         pos = 0
-        scope = self.tokens
         for record in records:
             data = copy.deepcopy(record.data) if record.texts else record.data
             before: Counter[str] = Counter()
             rescans: list[tuple[int, tuple[tuple[int, int], ...]]] = []
+            scope = _NameParts.for_record(self.tokens, record.texts, found[pos : pos + len(record.texts)])
             for path, text in record.texts:
                 result = self.redactor.redact(text, found[pos], scope=scope)
                 pos += 1
                 before.update(f.entity for f in result.findings)
                 if result.text != text:
                     set_field(data, path, result.text)
-                    rescans.append((len(again), result.spans))
-                    again.append(result.text)
+                    for start, end, spans in _windows(result.text, result.spans):
+                        rescans.append((len(again), spans))
+                        again.append(result.text[start:end])
             staged.append(_Staged(record, data, before, rescans))
         return staged, again
 
@@ -245,6 +247,68 @@ class RecordProcessor:
                         after[f.entity] += 1
             out.append(Processed(s.record, s.data, s.before, after))
         return out
+
+
+class _NameParts:
+    """Tokens where a lone first or last name takes the token of the full name it stands for in the same
+    record ("Thanks Olivia" after "Olivia Bennett"), so a conversation keeps one pseudonym per person."""
+
+    def __init__(self, tokens: TokenSource, full_names: dict[str, str]) -> None:
+        self.tokens = tokens
+        self.full_names = full_names
+
+    @classmethod
+    def for_record(
+        cls, tokens: TokenSource | None, texts: list[tuple[Any, str]], found: list[list[Finding]]
+    ) -> Any:
+        if tokens is None:
+            return None
+        names = {
+            " ".join(text[f.start : f.end].split())
+            for (_, text), fs in zip(texts, found, strict=True)
+            for f in fs
+            if f.entity == "PERSON"
+        }
+        parts: dict[str, set[str]] = {}
+        for name in names:
+            words = name.split()
+            if len(words) > 1:
+                for word in (words[0], words[-1]):
+                    parts.setdefault(word.casefold(), set()).add(name.casefold())
+        # a part shared by two people (two Olivias) stays its own token: guessing would merge them
+        linked = {part: next(iter(full)) for part, full in parts.items() if len(full) == 1}
+        return cls(tokens, linked) if linked else tokens
+
+    def token(self, entity: str, value: str) -> str:
+        if entity == "PERSON":
+            value = self.full_names.get(" ".join(value.split()).casefold(), value)
+        return self.tokens.token(entity, value)
+
+
+# the re-scan looks at this many characters around each replacement (snapped to whitespace): the text
+# further away is unchanged and was scanned already, and neither spaCy's NER nor the recognizers' context
+# words reach that far
+_RESCAN_MARGIN = 200
+
+
+def _windows(
+    text: str, spans: tuple[tuple[int, int], ...], margin: int = _RESCAN_MARGIN
+) -> list[tuple[int, int, tuple[tuple[int, int], ...]]]:
+    """Merged windows of ``text`` around the replacement ``spans``, each with its spans made relative."""
+    merged: list[list[Any]] = []
+    for start, end in spans:
+        a, b = max(0, start - margin), min(len(text), end + margin)
+        if a > 0:
+            a = max(text.rfind(" ", 0, a), text.rfind("\n", 0, a)) + 1
+        if b < len(text):
+            cut = [i for i in (text.find(" ", b), text.find("\n", b)) if i >= 0]
+            b = min(cut) if cut else len(text)
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+            merged[-1][2].append((start, end))
+        else:
+            merged.append([a, b, [(start, end)]])
+    return [(a, b, tuple((s - a, e - a) for s, e in inside)) for a, b, inside in merged]
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +369,29 @@ def _worker_pool(processor: RecordProcessor, jobs: int) -> ChunkProcessor:
                 raise failure[0]
 
     return run
+
+
+def text_redactor(
+    policy: str | Path | Policy,
+    keyring: Keyring,
+    tenant: str = "default",
+    *,
+    vault: str | Path | None = None,
+) -> Callable[[list[str]], list[str]]:
+    """A batch function ``texts -> redacted texts`` with the dataset's pseudonyms, e.g. for
+    :func:`~guardrail.datasets.formats.redact_dataset` on a Hugging Face ``Dataset``::
+
+        redacted = redact_dataset(ds, text_redactor("gdpr", keyring))
+    """
+    pol = load_policy(policy)
+    tokens = tokens_for(pol, keyring, tenant, vault=vault) if _pseudonymizes(pol) else None
+    processor = RecordProcessor(pol, tokens, hmac_key=keyring.hmac_key(f"redaction-hash\0{tenant}"))
+
+    def redact(texts: list[str]) -> list[str]:
+        found = processor.detector.detect_batch(texts)
+        return [processor.redactor.redact(t, f, scope=tokens).text for t, f in zip(texts, found, strict=True)]
+
+    return redact
 
 
 # --------------------------------------------------------------------------- chunks and rejects

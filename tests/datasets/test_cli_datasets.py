@@ -85,14 +85,16 @@ def test_ctrl_c_and_sigkill_then_resume_give_identical_output(work: Path) -> Non
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and "--resume" in err
+    assert "Traceback" not in err
+    assert "--resume" in err
     assert not (work / "out.jsonl").exists()
 
     proc = cli("redact", "train.jsonl", "-o", "out.jsonl", *common, "--resume", cwd=work)
     first = json.loads(checkpoint.read_text())["position"]
     deadline = time.monotonic() + 120
     while json.loads(checkpoint.read_text())["position"] == first:  # it made progress, then dies
-        assert proc.poll() is None and time.monotonic() < deadline
+        assert proc.poll() is None
+        assert time.monotonic() < deadline
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -137,7 +139,8 @@ def test_audited_run_manifest_verify_gate_and_reidentify(work: Path) -> None:
     assert [json.loads(x)["event"]["category"] for x in log.splitlines()] == [
         "ft.scan", "ft.export", "reidentify", "reidentify",
     ]  # fmt: skip
-    assert token not in log and NAMES[0] not in log
+    assert token not in log
+    assert NAMES[0] not in log
 
     # the output changed after signing: verification fails with exit 1
     (work / "h.jsonl").write_text((work / "h.jsonl").read_text().replace("<PERSON_", "<P_", 1))
@@ -150,7 +153,8 @@ def test_dataset_run_needs_a_keyring_and_scan_gates(work: Path) -> None:
     env_free = run("redact", "train.jsonl", "-o", "nokeys.jsonl", cwd=work)
     if "GUARDRAIL_KEYRING" not in os.environ:
         assert env_free.returncode == 2
-        assert "--keyring" in env_free.stderr and "Traceback" not in env_free.stderr
+        assert "--keyring" in env_free.stderr
+        assert "Traceback" not in env_free.stderr
     scan = run("scan", "train.jsonl", "--json", "--fail-on", "0", cwd=work)
     assert scan.returncode == 1
     summary = json.loads(scan.stdout)

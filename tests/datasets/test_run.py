@@ -376,6 +376,23 @@ def test_csv_parquet_and_hf_outputs_keep_format_and_schema(keyring: Keyring, tmp
     assert [r["label"] for r in hf_rows] == [r["label"] for r in rows]
 
 
+def test_hf_dataset_object_with_dataset_pseudonyms(keyring: Keyring, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    from guardrail.datasets.formats import redact_dataset
+    from guardrail.datasets.run import text_redactor
+
+    rows = [{"text": f"Ask {PEOPLE[i % 2]} about it.", "n": i} for i in range(6)]
+    out = redact_dataset(datasets.Dataset.from_list(rows), text_redactor("gdpr", keyring))
+    texts = out["text"]
+    assert out["n"] == list(range(6))
+    assert all(p not in t for t in texts for p in PEOPLE)
+    assert texts[0] == texts[2] == texts[4] != texts[1]  # one token per person
+    # the same tokens as a file run with this keyring
+    src = write_jsonl(tmp_path / "rows.jsonl", rows)
+    result = redact_file(src, tmp_path / "rows.out.jsonl", keyring=keyring, policy="gdpr")
+    assert [json.loads(x)["text"] for x in texts_of(result.output).splitlines()] == texts
+
+
 def test_forced_format_and_field_rules(keyring: Keyring, chat: Path, tmp_path: Path) -> None:
     # forced plain JSONL: the chat records have no "text" field
     with pytest.raises(InputFormatError, match="no field 'text'"):
@@ -419,3 +436,30 @@ def test_vault_tokens_and_audited_reidentification(chat: Path, keyring: Keyring,
     assert outcomes == [("reidentify", "success", "po-7"), ("reidentify", "denied", "dr-2")]
     assert token not in (audit / "segment-000001.jsonl").read_text()
     assert PEOPLE[0] not in outcomes.__repr__()
+
+
+def test_a_lone_first_name_takes_the_full_names_token_within_a_record(
+    keyring: Keyring, tmp_path: Path
+) -> None:
+    rows = [
+        {"messages": [
+            {"role": "user", "content": "Hi, this is Olivia Bennett. I need a new appointment."},
+            {"role": "assistant", "content": "Thanks Olivia, you are booked. Mr. Finch is also booked."},
+        ]},
+        # two people share the first name: the lone "Olivia" is not guessed
+        {"messages": [
+            {"role": "user", "content": "Olivia Bennett and Olivia Moreno called."},
+            {"role": "assistant", "content": "Thanks Olivia, you are booked."},
+        ]},
+    ]  # fmt: skip
+    src = write_jsonl(tmp_path / "names.jsonl", rows)
+    out = redact_file(src, tmp_path / "names.out.jsonl", keyring=keyring, policy="gdpr").output
+    first, second = (json.loads(x)["messages"] for x in texts_of(out).splitlines())
+    full = re.findall(r"<PERSON_\w+>", first[0]["content"])
+    assert len(full) == 1
+    assert re.findall(r"<PERSON_\w+>", first[1]["content"])[0] == full[0]
+    both = re.findall(r"<PERSON_\w+>", second[0]["content"])
+    lone = re.findall(r"<PERSON_\w+>", second[1]["content"])
+    assert len(set(both)) == 2
+    assert full[0] in both
+    assert lone[0] not in both
