@@ -423,10 +423,11 @@ def _open_keyring(keyring: Path | None, why: str) -> Any:
 
 
 def _redact_dataset(input: Path, output: Path, **o: Any) -> None:
+    from guardrail.keys import Keyring
     from guardrail.policy import load_policy
 
     pol = load_policy(o["policy"])
-    ring = _open_keyring(o["keyring"], "a dataset run (it signs the manifest and keys the pseudonyms)")
+    ring = Keyring.open(o["keyring"]) if o["keyring"] is not None else None
     progress = _progress(input.stat().st_size if input.is_file() else 0)
     try:
         result = _redact_file(input, output, ring, pol, progress, o)
@@ -485,6 +486,11 @@ def _report_run(result: Any, output: Path, on_error: str) -> None:
         verb = "quarantined" if on_error == "quarantine" else "skipped"
         err.print(f"{verb} {m.rejects} malformed record(s) -> {result.rejects_path}")
     err.print(f"manifest: {result.manifest_path} (signed, key {result.key_id}); card: {result.card_path}")
+    if not result.signed_by_keyring:
+        err.print(
+            "note: no --keyring: the manifest is signed with a one-time key (it proves integrity, not "
+            "origin) and pseudonyms hold within this run only"
+        )
 
 
 def _progress(size: int) -> Any:

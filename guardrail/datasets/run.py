@@ -54,7 +54,7 @@ from guardrail.errors import ConfigError, GuardrailError, OutputExistsError
 from guardrail.findings import Finding
 from guardrail.io import set_field
 from guardrail.policy import Policy, PseudonymizeOp, load_policy
-from guardrail.redaction import Redactor, TokenSource
+from guardrail.redaction import PseudonymScope, Redactor, TokenSource
 
 if TYPE_CHECKING:
     from guardrail.audit import AuditLog
@@ -138,9 +138,21 @@ def tokens_for(
     return KeyedTokens.for_keyring(keyring, tenant, length=length or 10)
 
 
+def _run_tokens(
+    policy: Policy, keyring: Keyring | None, tenant: str, vault: str | Path | None
+) -> TokenSource | None:
+    if not _pseudonymizes(policy):
+        return None
+    if keyring is None:
+        return PseudonymScope()  # consistent within this run: <PERSON_1>, <PERSON_2>...
+    return tokens_for(policy, keyring, tenant, vault=vault)
+
+
 def _token_method(policy: Policy, tokens: TokenSource | None) -> str:
     if tokens is None or not _pseudonymizes(policy):
         return "none"
+    if isinstance(tokens, PseudonymScope):
+        return "sequential-per-run"
     return str(getattr(tokens, "method", type(tokens).__name__))
 
 
@@ -373,7 +385,7 @@ def _worker_pool(processor: RecordProcessor, jobs: int) -> ChunkProcessor:
 
 def text_redactor(
     policy: str | Path | Policy,
-    keyring: Keyring,
+    keyring: Keyring | None,
     tenant: str = "default",
     *,
     vault: str | Path | None = None,
@@ -384,8 +396,9 @@ def text_redactor(
         redacted = redact_dataset(ds, text_redactor("gdpr", keyring))
     """
     pol = load_policy(policy)
-    tokens = tokens_for(pol, keyring, tenant, vault=vault) if _pseudonymizes(pol) else None
-    processor = RecordProcessor(pol, tokens, hmac_key=keyring.hmac_key(f"redaction-hash\0{tenant}"))
+    tokens = _run_tokens(pol, keyring, tenant, vault)
+    hmac_key = keyring.hmac_key(f"redaction-hash\0{tenant}") if keyring is not None else None
+    processor = RecordProcessor(pol, tokens, hmac_key=hmac_key)
 
     def redact(texts: list[str]) -> list[str]:
         found = processor.detector.detect_batch(texts)
@@ -461,6 +474,8 @@ class RunResult:
     rejects_path: Path | None
     manifest: Manifest
     key_id: str
+    #: signed with the keyring's audit key (else a one-time key: integrity without origin)
+    signed_by_keyring: bool
     resumed_from: int
     seconds: float
     chars: int
@@ -679,7 +694,7 @@ def redact_file(
     input: str | Path,
     output: str | Path,
     *,
-    keyring: Keyring,
+    keyring: Keyring | None = None,
     policy: str | Path | Policy = "default",
     tenant: str = "default",
     format: DatasetFormat | None = None,
@@ -700,7 +715,9 @@ def redact_file(
     """Redact a dataset into ``output`` (same format), with a re-scan, a signed manifest and a card.
 
     Args:
-        keyring: signs the manifest (its audit key) and keys the pseudonyms.
+        keyring: signs the manifest (its audit key) and keys the pseudonyms, so they hold across runs and
+            workers. Without it, pseudonyms hold within this run only (``<PERSON_1>``) and a one-time key
+            signs the manifest.
         on_error: ``stop`` at the first bad record (``file:line``); ``skip`` writes its line and reason to
             ``OUTPUT.rejects.jsonl``; ``quarantine`` also writes the bad record itself there (the file is
             private: the record is unredacted input). Rejects are counted in the manifest.
@@ -743,12 +760,18 @@ def redact_file(
     if out.is_dir() and fmt != "hf-disk":
         raise ConfigError(f"{out}: is a directory; give a file path for the output")
 
-    tokens = tokens_for(pol, keyring, tenant, vault=vault) if _pseudonymizes(pol) else None
+    if keyring is None and engine == "ray":
+        raise ConfigError("--engine ray needs a keyring: Ray workers agree on tokens through its keys")
+    if keyring is None and resume and state is not None and _pseudonymizes(pol):
+        raise ConfigError(
+            f"{out}: without a keyring pseudonyms hold for one run only, so this run cannot be resumed; "
+            "run again with --force (and pass --keyring for resumable runs)"
+        )
+    tokens = _run_tokens(pol, keyring, tenant, vault)
     try:
         method = _token_method(pol, tokens)
-        processor = RecordProcessor(
-            pol, tokens, hmac_key=keyring.hmac_key(f"redaction-hash\0{tenant}"), detector=detector
-        )
+        hmac_key = keyring.hmac_key(f"redaction-hash\0{tenant}") if keyring is not None else None
+        processor = RecordProcessor(pol, tokens, hmac_key=hmac_key, detector=detector)
         log = _open_audit(audit_log, keyring)
         try:
             input_sha = sha256_file(src)
@@ -763,6 +786,7 @@ def redact_file(
             if engine == "ray":
                 from guardrail.datasets.ray_engine import ray_processor
 
+                assert keyring is not None  # checked above
                 chunk_processor: ChunkProcessor = ray_processor(pol, keyring, tenant, vault=vault, jobs=jobs)
             elif jobs > 1 and detector is None:
                 chunk_processor = _worker_pool(processor, jobs)
@@ -830,7 +854,7 @@ def _run(
     reader: DatasetReader,
     pol: Policy,
     rules: FieldRules,
-    keyring: Keyring,
+    keyring: Keyring | None,
     chunk_processor: ChunkProcessor,
     *,
     jobs: int,
@@ -937,7 +961,8 @@ def _run(
             f"gate failed: {residual} residual finding(s) after redaction > --fail-on {fail_on} ({by_type}); "
             "nothing was written"
         )
-    signed = manifest.sign(keyring.hmac_key("audit-checkpoint"))
+    # without a keyring a one-time key signs: verification then proves integrity, not origin
+    signed = manifest.sign(keyring.hmac_key("audit-checkpoint") if keyring is not None else os.urandom(32))
     manifest_text = json.dumps(signed.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     _audit_export(log, pol, manifest, (manifest_text, signed.key_id, files.manifest.name), dataset_id, actor)
     _publish(
@@ -953,6 +978,7 @@ def _run(
         files.rejects if totals.rejects else None,
         manifest,
         signed.key_id,
+        keyring is not None,
         resumed_from,
         time.monotonic() - started,
         totals.chars,
