@@ -248,8 +248,10 @@ def verify(
     # ---- one pass over the records (the hot loop: keep it lean)
     rng = CompactRange()
     seqs = array("q")
-    seen: set[bytes] = set()
-    duplicate_id: int | None = None
+    # 16-byte digests of the event ids in one buffer (not a set of objects: ~8x less memory); the
+    # repeats are found by sorting once at the end
+    ids = bytearray()
+    id_digest = hashlib.blake2b
     malformed: tuple[int, str] | None = None
     edited: int | None = None
     seq_anomaly: int | None = None
@@ -267,7 +269,6 @@ def verify(
     seed = hashlib.sha256(b"\x00{")
     append_leaf = rng.append
     add_seq = seqs.append
-    add_id = seen.add
     match_seq = _SEQ.match
     next_size = sizes[next_cp] if next_cp < len(sizes) else -1
     for path, size in snap.segments:
@@ -298,11 +299,7 @@ def verify(
                     if seq != index and seq_anomaly is None:
                         seq_anomaly = index
                     event_id = line[e : e + 36]
-                    if event_id in seen:
-                        if duplicate_id is None:
-                            duplicate_id = index
-                    else:
-                        add_id(event_id)
+                    ids += id_digest(event_id, digest_size=16).digest()
                     if strict and malformed is None:
                         problem = _strict_problem(line, seq, event_id)
                         if problem:
@@ -318,6 +315,8 @@ def verify(
         if size > length:
             torn.append(TornTail(path.name, length, size - length))
     records = index
+    duplicate_id = _first_repeat(ids)
+    del ids
 
     # ---- classify: the earliest finding wins
     findings: list[tuple[int, DamageKind, str]] = []
@@ -380,6 +379,19 @@ def _classify_seq(seqs: array[int], first: int, records: int) -> tuple[int, Dama
     if s < 0 or s >= records:
         return first, "inserted", f"record {first} has seq {s}, outside the log"
     return first, "reordered", f"record {first} has seq {s}: records are out of order"
+
+
+def _first_repeat(ids: bytearray) -> int | None:
+    """The index of the first record whose 16-byte id digest repeats an earlier one, or ``None``."""
+    import numpy as np
+
+    if len(ids) < 32:
+        return None
+    keys = np.frombuffer(ids, dtype=np.dtype([("hi", "<u8"), ("lo", "<u8")]))
+    order = np.lexsort((keys["lo"], keys["hi"]))  # stable: equal ids stay in record order, side by side
+    hi, lo = keys["hi"][order], keys["lo"][order]
+    repeats = np.flatnonzero((hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1]))
+    return int(order[repeats + 1].min()) if repeats.size else None
 
 
 def _strict_problem(line: bytes, seq: int, event_id: bytes) -> str | None:

@@ -336,3 +336,21 @@ def test_any_single_mutation_is_detected(base_log: Path, mutation: tuple[str, in
         assert not report.ok, (mutation, report)
         assert report.kind in {"edited", "deleted", "inserted", "reordered", "truncated", "bad-signature",
                                "malformed"}  # fmt: skip
+
+
+@given(st.lists(st.sampled_from([f"id-{i}".encode() for i in range(12)]), max_size=40))
+def test_first_repeated_event_id_matches_a_naive_scan(event_ids: list[bytes]) -> None:
+    """verify keeps 16-byte digests in one buffer and sorts once; it finds what a set would."""
+    from guardrail.audit.verify import _first_repeat
+
+    buffer = bytearray()
+    for event_id in event_ids:
+        buffer += hashlib.blake2b(event_id, digest_size=16).digest()
+    seen: set[bytes] = set()
+    expected = None
+    for index, event_id in enumerate(event_ids):
+        if event_id in seen:
+            expected = index
+            break
+        seen.add(event_id)
+    assert _first_repeat(buffer) == expected
