@@ -281,14 +281,14 @@ class _NameParts:
             for f in fs
             if f.entity == "PERSON"
         }
-        parts: dict[str, set[str]] = {}
+        parts: dict[str, dict[str, str]] = {}
         for name in names:
             words = name.split()
             if len(words) > 1:
                 for word in (words[0], words[-1]):
-                    parts.setdefault(word.casefold(), set()).add(name.casefold())
+                    parts.setdefault(word.casefold(), {})[name.casefold()] = name
         # a part shared by two people (two Olivias) stays its own token: guessing would merge them
-        linked = {part: next(iter(full)) for part, full in parts.items() if len(full) == 1}
+        linked = {part: next(iter(full.values())) for part, full in parts.items() if len(full) == 1}
         return cls(tokens, linked) if linked else tokens
 
     def token(self, entity: str, value: str) -> str:
@@ -814,8 +814,27 @@ def redact_file(
                     checkpoint_seconds=checkpoint_seconds,
                     progress=progress,
                 )
-            except GuardrailError:
+            except GateFailed:
+                raise  # discarded and audited as denied by _run
+            except GuardrailError as exc:
                 _discard(files)  # bad input or failed detection: rerun after the fix, from the start
+                if log is not None:
+                    # the attempt is evidence too; the error's class, never its message (it may quote a path)
+                    log.append(
+                        _event(
+                            "ft.export",
+                            "C",
+                            "error",
+                            pol,
+                            actor=_actor(actor),
+                            resources=[{"type": "dataset", "id": _dataset_id(input_sha)}],
+                            dataset={
+                                "id": _dataset_id(input_sha),
+                                "input_sha256": input_sha,
+                                "error": type(exc).__name__,
+                            },
+                        )
+                    )
                 raise
             except BaseException:
                 if not files.checkpoint.exists():

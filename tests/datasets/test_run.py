@@ -173,7 +173,12 @@ def test_outputs_refuse_to_overwrite_and_leave_nothing_on_error(
     bad = write_jsonl(tmp_path / "bad.jsonl", chat_records(3))
     bad.write_text(bad.read_text() + "{not json\n")
     with pytest.raises(InputFormatError, match=r"bad\.jsonl:4"):
-        redact_file(bad, tmp_path / "b.jsonl", keyring=keyring)
+        redact_file(bad, tmp_path / "b.jsonl", keyring=keyring, audit_log=tmp_path / "audit")
+    (failed,) = [
+        json.loads(x) for x in (tmp_path / "audit" / "segment-000001.jsonl").read_text().splitlines()
+    ]
+    assert failed["event"] == {"category": "ft.export", "action": "C", "outcome": "error"}
+    assert failed["dataset"]["error"] == "InputFormatError"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("b.jsonl", ".b.jsonl"))]
 
 
