@@ -31,7 +31,6 @@ import json
 import multiprocessing as mp
 import os
 import re
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -346,39 +345,41 @@ def _in_process(processor: RecordProcessor) -> ChunkProcessor:
 
 
 def _worker_pool(processor: RecordProcessor, jobs: int) -> ChunkProcessor:
-    """Detection (and the re-scan) in ``jobs`` processes; redaction here, so tokens come from one place."""
+    """Detection (and the re-scan) in ``jobs`` processes; redaction here, so tokens come from one place.
+
+    Every task is submitted from this thread with ``apply_async`` (the pool runs them first in, first
+    out), at most ``2 * jobs`` detections and ``2 * jobs`` re-scans outstanding: memory stays bounded
+    and a re-scan never waits behind input that cannot be sent.
+    """
     from guardrail.pipeline import _detect_chunk, _init_worker
 
     def run(chunks: Iterator[list[DatasetRecord]]) -> Iterator[list[Processed]]:
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         with ctx.Pool(jobs, initializer=_init_worker, initargs=(processor.policy,)) as pool:
-            sent: deque[list[DatasetRecord]] = deque()
-            # the feeder thread would read the whole input ahead: a few chunks in flight only
-            in_flight = threading.BoundedSemaphore(jobs * 3)
-            failure: list[BaseException] = []
-
-            def texts() -> Iterator[list[str]]:
-                try:
-                    for chunk in chunks:
-                        in_flight.acquire()
-                        sent.append(chunk)
-                        yield [t for r in chunk for _, t in r.texts]
-                except Exception as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
-                    failure.append(exc)
-
-            rescans: deque[tuple[list[_Staged], Any]] = deque()
-            for found in pool.imap(_detect_chunk, texts(), chunksize=1):
-                staged, again = processor.redact(sent.popleft(), found)
-                in_flight.release()
-                rescans.append((staged, pool.apply_async(_detect_chunk, (again,)) if again else None))
-                while rescans and (len(rescans) > jobs * 2 or rescans[0][1] is None or rescans[0][1].ready()):
-                    done, pending = rescans.popleft()
+            detecting: deque[tuple[list[DatasetRecord], Any]] = deque()
+            rescanning: deque[tuple[list[_Staged], Any]] = deque()
+            source = iter(chunks)
+            exhausted = False
+            while True:
+                while not exhausted and len(detecting) < 2 * jobs:
+                    chunk = next(source, None)
+                    if chunk is None:
+                        exhausted = True
+                    else:
+                        texts = [t for r in chunk for _, t in r.texts]
+                        detecting.append((chunk, pool.apply_async(_detect_chunk, (texts,))))
+                head = rescanning[0][1] if rescanning else None
+                if rescanning and (
+                    head is None or head.ready() or len(rescanning) > 2 * jobs or not detecting
+                ):
+                    done, pending = rescanning.popleft()
                     yield processor.residual(done, pending.get() if pending is not None else [])
-            while rescans:
-                done, pending = rescans.popleft()
-                yield processor.residual(done, pending.get() if pending is not None else [])
-            if failure:
-                raise failure[0]
+                elif detecting:
+                    chunk, result = detecting.popleft()
+                    staged, again = processor.redact(chunk, result.get())
+                    rescanning.append((staged, pool.apply_async(_detect_chunk, (again,)) if again else None))
+                else:
+                    return
 
     return run
 

@@ -122,6 +122,15 @@ def test_chat_run_pseudonymizes_consistently_and_keeps_the_rest(
     )
 
 
+def test_worker_processes_on_many_chunks_give_the_same_bytes(keyring: Keyring, tmp_path: Path) -> None:
+    """Many more chunks than tasks in flight (a re-scan once waited behind unsendable input: a hang)."""
+    src = write_jsonl(tmp_path / "many.jsonl", chat_records(1200))
+    one = redact_file(src, tmp_path / "one.jsonl", keyring=keyring, policy="gdpr")
+    two = redact_file(src, tmp_path / "two.jsonl", keyring=keyring, policy="gdpr", jobs=2)
+    assert two.output.read_bytes() == one.output.read_bytes()
+    assert two.manifest.findings_before == one.manifest.findings_before
+
+
 def test_manifest_card_and_audit_events(chat: Path, keyring: Keyring, tmp_path: Path) -> None:
     audit = tmp_path / "audit"
     result = redact_file(
