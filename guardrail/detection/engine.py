@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -62,6 +65,8 @@ class PresidioDetector:
         self._deny_entity = {e.value.casefold(): e.entity for e in settings.deny_entries}
         self._window = settings.window
         self._analyzer = build_analyzer(policy, self.model)
+        self._cache: OrderedDict[bytes, tuple[Finding, ...]] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._nlp = self._analyzer.nlp_engine
         self._context = {
             r.name: re.compile(r"\b(?:" + "|".join(re.escape(w.lower()) for w in r.context) + ")")
@@ -83,13 +88,57 @@ class PresidioDetector:
         return self.detect_batch([text])[0]
 
     def detect_batch(self, texts: Sequence[str]) -> list[list[Finding]]:
-        """Findings for each text; the NLP model runs over all of them (and their windows) batched."""
+        """Findings for each text; the NLP model runs over all of them (and their windows) batched.
+
+        Detection is deterministic, so a text seen recently (the same chat turn in many conversations, a
+        repeated template) is answered from a small cache keyed by a digest of the text; the cache never
+        holds a text.
+        """
         if isinstance(texts, str):
             raise TypeError("detect_batch takes a list of texts")
+        keys: list[bytes | None] = []
+        known: dict[int, list[Finding]] = {}
+        first: dict[bytes, int] = {}
+        todo: list[str] = []
+        todo_index: list[int] = []
+        with self._cache_lock:
+            for i, text in enumerate(texts):
+                if not isinstance(text, str):
+                    raise TypeError(f"text {i} is {type(text).__name__}, not str")
+                key = _digest(text) if len(text) <= _CACHE_MAX_CHARS else None
+                keys.append(key)
+                if key is not None:
+                    hit = self._cache.get(key)
+                    if hit is not None:
+                        self._cache.move_to_end(key)
+                        known[i] = list(hit)
+                        continue
+                    if key in first:
+                        continue  # the same text earlier in this batch: copied below
+                    first[key] = i
+                todo.append(text)
+                todo_index.append(i)
+        found = self._detect_uncached(todo) if todo else []
+        out: list[list[Finding]] = [[] for _ in texts]
+        for i, findings in zip(todo_index, found, strict=True):
+            out[i] = findings
+        for i, findings in known.items():
+            out[i] = findings
+        with self._cache_lock:
+            for i, key in enumerate(keys):
+                if key is None:
+                    continue
+                if i not in known and first.get(key) != i:
+                    out[i] = list(out[first[key]])
+                elif first.get(key) == i:
+                    self._cache[key] = tuple(out[i])
+                    if len(self._cache) > _CACHE_ENTRIES:
+                        self._cache.popitem(last=False)
+        return out
+
+    def _detect_uncached(self, texts: Sequence[str]) -> list[list[Finding]]:
         pieces: list[tuple[int, int, int, int, str]] = []  # text index, offset, keep_from, keep_to, piece
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"text {i} is {type(text).__name__}, not str")
             if not text.strip():
                 continue
             for w in split_windows(text, size=self._window.size, overlap=self._window.overlap):
@@ -177,6 +226,15 @@ class PresidioDetector:
 
 
 _US_PHONE_SHAPE = re.compile(r"\(?\d{3}\)?[-. ]?\d{3}[-.]\d{4}")
+
+# recent results, keyed by a digest of the text (never the text): chat datasets repeat turns and templates
+_CACHE_ENTRIES = 16_384
+_CACHE_MAX_CHARS = 4_096
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
 
 # Values of these types are redacted wherever else they occur in the same text; a person's name parts
 # too ("Finch" after "Harold Finch"). Short numbers (ages, dates, ZIPs) are not: "45" is too common.

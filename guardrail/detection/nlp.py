@@ -63,6 +63,15 @@ def load_spacy(model: str) -> Any:
     return nlp
 
 
+class _Artifacts(NlpArtifacts):
+    """NLP artifacts without Presidio's keywords: only its context enhancer reads them, and the detector
+    applies context words itself (about 0.1 ms per text saved)."""
+
+    @staticmethod
+    def set_keywords(nlp_engine: Any, lemmas: Any, language: str) -> list[str]:
+        return []
+
+
 class SpacyNerEngine(NlpEngine):
     """Presidio NLP engine running spaCy NER only, batched."""
 
@@ -86,12 +95,11 @@ class SpacyNerEngine(NlpEngine):
                 span = doc.char_span(ent.start_char, ent.end_char, label=label)
                 if span is not None:
                     entities.append(span)
-        lemmas = [token.lower_ for token in doc]
-        return NlpArtifacts(
+        return _Artifacts(
             entities=entities,
             tokens=doc,
             tokens_indices=[token.idx for token in doc],
-            lemmas=lemmas,
+            lemmas=[],  # read only by Presidio's context enhancer, which the detector replaces
             nlp_engine=self,
             language="en",
             scores=[0.85] * len(entities),

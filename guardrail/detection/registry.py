@@ -6,6 +6,7 @@ import re
 from functools import cache
 from typing import Any
 
+from presidio_analyzer import RecognizerRegistry
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 
 from guardrail.detection.nlp import SpacyNerEngine
@@ -35,6 +36,27 @@ def _email_recognizer() -> Any:
     return OfflineEmailRecognizer()
 
 
+# What any match of these (costly) Presidio patterns must contain: text without it is not searched.
+# A URL has a scheme or a dot before a letter (a domain), an IP address a dot between digits or colons.
+_NEEDS: dict[str, re.Pattern[str]] = {
+    "URL": re.compile(r"://|\.[^\W\d_]"),
+    "IP_ADDRESS": re.compile(r"\d\.\d|:[0-9A-Fa-f]*:"),
+}
+
+
+def _prefiltered(factory: Any, needs: re.Pattern[str]) -> Any:
+    """``factory``'s recognizer, skipping texts that cannot hold a match (same results, less time)."""
+
+    class Prefiltered(factory):  # type: ignore[misc]
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> Any:
+            if needs.search(text) is None:
+                return []
+            return super().analyze(text, entities, nlp_artifacts)
+
+    Prefiltered.__name__ = factory.__name__
+    return Prefiltered
+
+
 def _presidio_recognizers(entities: frozenset[str]) -> list[Any]:
     from presidio_analyzer.predefined_recognizers import (
         CryptoRecognizer,
@@ -61,7 +83,11 @@ def _presidio_recognizers(entities: frozenset[str]) -> list[Any]:
         "US_PASSPORT": UsPassportRecognizer,
         "US_SSN": UsSsnRecognizer,
     }
-    out = [factory() for entity, factory in table.items() if entity in entities]
+    out = [
+        _prefiltered(factory, _NEEDS[entity])() if entity in _NEEDS else factory()
+        for entity, factory in table.items()
+        if entity in entities
+    ]
     if "EMAIL_ADDRESS" in entities:
         out.append(_email_recognizer())
     return out
@@ -115,12 +141,12 @@ def build_analyzer(policy: Policy, model: str) -> Any:
     Raises:
         DetectorUnavailable: the spaCy model is not installed.
     """
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer import AnalyzerEngine
 
     entities = policy.detection.all_entities
     nlp_engine = SpacyNerEngine(model)
     nlp_engine.load()
-    registry = RecognizerRegistry(supported_languages=["en"])
+    registry = _FixedRegistry(supported_languages=["en"])
     for recognizer in [
         *_presidio_recognizers(entities),
         *_guardrail_recognizers(entities),
@@ -133,6 +159,26 @@ def build_analyzer(policy: Policy, model: str) -> Any:
         supported_languages=["en"],
         context_aware_enhancer=_NoContextEnhancer(),
     )
+
+
+class _FixedRegistry(RecognizerRegistry):
+    """A registry whose recognizers are fixed once built: the selection per (language, entities) is
+    computed once, not on every ``analyze`` call (about 0.1 ms per text for short chat turns)."""
+
+    def get_recognizers(
+        self,
+        language: str,
+        entities: list[str] | None = None,
+        all_fields: bool = False,
+        ad_hoc_recognizers: list[Any] | None = None,
+    ) -> list[Any]:
+        if ad_hoc_recognizers:
+            return list(super().get_recognizers(language, entities, all_fields, ad_hoc_recognizers))
+        key = (language, tuple(entities or ()), all_fields, len(tuple(self.recognizers)))
+        cache: dict[Any, list[Any]] = self.__dict__.setdefault("_selection", {})
+        if key not in cache:
+            cache[key] = list(super().get_recognizers(language, entities, all_fields, None))
+        return cache[key]
 
 
 class _NoContextEnhancer(ContextAwareEnhancer):
