@@ -347,3 +347,29 @@ def test_reprs_hold_no_text(gr_default: Guardrail) -> None:
         for value in ("Harold", "Finch", "536-22-8745", "jane.doe"):
             assert value not in shown, shown
     assert "default" in repr(gr_default)
+
+
+# --------------------------------------------------------------------------- the result cache
+
+
+def test_repeated_texts_get_the_same_findings_from_a_cache_without_text(gr_default: Guardrail) -> None:
+    from guardrail.detection.engine import PresidioDetector
+
+    detector = PresidioDetector(gr_default.policy)  # its own cache, empty
+    texts = [f"Call Harold Finch at 617-555-01{i % 3:02d} about order {i % 3}." for i in range(9)] + [
+        "",
+        "  ",
+    ]
+    fresh = [detector._detect_uncached([t])[0] for t in texts]  # no cache involved
+    first = detector.detect_batch(texts)
+    again = detector.detect_batch(list(reversed(texts)))[::-1]
+    assert first == again == fresh
+    assert any(first[0])
+    # distinct texts only, keyed by a 16-byte digest: the cache never holds a text
+    assert len(detector._cache) == 5
+    assert all(isinstance(k, bytes) and len(k) == 16 for k in detector._cache)
+    assert not any(b"Harold" in k for k in detector._cache)
+    # callers get their own lists: changing one changes no other answer
+    first[0].clear()
+    assert detector.detect_batch([texts[0]])[0] == fresh[0]
+    assert first[3] == fresh[3]
