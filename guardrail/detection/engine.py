@@ -197,11 +197,11 @@ class PresidioDetector:
                 end -= 1  # "123 Main Street." - but "Main St." keeps its abbreviation point
             if (
                 r.entity_type == "UK_NHS"
-                and _US_PHONE_SHAPE.fullmatch(text, start, end)
-                and "nhs" not in lowered[max(0, start - _CONTEXT_BEFORE) : end + _CONTEXT_AFTER]
+                and not _NHS_CONTEXT.search(lowered, max(0, start - _CONTEXT_BEFORE), end + _CONTEXT_AFTER)
             ):
-                # one 10-digit number in 11 passes the NHS checksum: written 617-555-0005 and without NHS
-                # context it is a phone number, which wins the overlap; alone it is still redacted
+                # one 10-digit number in 11 passes the NHS checksum: without NHS context it is more likely
+                # the phone or account number it is labelled as, which then wins the overlap; alone it is
+                # still redacted
                 score = min(score, 0.5)
             if start < end:
                 out.append(Finding(start, end, r.entity_type, score, name))
@@ -225,7 +225,7 @@ class PresidioDetector:
         return any(p.fullmatch(value) for p in self._allow_patterns)
 
 
-_US_PHONE_SHAPE = re.compile(r"\(?\d{3}\)?[-. ]?\d{3}[-.]\d{4}")
+_NHS_CONTEXT = re.compile(r"\bnhs\b|health service|chi number|\bnhs(?:no|number)")
 
 # recent results, keyed by a digest of the text (never the text): chat datasets repeat turns and templates
 _CACHE_ENTRIES = 16_384
