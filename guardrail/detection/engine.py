@@ -195,9 +195,8 @@ class PresidioDetector:
                 end -= 1
             if end - start > 1 and text[end - 1] == "." and _FULL_STOP.search(text, start, end):
                 end -= 1  # "123 Main Street." - but "Main St." keeps its abbreviation point
-            if (
-                r.entity_type == "UK_NHS"
-                and not _NHS_CONTEXT.search(lowered, max(0, start - _CONTEXT_BEFORE), end + _CONTEXT_AFTER)
+            if r.entity_type == "UK_NHS" and not _NHS_CONTEXT.search(
+                lowered, max(0, start - _CONTEXT_BEFORE), end + _CONTEXT_AFTER
             ):
                 # one 10-digit number in 11 passes the NHS checksum: without NHS context it is more likely
                 # the phone or account number it is labelled as, which then wins the overlap; alone it is
@@ -211,6 +210,7 @@ class PresidioDetector:
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
         found.extend(_propagate(text, found))
         found.extend(_coordinated_names(text, found))
+        found = _given_names(text, found)
         found = _extend_addresses(text, found)
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
         if self._deny is not None:
@@ -293,6 +293,37 @@ def _coordinated_names(text: str, found: list[Finding]) -> list[Finding]:
                 and text[s:e].lower() not in AMBIGUOUS_NAMES
                 and text[s:e] not in _LIST_STOP
             )
+    return out
+
+
+# A capitalised word right before a detected surname, inside a sentence ("add Kenji Okafor as a user"),
+# is a given name even when the model does not know it. Not at a sentence start ("Contact Smith"), and
+# not a word that is capitalised for another reason.
+_GIVEN_BEFORE = re.compile(r"(?<![\w'’-])[a-zß-ÿ][\w'’-]*,? ([A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’-]{1,20}) $")
+_NOT_GIVEN = frozenset(
+    {
+        "I", "Mr", "Mrs", "Ms", "Dr", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+        "Sunday", "January", "February", "March", "April", "May", "June", "July", "August", "September",
+        "October", "November", "December", "God", "Christmas", "Easter", "English", "French", "Spanish",
+        "German", "Internet", "Street", "Avenue", "Road", "Saint", "Lake", "Mount", "Fort", "Port", "North",
+        "South", "East", "West", "New", "San", "Santa", "Los", "Las", "Le", "La",
+    }
+)  # fmt: skip
+
+
+def _given_names(text: str, found: list[Finding]) -> list[Finding]:
+    taken = sorted((f.start, f.end) for f in found)
+    out: list[Finding] = []
+    for f in found:
+        if f.entity != "PERSON" or " " in text[f.start : f.end].strip():
+            out.append(f)  # only a lone surname (one word) is extended
+            continue
+        m = _GIVEN_BEFORE.search(text, max(0, f.start - 48), f.start)
+        word = m.group(1) if m else None
+        if m is None or word in _NOT_GIVEN or any(s < f.start and e > m.start(1) for s, e in taken):
+            out.append(f)
+            continue
+        out.append(Finding(m.start(1), f.end, "PERSON", f.score, f.recognizer))
     return out
 
 

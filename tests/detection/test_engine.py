@@ -373,3 +373,25 @@ def test_repeated_texts_get_the_same_findings_from_a_cache_without_text(gr_defau
     first[0].clear()
     assert detector.detect_batch([texts[0]])[0] == fresh[0]
     assert first[3] == fresh[3]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        # the model finds only the surname in these: the given name would be left beside the token
+        ("Can you add Kenji Mwangi as an authorized user?", "Kenji Mwangi"),
+        ("Can you add Siddharth Mwangi as an authorized user?", "Siddharth Mwangi"),
+    ],
+)
+def test_a_given_name_before_a_detected_surname_is_part_of_the_name(
+    gr_default: Guardrail, text: str, name: str
+) -> None:
+    redacted = gr_default.redact(text).text
+    assert name.split()[0] not in redacted
+    assert name.split()[-1] not in redacted
+
+
+def test_a_sentence_initial_word_before_a_surname_is_not_a_given_name(gr_default: Guardrail) -> None:
+    text = "Please Contact Smith today."
+    spans = [text[f.start : f.end] for f in gr_default.detect(text) if f.entity == "PERSON"]
+    assert spans == ["Smith"]
