@@ -305,6 +305,7 @@ class Guardrail:
                     "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
                 pii={"detector": "presidio", "counts": counts},
+                **_disclosure(principal, released=len(allowed), denied=outcome == "denied"),
             )
         except Exception as exc:  # noqa: BLE001 - no audit record, no release
             raise RetrievalBlocked(f"the audit record could not be written ({type(exc).__name__})") from None
@@ -433,3 +434,23 @@ class Guardrail:
             self.redactor.redact(t, f, scope=scope if scope is not None else PseudonymScope())
             for t, f in zip(texts, results, strict=True)
         ]
+
+
+def _disclosure(principal: Any, *, released: int, denied: bool) -> dict[str, Any]:
+    """A ``disclosure`` member for a retrieval on behalf of a recipient outside the organisation.
+
+    Set ``Principal(..., attributes={"recipient": "State cancer registry", "description": "..."})``: the
+    retrieval event then records the disclosure (HIPAA 164.528 accounting, ``guardrail report
+    disclosures``). Nothing is recorded when nothing was released.
+    """
+    attributes = getattr(principal, "attributes", None) or {}
+    recipient = attributes.get("recipient")
+    if not recipient or denied or not released:
+        return {}
+    return {
+        "disclosure": {
+            "recipient": str(recipient),
+            "description": str(attributes.get("description") or f"{released} record chunk(s) released"),
+            "purpose": str(principal.purpose),
+        }
+    }

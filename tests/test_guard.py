@@ -301,3 +301,28 @@ def test_guarding_a_query_engine_returns_a_query_engine(tmp_path: Path) -> None:
     assert "<PERSON_1>" in sources
     assert "Harold Finch" not in sources
     assert "Harold Finch" not in str(response)
+
+
+def test_a_retrieval_for_an_outside_recipient_is_an_accountable_disclosure(tmp_path: Path) -> None:
+    from guardrail.reports import build_disclosures, subject_ref, write_report
+
+    gr, _, retriever = _build(tmp_path)
+    outside = Principal(
+        "ext-9", ["researcher"], "research", attributes={"recipient": "Mercy University IRB study 17"}
+    )
+    with gr.acting_as(outside):
+        assert retriever.retrieve("discharge plan CHF")
+    with gr.acting_as(RESEARCHER):  # an employee: not a disclosure
+        assert retriever.retrieve("discharge plan CHF")
+    gr.close()
+    records = [json.loads(line) for line in _lines(tmp_path / "audit")]
+    disclosed = [r for r in records if "disclosure" in r]
+    assert len(disclosed) == 1
+    assert disclosed[0]["disclosure"]["recipient"] == "Mercy University IRB study 17"
+    assert disclosed[0]["actor"]["ref"] == "ext-9"
+    ref = subject_ref(tmp_path / "keys", "patient-88412095", tenant="acme")
+    accounting = write_report(
+        build_disclosures(tmp_path / "audit", subject_ref=ref, years=6), tmp_path / "disclosures.md"
+    ).read_text()
+    assert "Mercy University IRB study 17" in accounting
+    assert "Harold Finch" not in accounting
