@@ -27,6 +27,7 @@ import copy
 import csv
 import getpass
 import hashlib
+import hmac
 import json
 import multiprocessing as mp
 import os
@@ -661,10 +662,19 @@ class _Sidecars:
 
 
 def _fingerprint(
-    input_sha256: str, policy: Policy, format: str, rules: FieldRules, method: str, tenant: str
+    input_sha256: str,
+    policy: Policy,
+    format: str,
+    rules: FieldRules,
+    method: str,
+    tenant: str,
+    on_error: str,
+    keyring: Keyring | None,
 ) -> str:
+    """What a resumed run must share with the interrupted one (the keyring by a keyed id, never a key)."""
     from guardrail import __version__
 
+    keyring_id = hmac.digest(keyring.hmac_key("checkpoint"), b"keyring id", "sha256").hex() if keyring else ""
     text = json.dumps(
         [
             input_sha256,
@@ -675,6 +685,8 @@ def _fingerprint(
             list(rules.skip),
             method,
             tenant,
+            on_error,
+            keyring_id,
             __version__,
         ]
     )
@@ -776,10 +788,10 @@ def redact_file(
         log = _open_audit(audit_log, keyring)
         try:
             input_sha = sha256_file(src)
-            fingerprint = _fingerprint(input_sha, pol, fmt, rules, method, tenant)
+            fingerprint = _fingerprint(input_sha, pol, fmt, rules, method, tenant, on_error, keyring)
             if state is not None and resume and (state.get("fingerprint") != fingerprint or not appendable):
                 raise ConfigError(
-                    f"{out}: the checkpoint is from a run with another input, policy or options; "
+                    f"{out}: the checkpoint is from a run with another input, policy, keyring or options; "
                     "run again with --force to start over"
                 )
             if not (resume and state is not None):

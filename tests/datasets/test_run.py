@@ -349,8 +349,11 @@ def test_resume_refuses_a_checkpoint_from_another_policy(keyring: Keyring, tmp_p
 
     with pytest.raises(_Stop):
         redact_file(src, out, keyring=keyring, policy="gdpr", checkpoint_seconds=0, progress=stop)
-    with pytest.raises(ConfigError, match="another input, policy or options"):
+    with pytest.raises(ConfigError, match="another input, policy, keyring or options"):
         redact_file(src, out, keyring=keyring, policy="default", resume=True)
+    other = Keyring.create(tmp_path / "other-keys")  # other keys would mean other tokens mid-file
+    with pytest.raises(ConfigError, match="another input, policy, keyring or options"):
+        redact_file(src, out, keyring=other, policy="gdpr", resume=True)
     fresh = redact_file(src, out, keyring=keyring, policy="default", force=True)  # --force starts over
     assert fresh.resumed_from == 0
     assert fresh.manifest.output_records == 200
