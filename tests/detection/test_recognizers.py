@@ -75,12 +75,18 @@ MRN_POSITIVE = {
     "chart-hash": ("Chart #: 99887766", "99887766"),
     "patient-id": ("Patient ID: P-0048213 confirmed.", "P-0048213"),
     "accession": ("Accession: RAD-2025-004471  Ordering: Lee", "RAD-2025-004471"),
+    "words-between": ("Hi, is my MRN still 48213377?", "48213377"),
+    "was-updated-to": ("The MRN was updated to 00912345 last week.", "00912345"),
+    "record-number": ("Patient record number 48213377, please.", "48213377"),
+    "hospital-file": ("Hospital file no. 7731-2290 attached.", "7731-2290"),
 }
 MRN_NEGATIVE = {
     "label-without-value": "The MRN field was left blank.",
     "chart-as-a-word": "The chart review is due next week.",
     "too-few-digits": "MRN: 12 only",
     "unlabelled-number": "She walked 12345678 steps this year.",
+    "chart-then-words": "The chart is still 3 pages long.",
+    "record-as-a-word": "I read chapter 12 of the record 45 times.",
 }
 
 

@@ -17,9 +17,16 @@ __all__ = ["identifier_recognizers", "labelled"]
 
 # A value after a label: letters, digits and inner separators, at least two digits somewhere.
 _VALUE = r"(?P<v>(?=[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9]|[-/.](?=[A-Za-z0-9])){3,24})"
-# "number", "no.", "#", "id" between a label and its value, then an optional ":" or "is".
+# "number", "no.", "#", "id" between a label and its value, a few words that only say when or how
+# ("is my MRN still 48213377", "account number was changed to ..."), then an optional ":" or "is".
+_FILLER = (
+    r"(?:\s+(?i:still|now|currently|was|were|is|are|be|should|will|remain|remains|stays|listed|as|shown|"
+    r"showing|reads|says|actually|again|it's|its|it|changed|updated|corrected|new|old|the|same|correct|right))"
+)
 _JOIN = (
-    r"(?:\s*(?:(?i:number|num|nbr|no)\.?|#|(?i:id)\b))?\s*(?:[:#=]|(?i:\bis\b|\bof\b|\bto\b|\bat\b))?\s*#?\s*"
+    r"(?:\s*(?:(?i:number|num|nbr|no)\.?|#|(?i:id)\b))?"
+    rf"{_FILLER}{{0,3}}"
+    r"\s*(?:[:#=]|(?i:\bis\b|\bof\b|\bto\b|\bat\b))?\s*#?\s*"
 )
 
 
@@ -96,6 +103,8 @@ def identifier_recognizers() -> list[RuleRecognizer]:
     """The identifier recognizers guardrail adds to Presidio's."""
     mrn_labels = (
         r"MRN|MR\s?#|medical\s+record(?:\s+(?:number|no|#))?|med\.?\s*rec(?:ord)?\.?|chart|"
+        r"(?:patient\s+|health\s+|hospital\s+|clinic\s+)?record\s+(?:number|no|#|id)|"
+        r"(?:patient|medical|hospital)\s+file\s+(?:number|no|#)|"
         r"patient\s+(?:id|identifier|number|no)|(?:patient|pt)(?=\s*#)|hospital\s+(?:number|no|id)|unit\s+number|case\s+(?:number|no)|"
         # other record identifiers (HIPAA (R)): accession, specimen, encounter, visit and order numbers
         r"accession|specimen|encounter|visit\s+(?:id|number|no)|FIN|CSN|order\s+(?:id|number|no)|requisition"
