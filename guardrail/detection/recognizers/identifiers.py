@@ -104,7 +104,7 @@ def identifier_recognizers() -> list[RuleRecognizer]:
     mrn_labels = (
         r"MRN|MR\s?#|medical\s+record(?:\s+(?:number|no|#))?|med\.?\s*rec(?:ord)?\.?|chart|"
         r"(?:patient\s+|health\s+|hospital\s+|clinic\s+)?record\s+(?:number|no|#|id)|"
-        r"(?:patient|medical|hospital)\s+file\s+(?:number|no|#)|"
+        r"(?:patient|medical|hospital)\s+file|"
         r"patient\s+(?:id|identifier|number|no)|(?:patient|pt)(?=\s*#)|hospital\s+(?:number|no|id)|unit\s+number|case\s+(?:number|no)|"
         # other record identifiers (HIPAA (R)): accession, specimen, encounter, visit and order numbers
         r"accession|specimen|encounter|visit\s+(?:id|number|no)|FIN|CSN|order\s+(?:id|number|no)|requisition"
