@@ -65,6 +65,8 @@ class PresidioDetector:
         self._deny_entity = {e.value.casefold(): e.entity for e in settings.deny_entries}
         self._window = settings.window
         self._analyzer = build_analyzer(policy, self.model)
+        # GUARDRAIL_DETECTION_CACHE=0 turns the result cache off (e.g. to measure detection itself)
+        self._cache_on = os.environ.get("GUARDRAIL_DETECTION_CACHE", "1") != "0"
         self._cache: OrderedDict[bytes, tuple[Finding, ...]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._nlp = self._analyzer.nlp_engine
@@ -96,6 +98,11 @@ class PresidioDetector:
         """
         if isinstance(texts, str):
             raise TypeError("detect_batch takes a list of texts")
+        if not self._cache_on:
+            for i, text in enumerate(texts):
+                if not isinstance(text, str):
+                    raise TypeError(f"text {i} is {type(text).__name__}, not str")
+            return self._detect_uncached(texts)
         keys: list[bytes | None] = []
         known: dict[int, list[Finding]] = {}
         first: dict[bytes, int] = {}

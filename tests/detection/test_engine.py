@@ -395,3 +395,13 @@ def test_a_sentence_initial_word_before_a_surname_is_not_a_given_name(gr_default
     text = "Please Contact Smith today."
     spans = [text[f.start : f.end] for f in gr_default.detect(text) if f.entity == "PERSON"]
     assert spans == ["Smith"]
+
+
+def test_the_cache_can_be_turned_off(gr_default: Guardrail, monkeypatch: pytest.MonkeyPatch) -> None:
+    from guardrail.detection.engine import PresidioDetector
+
+    monkeypatch.setenv("GUARDRAIL_DETECTION_CACHE", "0")
+    detector = PresidioDetector(gr_default.policy)
+    text = "Call Harold Finch at 617-555-0100."
+    assert detector.detect_batch([text, text]) == [detector._detect_uncached([text])[0]] * 2
+    assert len(detector._cache) == 0
