@@ -132,7 +132,10 @@ def _texts(record: Any) -> list[str]:
 
 @app.command()
 def scan(
-    inputs: Annotated[list[Path], typer.Argument(help="Input files: .txt, .jsonl or .csv.")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Input files: .txt, .jsonl, .csv, .parquet, saved Hugging Face dataset folders."),
+    ],
     policy: PolicyOpt = "default",
     field: FieldOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -271,7 +274,10 @@ def _scan_summary(
 
 @app.command()
 def redact(
-    input: Annotated[Path, typer.Argument(help="Input file: .txt, .jsonl or .csv.")],
+    input: Annotated[
+        Path,
+        typer.Argument(help="A .txt, .jsonl, .csv or .parquet file, or a saved Hugging Face dataset folder."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file (same format).")],
     policy: PolicyOpt = "default",
     field: FieldOpt = None,
@@ -314,8 +320,8 @@ def redact(
     """Write a redacted copy: same records, same order, other fields untouched. Atomic; input untouched.
 
     Datasets (JSONL chat/Alpaca/plain, CSV, Parquet, saved Hugging Face datasets) are re-scanned after
-    redaction and get a signed OUTPUT.manifest.json and a dataset card OUTPUT.card.md; they need
-    --keyring (it signs the manifest and keys the pseudonyms)."""
+    redaction and get a signed OUTPUT.manifest.json and a dataset card OUTPUT.card.md. With --keyring
+    the manifest is signed with its audit key and pseudonyms hold across runs and workers."""
     from guardrail.core import Guardrail
     from guardrail.io import atomic_output, open_reader, set_field
     from guardrail.pipeline import detect_stream
