@@ -32,6 +32,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import shutil
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,6 +47,7 @@ from guardrail.datasets.formats import (
     DatasetRecord,
     FieldRules,
     _csv_header,
+    _fsync,
     iter_records,
     open_writer,
 )
@@ -514,6 +516,27 @@ def _dataset_id(input_sha256: str) -> str:
     return f"sha256:{input_sha256[:16]}"
 
 
+def _dataset_event(
+    log: AuditLog,
+    category: str,
+    outcome: str,
+    pol: Policy,
+    actor: str | None,
+    dataset: dict[str, Any],
+    counts: Mapping[str, int] | None = None,
+    **pii: Any,
+) -> None:
+    """Append one ``ft.scan`` (read) or ``ft.export`` (create) event about the dataset ``dataset["id"]``."""
+    fields: dict[str, Any] = {
+        "actor": _actor(actor),
+        "resources": [{"type": "dataset", "id": dataset["id"]}],
+        "dataset": dataset,
+    }
+    if counts is not None:
+        fields["pii"] = {"detector": f"guardrail:{pol.detection.model}", "counts": dict(counts), **pii}
+    log.append(_event(category, "R" if category == "ft.scan" else "C", outcome, pol, **fields))
+
+
 def _open_audit(audit_log: str | Path | None, keyring: Keyring | None) -> AuditLog | None:
     if audit_log is None:
         return None
@@ -580,23 +603,13 @@ def scan_file(
         )
         if log is not None:
             sha = sha256_file(path)
-            log.append(
-                _event(
-                    "ft.scan",
-                    "R",
-                    "success",
-                    pol,
-                    actor=_actor(actor),
-                    resources=[{"type": "dataset", "id": _dataset_id(sha)}],
-                    dataset={
-                        "id": _dataset_id(sha),
-                        "input_sha256": sha,
-                        "records": records,
-                        "format": reader.format,
-                    },
-                    pii={"detector": f"guardrail:{pol.detection.model}", "counts": result.findings},
-                )
-            )
+            dataset = {
+                "id": _dataset_id(sha),
+                "input_sha256": sha,
+                "records": records,
+                "format": reader.format,
+            }
+            _dataset_event(log, "ft.scan", "success", pol, actor, dataset, result.findings)
         return result
     finally:
         if log is not None:
@@ -833,21 +846,12 @@ def redact_file(
                 _discard(files)  # bad input or failed detection: rerun after the fix, from the start
                 if log is not None:
                     # the attempt is evidence too; the error's class, never its message (it may quote a path)
-                    log.append(
-                        _event(
-                            "ft.export",
-                            "C",
-                            "error",
-                            pol,
-                            actor=_actor(actor),
-                            resources=[{"type": "dataset", "id": _dataset_id(input_sha)}],
-                            dataset={
-                                "id": _dataset_id(input_sha),
-                                "input_sha256": input_sha,
-                                "error": type(exc).__name__,
-                            },
-                        )
-                    )
+                    failed = {
+                        "id": _dataset_id(input_sha),
+                        "input_sha256": input_sha,
+                        "error": type(exc).__name__,
+                    }
+                    _dataset_event(log, "ft.export", "error", pol, actor, failed)
                 raise
             except BaseException:
                 if not files.checkpoint.exists():
@@ -1089,24 +1093,13 @@ def _audit_export(
     if log is None:
         return
     m = manifest
-    common = {"actor": _actor(actor), "resources": [{"type": "dataset", "id": dataset_id}]}
-    detector = f"guardrail:{pol.detection.model}"
-    log.append(
-        _event(
-            "ft.scan",
-            "R",
-            "success",
-            pol,
-            **common,
-            dataset={
-                "id": dataset_id,
-                "input_sha256": m.input_sha256,
-                "records": m.input_records,
-                "format": m.format,
-            },
-            pii={"detector": detector, "counts": dict(m.findings_before)},
-        )
-    )
+    scanned = {
+        "id": dataset_id,
+        "input_sha256": m.input_sha256,
+        "records": m.input_records,
+        "format": m.format,
+    }
+    _dataset_event(log, "ft.scan", "success", pol, actor, scanned, m.findings_before)
     dataset: dict[str, Any] = {
         "id": dataset_id,
         "input_sha256": m.input_sha256,
@@ -1131,24 +1124,12 @@ def _audit_export(
         e: pol.redaction.operator_for(e).operator
         for e in sorted(set(m.findings_before) | set(m.findings_after))
     }
-    log.append(
-        _event(
-            "ft.export",
-            "C",
-            outcome,
-            pol,
-            **common,
-            dataset=dataset,
-            pii={"detector": detector, "counts": dict(m.findings_before), "operators": operators},
-        )
-    )
+    _dataset_event(log, "ft.export", outcome, pol, actor, dataset, m.findings_before, operators=operators)
 
 
 def _discard(files: _Sidecars) -> None:
     for path in files.scratch():
         if path.is_dir():
-            import shutil
-
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
@@ -1170,8 +1151,6 @@ def _publish(files: _Sidecars, manifest_text: str, card: str, has_rejects: bool)
     if files.output.is_file():
         os.chmod(files.partial, files.output.stat().st_mode & 0o777)  # an overwritten file keeps its mode
     if files.output.is_dir() and files.partial.is_dir():
-        import shutil
-
         old = files.output.with_name(f".{files.output.name}.guardrail-old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(files.output, old)
@@ -1185,8 +1164,4 @@ def _publish(files: _Sidecars, manifest_text: str, card: str, has_rejects: bool)
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every file system can fsync a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(path)

@@ -98,10 +98,10 @@ class PresidioDetector:
         """
         if isinstance(texts, str):
             raise TypeError("detect_batch takes a list of texts")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {i} is {type(text).__name__}, not str")
         if not self._cache_on:
-            for i, text in enumerate(texts):
-                if not isinstance(text, str):
-                    raise TypeError(f"text {i} is {type(text).__name__}, not str")
             return self._detect_uncached(texts)
         keys: list[bytes | None] = []
         known: dict[int, list[Finding]] = {}
@@ -110,8 +110,6 @@ class PresidioDetector:
         todo_index: list[int] = []
         with self._cache_lock:
             for i, text in enumerate(texts):
-                if not isinstance(text, str):
-                    raise TypeError(f"text {i} is {type(text).__name__}, not str")
                 key = _digest(text) if len(text) <= _CACHE_MAX_CHARS else None
                 keys.append(key)
                 if key is not None:
