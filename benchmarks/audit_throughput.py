@@ -46,6 +46,7 @@ from guardrail.audit import AuditLog, verify  # noqa: E402 - after the path set-
 TARGET_APPEND = 5_000.0
 TARGET_VERIFY = 100_000.0
 SEED = bytes(range(32))
+RECORD_KEY = bytes(range(2, 34))
 
 
 def make_event(i: int) -> dict[str, Any]:
@@ -148,7 +149,7 @@ def main() -> None:
     report = Report()
     events = [make_event(i) for i in range(1000)]
     try:
-        log = AuditLog(directory, signing_key=SEED)
+        log = AuditLog(directory, signing_key=SEED, record_key=RECORD_KEY)
         per_thread = max(args.sync_records // args.threads, 1)
 
         def threads_sync() -> int:

@@ -41,6 +41,7 @@ from guardrail.audit import AuditLog  # noqa: E402 - after the path set-up
 
 TARGET_SECONDS = 30.0
 SEED = bytes(range(32))
+RECORD_KEY = bytes(range(2, 34))
 ROLES = (("clinician", "TREAT"), ("nurse", "TREAT"), ("researcher", "HRESCH"), ("support", "OPERATIONS"),
          ("billing", "HPAYMT"), ("dpo", "LEGAL"))  # fmt: skip
 POLICY = {"id": "hipaa-safe-harbor", "version": "1.0.0", "sha256": "ab" * 32}
@@ -145,7 +146,9 @@ def ensure_log(directory: Path, records: int) -> float | None:
 
         shutil.rmtree(directory)
     started = time.perf_counter()
-    with AuditLog(directory, signing_key=SEED, checkpoint_every=10_000, batch_records=4096) as log:
+    with AuditLog(
+        directory, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=10_000, batch_records=4096
+    ) as log:
         for i in range(records):
             log.append(make_event(i, records), sync=False)
             if i % 100_000 == 99_999:

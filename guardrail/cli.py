@@ -639,7 +639,7 @@ def _audit_key_op(audit_log: Path | None, ring: Any, category: str, action: str,
     from guardrail import __version__
     from guardrail.audit import AuditLog
 
-    with AuditLog(audit_log, signing_key=ring.hmac_key("audit-checkpoint")) as log:
+    with AuditLog.for_keyring(audit_log, ring) as log:
         log.append(
             {
                 "event": {"category": category, "action": action, "outcome": "success"},

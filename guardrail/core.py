@@ -75,7 +75,7 @@ class Guardrail:
             from guardrail.audit import AuditLog
 
             keyring_for_audit = self._require_keyring()
-            self.audit = AuditLog(audit_log, signing_key=keyring_for_audit.hmac_key("audit-checkpoint"))
+            self.audit = AuditLog.for_keyring(audit_log, keyring_for_audit)
             self._audit_event(
                 {"category": "policy.load", "action": "R", "outcome": "success"},
                 policy={"id": self.policy.name, "version": self.policy.version, "sha256": self.policy.sha256},

@@ -26,6 +26,8 @@ DamageKind = Literal[
     "bad-signature",
     "torn-tail",
     "malformed",
+    "unauthentic",
+    "unsigned-tail",
 ]
 DAMAGE_KINDS: tuple[DamageKind, ...] = get_args(DamageKind)
 

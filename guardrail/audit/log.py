@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -45,6 +46,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from guardrail.audit.auth import RECORD_KEY_PURPOSE, SIGNING_KEY_PURPOSE, RecordMac, Sealer
 from guardrail.audit.errors import AuditIntegrityError, AuditWriteError
 from guardrail.audit.ids import Uuid7
 from guardrail.audit.merkle import CompactRange
@@ -73,7 +75,7 @@ from guardrail.errors import ConfigError, GuardrailError
 
 __all__ = ["AuditLog", "default_origin"]
 
-_STATE_FORMAT = "guardrail.audit.state/1"
+_STATE_FORMAT = "guardrail.audit.state/2"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _SCHEMA_JSON = f'"{SCHEMA}"'
@@ -112,6 +114,7 @@ class _Tail:
     torn: bool = False  # it ends in a torn line: the next record starts a new segment
     cp_size: int = -1  # size of the latest checkpoint in the file (-1: none)
     cp_bytes: int = 0  # size of the checkpoints file when last read
+    legacy: int = 0  # leading records written before records carried a MAC (must be under a checkpoint)
 
 
 class AuditLog:
@@ -119,7 +122,7 @@ class AuditLog:
 
     Example::
 
-        log = AuditLog("/var/lib/guardrail/audit", signing_key=keyring.hmac_key("audit-checkpoint"))
+        log = AuditLog.for_keyring("/var/lib/guardrail/audit", keyring)
         log.append({"event": {"category": "rag.retrieval", "action": "R", "outcome": "success"}, ...})
         log.close()
     """
@@ -129,6 +132,7 @@ class AuditLog:
         directory: str | os.PathLike[str],
         *,
         signing_key: bytes,
+        record_key: bytes,
         origin: str | None = None,
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 60.0,
@@ -137,6 +141,7 @@ class AuditLog:
         batch_delay: float = 0.005,
         max_pending: int = 65_536,
         clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         """Open (or create) the log in ``directory``.
 
@@ -144,7 +149,9 @@ class AuditLog:
             directory: the log directory (created if missing).
             signing_key: the 32-byte Ed25519 private seed that signs checkpoints, e.g.
                 ``Keyring.hmac_key("audit-checkpoint")``. Its public key is written to ``audit.pub`` when
-                the log is created, and must match it afterwards.
+                the log is created, and must match it afterwards. It also seals every written batch.
+            record_key: the 32-byte key of the records' MACs, ``Keyring.hmac_key("audit-record")``. The
+                writer checks the MAC of every record it did not write before appending after it.
             origin: the checkpoint origin and key name (no spaces, no ``+``); default: the one in
                 ``audit.pub``, or :func:`default_origin` for a new log.
             checkpoint_every: sign a checkpoint at least every this many records.
@@ -154,10 +161,12 @@ class AuditLog:
             batch_delay: how long records appended with ``sync=False`` may wait to share a write.
             max_pending: queued records beyond which ``append`` blocks (back-pressure).
             clock: returns the current aware datetime (``occurred_at``, ``recorded_at``, UUIDv7 times).
+            monotonic: the clock of ``checkpoint_seconds`` (default :func:`time.monotonic`).
 
         Raises:
             ConfigError: a bad option, or a key or origin that does not match ``audit.pub``.
-            AuditIntegrityError: the log on disk is damaged (e.g. shorter than its state or checkpoints).
+            AuditIntegrityError: the log on disk is damaged (e.g. shorter than its state or checkpoints),
+                or holds a record this keyring did not authenticate (kind ``unauthentic``).
             AuditWriteError: the directory cannot be written.
         """
         if not isinstance(signing_key, bytes) or len(signing_key) != 32:
@@ -172,8 +181,14 @@ class AuditLog:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
         if not checkpoint_seconds > 0 or batch_delay < 0:
             raise ConfigError("checkpoint_seconds must be > 0 and batch_delay >= 0")
+        if not isinstance(record_key, bytes) or len(record_key) != 32 or record_key == signing_key:
+            raise ConfigError(
+                "record_key must be 32 bytes, not the signing key (Keyring.hmac_key('audit-record'))"
+            )
         self._dir = Path(directory)
         self._seed = signing_key
+        self._record_key = record_key
+        self._opening = True  # records without a MAC are accepted only while opening (older logs)
         self._checkpoint_every = checkpoint_every
         self._checkpoint_seconds = float(checkpoint_seconds)
         self._segment_records = segment_records
@@ -181,6 +196,8 @@ class AuditLog:
         self._batch_delay = float(batch_delay)
         self._max_pending = max_pending
         self._clock = clock or _now
+        self._monotonic = monotonic or time.monotonic
+        self._next_tick = self._monotonic() + self._checkpoint_seconds
         self._ids = Uuid7()
         self._pid = os.getpid()
 
@@ -217,12 +234,27 @@ class AuditLog:
         try:
             with self._locked():
                 self._key = self._load_or_create_key(origin)
+                self._mac = RecordMac(record_key, self._key.name)
+                self._sealer = Sealer(signing_key, self._key.name)
                 self._open_tail()
+                self._opening = False
         except BaseException:
             os.close(self._lock_fd)
             raise
         self._writer = threading.Thread(target=self._run, name="guardrail-audit-writer", daemon=True)
         self._writer.start()
+
+    @classmethod
+    def for_keyring(cls, directory: str | os.PathLike[str], keyring: Any, **options: Any) -> AuditLog:
+        """Open the log with a keyring's audit keys: ``hmac_key("audit-checkpoint")`` signs checkpoints
+        and seals, ``hmac_key("audit-record")`` authenticates records (``options``: as for the constructor).
+        """
+        return cls(
+            directory,
+            signing_key=keyring.hmac_key(SIGNING_KEY_PURPOSE),
+            record_key=keyring.hmac_key(RECORD_KEY_PURPOSE),
+            **options,
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -427,7 +459,6 @@ class AuditLog:
             raise
 
     def _loop(self) -> None:
-        next_tick = time.monotonic() + self._checkpoint_seconds
         while True:
             with self._mutex:
                 while True:
@@ -439,9 +470,10 @@ class AuditLog:
                         self._closing or self._checkpoint_requests > self._checkpoints_done
                     ):
                         break
-                    if now >= next_tick:
+                    tick = self._monotonic()
+                    if tick >= self._next_tick:
                         break
-                    self._work.wait(max(min(due, next_tick) - now, 0.0))
+                    self._work.wait(max(min(due - now, self._next_tick - tick), 0.0))
                 batch = self._queue[: self._batch_records]
                 del self._queue[: self._batch_records]
                 if self._queue:
@@ -462,10 +494,10 @@ class AuditLog:
                 with self._mutex:
                     self._checkpoints_done = requested
                     self._progress.notify_all()
-            if time.monotonic() >= next_tick:
+            if self._monotonic() >= self._next_tick:
                 if self._appended_since_checkpoint:
                     self._background(lambda: self._checkpoint_now(final=False))
-                next_tick = time.monotonic() + self._checkpoint_seconds
+                self._next_tick = self._monotonic() + self._checkpoint_seconds
 
     def _background(self, action: Callable[[], None]) -> None:
         """Run a checkpoint; keep its error for checkpoint()/close() (nobody else is waiting for it)."""
@@ -484,7 +516,11 @@ class AuditLog:
                 self._sync()
                 self._write(batch)
                 self._appended_since_checkpoint = True
-                if self._tail.size - max(self._tail.cp_size, 0) >= self._checkpoint_every:
+                if (
+                    self._tail.size - max(self._tail.cp_size, 0) >= self._checkpoint_every
+                    or self._monotonic() >= self._next_tick
+                ):
+                    self._next_tick = self._monotonic() + self._checkpoint_seconds
                     try:
                         self._write_checkpoint()
                     except Exception as exc:  # noqa: BLE001 - the records are durable: report it at close()
@@ -557,6 +593,8 @@ class AuditLog:
         self._tail = self._load_state() or _Tail()
         self._sync()
         self._check_checkpoints_at_open()
+        if self._tail.size == 0 and self._tail.cp_size < 0:
+            self._write_checkpoint()  # the empty tree: a log always has a checkpoints file
 
     def _load_state(self) -> _Tail | None:
         """The cached tail from state.json, if it is usable; None means: rescan from the first segment."""
@@ -572,7 +610,10 @@ class AuditLog:
                 offset=int(data["offset"]),
                 segment_records=int(data["segment_records"]),
                 torn=bool(data["torn"]),
+                legacy=int(data["legacy"]),
             )
+            if not hmac.compare_digest(str(data["mac"]), self._state_mac(data)):
+                return None  # not written by a holder of the record key: rescan
         except (OSError, ValueError, KeyError, TypeError):
             return None
         seg = self._dir / segment_name(tail.segment)
@@ -604,8 +645,10 @@ class AuditLog:
             "offset": t.offset,
             "segment_records": t.segment_records,
             "torn": t.torn,
+            "legacy": t.legacy,
             "range": [h.hex() for h in t.range.hashes],
         }
+        data["mac"] = self._state_mac(data)
         tmp = self._dir / f".{STATE}.{os.getpid()}.tmp"
         try:
             tmp.write_text(json.dumps(data), "utf-8")
@@ -613,6 +656,11 @@ class AuditLog:
         except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink()  # a missing or stale cache only makes the next open slower
+
+    def _state_mac(self, data: Mapping[str, Any]) -> str:
+        fields = {k: v for k, v in data.items() if k != "mac"}
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return hmac.digest(self._record_key, b"guardrail.audit.state/2\x00" + text, "sha256").hex()
 
     def _sync(self) -> None:
         """Bring the tail up to date with what is on disk (other processes' records, torn lines)."""
@@ -648,7 +696,17 @@ class AuditLog:
         end = data.rfind(b"\n") + 1
         if end:
             for line in data[: end - 1].split(b"\n"):
-                leaf, _ = check_line(line, t.size)
+                leaf, mac, seal = check_line(line, t.size)
+                if mac is None and self._opening and t.legacy == t.size:
+                    t.legacy += 1  # written before records carried a MAC: checked against a checkpoint
+                elif mac is None or not self._mac.check(leaf, mac, seal):
+                    raise AuditIntegrityError(
+                        t.size,
+                        "unauthentic",
+                        f"record {t.size} ({path.name}) is not authenticated by this log's record key: "
+                        "someone without the keyring added or rewrote it; nothing is appended after it "
+                        "(run `guardrail audit verify` and restore the log from a verified copy)",
+                    )
                 t.range.append(leaf)
                 t.size += 1
                 t.segment_records += 1
@@ -681,6 +739,8 @@ class AuditLog:
 
     def _check_checkpoints_at_open(self) -> None:
         t = self._tail
+        if t.legacy:
+            self._check_legacy()
         if t.cp_size > t.size:
             raise AuditIntegrityError(
                 t.size, "truncated", f"a checkpoint covers {t.cp_size} records but the log holds {t.size}"
@@ -699,6 +759,23 @@ class AuditLog:
                             "edited",
                             f"the records no longer match the signed checkpoint at size {t.size}",
                         )
+
+    def _check_legacy(self) -> None:
+        """Records without a MAC (written by an older version) must be covered by a signed checkpoint."""
+        t = self._tail
+        covered = -1
+        with contextlib.suppress(OSError, UnicodeDecodeError, NoteError):
+            for note in split_notes((self._dir / CHECKPOINTS).read_text("utf-8")):
+                text = verify_note(note, self._key)
+                if text is not None:
+                    covered = max(covered, parse_checkpoint(text).size)
+        if covered < t.legacy:
+            raise AuditIntegrityError(
+                max(covered, 0),
+                "unauthentic",
+                f"record {max(covered, 0)} has no MAC and no signed checkpoint covers it: someone without "
+                "the keyring may have added it; nothing is appended after it (run `guardrail audit verify`)",
+            )
 
     def _segment_fd(self, number: int) -> int:
         if self._seg_fd is not None and self._seg_fd[0] == number:
@@ -725,6 +802,8 @@ class AuditLog:
         leaves: list[bytes] = []
         seq = t.size
         sha256 = hashlib.sha256
+        mac = self._mac.mac
+        last_body = ""
         for pending in batch:
             if seg_records >= self._segment_records:
                 segment, seg_records = segment + 1, 0
@@ -734,12 +813,21 @@ class AuditLog:
             members["seq"] = str(seq)
             members["recorded_at"] = recorded
             body = build_body(members)
-            raw = body.encode("utf-8")
-            digest = sha256(b"\x00" + raw)
-            leaves.append(digest.digest())
-            parts[-1][1].append((build_line(body, digest.hexdigest()) + "\n").encode("utf-8"))
+            digest = sha256(b"\x00" + body.encode("utf-8")).digest()
+            leaves.append(digest)
+            parts[-1][1].append(
+                (build_line(body, digest.hex(), mac(digest).decode("ascii")) + "\n").encode("utf-8")
+            )
+            last_body = body
             seq += 1
             seg_records += 1
+        # the batch's last record carries the seal: the signed tree head after it
+        head = t.range.copy()
+        head.extend(leaves)
+        seal = self._sealer.seal(seq, head.root(), max(t.cp_size, 0))
+        leaf = leaves[-1]
+        tag = mac(leaf, seal.encode("ascii")).decode("ascii")
+        parts[-1][1][-1] = (build_line(last_body, leaf.hex(), tag, seal) + "\n").encode("utf-8")
         written: list[tuple[int, int]] = []  # (fd, offset before) for rollback
         try:
             for number, lines in parts:
@@ -757,7 +845,7 @@ class AuditLog:
             t.torn = False
         t.segment = last
         t.segment_records = seg_records
-        t.range.extend(leaves)
+        t.range = head
         t.size = seq
 
     def _rollback(self, written: list[tuple[int, int]]) -> None:

@@ -3,11 +3,15 @@
 A stored line is the record's RFC 8785 canonical form *without* ``integrity``, with the ``integrity``
 member written first::
 
-    {"integrity":{"leaf":"<64 hex>"},<the canonical record's members, in canonical order>}\\n
+    {"integrity":{"leaf":"<64 hex>","mac":"<32 hex>"},<the canonical record's members>}\\n
+    {"integrity":{"leaf":"<64 hex>","mac":"<32 hex>","seal":"<n>.<base64>"},<...>}\\n   (batch ends)
 
-so the canonical record that the leaf hashes is recovered by a string operation: ``"{" + line[89:]``
-(the prefix has a fixed length of 89 characters), and ``leaf = SHA-256(0x00 || that)``. Every other
-member is in canonical order and form, so a JSON reader sees the full record.
+so the canonical record that the leaf hashes is recovered by a string operation: ``"{" + line[130:]``
+(``"{" + line[start:]`` where the integrity member ends, see :func:`split_integrity`), and
+``leaf = SHA-256(0x00 || that)``. ``mac`` and ``seal`` are the record's authenticators
+(:mod:`guardrail.audit.auth`). Lines written before authenticators existed have ``leaf`` only (89
+characters of prefix). Every other member is in canonical order and form, so a JSON reader sees the full
+record.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from guardrail.errors import ConfigError
 
 __all__ = [
     "ACTIONS",
+    "BODY_START",
     "CALLER_FIELDS",
     "CATEGORIES",
     "FIELDS",
     "FORBIDDEN_KEYS",
+    "LEAF_END",
     "LEAF_PREFIX",
     "LINE_PREFIX_LEN",
     "LOG_FIELDS",
@@ -37,6 +43,7 @@ __all__ = [
     "format_time",
     "parse_time",
     "prepare_event",
+    "split_integrity",
 ]
 
 SCHEMA: Final = "guardrail.audit/1"
@@ -107,7 +114,14 @@ FORBIDDEN_KEYS: Final = frozenset(
 _REFUSED: Final = frozenset(k.lower() for k in FORBIDDEN_KEYS | LOG_FIELDS)
 
 LEAF_PREFIX: Final = '{"integrity":{"leaf":"'
-LINE_PREFIX_LEN: Final = len(LEAF_PREFIX) + 64 + len('"},')  # 89
+LINE_PREFIX_LEN: Final = len(LEAF_PREFIX) + 64 + len('"},')  # 89: a line without authenticators
+LEAF_END: Final = len(LEAF_PREFIX) + 64  # 86
+MAC_SEP: Final = b'","mac":"'
+MAC_END: Final = LEAF_END + len(MAC_SEP) + 32  # 127
+SEAL_SEP: Final = b'","seal":"'
+BODY_START: Final = MAC_END + 3  # 130: a line with a MAC and no seal
+
+_LEAF_PREFIX_B: Final = LEAF_PREFIX.encode("ascii")
 
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
@@ -240,6 +254,32 @@ def build_body(members: Mapping[str, str]) -> str:
     return "{" + ",".join(f'"{key}":{members[key]}' for key in CANONICAL_ORDER if key in members) + "}"
 
 
-def build_line(body: str, leaf_hex: str) -> str:
-    """The stored line (without its newline) for a canonical body and its leaf hash."""
-    return f'{LEAF_PREFIX}{leaf_hex}"}},{body[1:]}'
+def build_line(body: str, leaf_hex: str, mac_hex: str, seal: str | None = None) -> str:
+    """The stored line (without its newline) for a canonical body, its leaf hash and authenticators."""
+    if seal is None:
+        return f'{LEAF_PREFIX}{leaf_hex}","mac":"{mac_hex}"}},{body[1:]}'
+    return f'{LEAF_PREFIX}{leaf_hex}","mac":"{mac_hex}","seal":"{seal}"}},{body[1:]}'
+
+
+def split_integrity(line: bytes) -> tuple[bytes, bytes | None, bytes | None, int] | None:
+    """``(leaf hex, mac hex or None, seal or None, body start)`` of a stored line; None if not one.
+
+    The canonical body is ``b"{" + line[body start:]``.
+    """
+    if line[:22] != _LEAF_PREFIX_B:
+        return None
+    sep = line[LEAF_END : LEAF_END + 3]
+    if sep == b'"},':
+        return line[22:LEAF_END], None, None, LINE_PREFIX_LEN
+    if line[LEAF_END : LEAF_END + 9] != MAC_SEP:
+        return None
+    mac = line[LEAF_END + 9 : MAC_END]
+    end = line[MAC_END:BODY_START]
+    if end == b'"},':
+        return line[22:LEAF_END], mac, None, BODY_START
+    if line[MAC_END : MAC_END + 10] != SEAL_SEP:
+        return None
+    stop = line.find(b'"},', MAC_END + 10)
+    if stop < 0:
+        return None
+    return line[22:LEAF_END], mac, line[MAC_END + 10 : stop], stop + 3

@@ -21,10 +21,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from guardrail.audit.errors import AuditIntegrityError
-from guardrail.audit.schema import LEAF_PREFIX, LINE_PREFIX_LEN, SCHEMA
+from guardrail.audit.schema import SCHEMA, split_integrity
 
 __all__ = [
     "CHECKPOINTS",
@@ -46,9 +46,6 @@ CHECKPOINTS: Final = "checkpoints"
 STATE: Final = "state.json"
 LOCK: Final = "lock"
 _SEGMENT = re.compile(r"segment-(\d{6,})\.jsonl")
-_PREFIX = LEAF_PREFIX.encode("ascii")
-_LEAF_END = LINE_PREFIX_LEN - 3
-_PREFIX_END = b'"},'
 _LEAF_SEED = hashlib.sha256(b"\x00{")
 
 
@@ -76,19 +73,22 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def check_line(line: bytes, expected_seq: int) -> tuple[bytes, dict[str, Any]]:
+def check_line(line: bytes, expected_seq: int) -> tuple[bytes, bytes | None, bytes | None]:
     """Check one stored line written by a writer: its format, its leaf and its seq.
 
-    Returns the computed leaf hash and the parsed record.
+    Returns the computed leaf hash and the stored MAC and seal (None when absent). The authenticators are
+    checked by the caller, which holds the keys (:mod:`guardrail.audit.auth`).
 
     Raises:
         AuditIntegrityError: malformed, edited (leaf mismatch) or out of sequence.
     """
-    if line[:22] != _PREFIX or line[_LEAF_END:LINE_PREFIX_LEN] != _PREFIX_END:
+    parts = split_integrity(line)
+    if parts is None:
         raise AuditIntegrityError(expected_seq, "malformed", "not a guardrail.audit/1 stored line")
+    leaf_hex, mac, seal, start = parts
     h = _LEAF_SEED.copy()
-    h.update(line[LINE_PREFIX_LEN:])
-    if h.hexdigest().encode("ascii") != line[22:_LEAF_END]:
+    h.update(line[start:])
+    if h.hexdigest().encode("ascii") != leaf_hex:
         raise AuditIntegrityError(expected_seq, "edited", "the record does not match its leaf hash")
     try:
         record = json.loads(line)
@@ -99,7 +99,7 @@ def check_line(line: bytes, expected_seq: int) -> tuple[bytes, dict[str, Any]]:
     seq = record.get("seq")
     if type(seq) is not int or seq != expected_seq:
         raise AuditIntegrityError(expected_seq, "malformed", f"seq {seq!r} where {expected_seq} was expected")
-    return h.digest(), record
+    return h.digest(), mac, seal
 
 
 @dataclass(frozen=True, slots=True)

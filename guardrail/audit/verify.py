@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guardrail.audit.auth import RecordMac, Seal, seal_text
 from guardrail.audit.canonical import CanonicalizationError, canonicalize
 from guardrail.audit.errors import AuditIntegrityError, DamageKind
 from guardrail.audit.ids import uuid7_time_ms
@@ -43,12 +44,18 @@ from guardrail.audit.note import (
     verify_note,
 )
 from guardrail.audit.schema import (
+    BODY_START,
     CATEGORIES,
+    LEAF_END,
     LEAF_PREFIX,
     LINE_PREFIX_LEN,
+    MAC_END,
+    MAC_SEP,
     SCHEMA,
+    SEAL_SEP,
     AuditEventError,
     parse_time,
+    split_integrity,
 )
 from guardrail.audit.storage import CHECKPOINTS, PUBLIC_KEY, Snapshot, iter_lines, read_prefix, snapshot
 from guardrail.errors import ConfigError
@@ -65,8 +72,10 @@ __all__ = [
 ]
 
 _PREFIX = LEAF_PREFIX.encode("ascii")
-_LEAF_END = LINE_PREFIX_LEN - 3
 _PREFIX_END = b'"},'
+_MAC_AT = LEAF_END + len(MAC_SEP)
+_SEAL_AT = MAC_END + len(SEAL_SEP)
+_TAIL_SEALS = 64  # seals after the last checkpoint kept for checking (the last one that verifies wins)
 _PROOF_FORMAT = "guardrail.audit.proof/1"
 _SEQ = re.compile(rb"(0|[1-9][0-9]{0,17})[,}]")
 # on a tie at one index, the more specific finding wins
@@ -101,8 +110,12 @@ class VerifyReport:
             only finding is a torn tail, None when intact.
         message: one line for people.
         torn_tail: every torn tail found (segment, byte offset, length).
-        covered: records covered by the largest verified checkpoint; the rest are protected only by
-            their leaf hashes until the next checkpoint (and its off-host copy).
+        covered: records covered by the largest verified checkpoint.
+        signed: records covered by a verified checkpoint or by the last seal that verifies (a seal is
+            the writer's signed tree head after each batch): authenticated with the public key alone.
+        unsigned_tail: records after ``signed``: with ``record_key`` their MACs authenticate them,
+            without it they are a finding (``unsigned-tail``).
+        macs_checked: every record's MAC was checked (``record_key`` given).
     """
 
     ok: bool
@@ -113,6 +126,9 @@ class VerifyReport:
     message: str
     torn_tail: tuple[TornTail, ...] = ()
     covered: int = 0
+    signed: int = 0
+    unsigned_tail: int = 0
+    macs_checked: bool = False
 
     def raise_for_damage(self) -> None:
         """Raise :class:`AuditIntegrityError` unless ``ok``.
@@ -208,6 +224,8 @@ def verify(
     public_key: bytes | str | None = None,
     checkpoints: Sequence[str | os.PathLike[str]] = (),
     strict: bool = False,
+    record_key: bytes | None = None,
+    allow_missing_checkpoints: bool = False,
 ) -> VerifyReport:
     """Verify every record and checkpoint of an audit log.
 
@@ -217,6 +235,11 @@ def verify(
             off the host: whoever can rewrite the log can also replace ``audit.pub``.
         checkpoints: more checkpoint files, e.g. the copies exported off the host; all are checked.
         strict: also check that each record is in canonical form and fits the schema (slower).
+        record_key: the records' MAC key (``Keyring.hmac_key("audit-record")``): every record's MAC is
+            checked. Without it, records are authenticated by checkpoints and seals (public key alone),
+            and records after the last verified signature are reported as an unsigned tail.
+        allow_missing_checkpoints: accept a log whose ``checkpoints`` file is missing or empty (e.g.
+            a writer killed before its first checkpoint); without it that is a finding.
 
     Returns:
         The report; ``ok`` is False when anything is damaged. Never raises for damage.
@@ -271,25 +294,58 @@ def verify(
     add_seq = seqs.append
     match_seq = _SEQ.match
     next_size = sizes[next_cp] if next_cp < len(sizes) else -1
+    mac_check = RecordMac(record_key, key.name).check if record_key is not None else None
+    largest = sizes[-1] if sizes else 0
+    bad_mac: int | None = None
+    legacy: list[list[int]] = []  # runs [first, last] of records without a MAC (written before MACs)
+    tail_seals: list[tuple[int, bytes, CompactRange]] = []
     for path, size in snap.segments:
         length = 0
         for _, line in iter_lines(path, limit=size):
             length += len(line) + 1
-            if line[:22] != _PREFIX or line[_LEAF_END:LINE_PREFIX_LEN] != _PREFIX_END:
+            seal: bytes | None = None
+            start = 0
+            if line[:22] == _PREFIX:
+                if line[LEAF_END:LINE_PREFIX_LEN] == _PREFIX_END:
+                    start = LINE_PREFIX_LEN
+                    if legacy and legacy[-1][1] == index - 1:
+                        legacy[-1][1] = index
+                    else:
+                        legacy.append([index, index])
+                elif line[LEAF_END:_MAC_AT] == MAC_SEP:
+                    if line[MAC_END:BODY_START] == _PREFIX_END:
+                        start = BODY_START
+                    elif line[MAC_END:_SEAL_AT] == SEAL_SEP:
+                        stop = line.find(_PREFIX_END, _SEAL_AT)
+                        if stop > 0:
+                            start = stop + 3
+                            seal = line[_SEAL_AT:stop]
+            if not start:
                 malformed = malformed or (index, "not a stored audit line")
                 append_leaf(leaf_hash(line))
                 add_seq(-1)
             else:
                 h = seed.copy()
-                h.update(line[LINE_PREFIX_LEN:])
+                h.update(line[start:])
                 digest = h.digest()
                 append_leaf(digest)
-                if edited is None and hexlify(digest) != line[22:_LEAF_END]:
+                if edited is None and hexlify(digest) != line[22:LEAF_END]:
                     edited = index
+                if (
+                    mac_check is not None
+                    and bad_mac is None
+                    and start != LINE_PREFIX_LEN
+                    and not mac_check(digest, line[_MAC_AT:MAC_END], seal)
+                ):
+                    bad_mac = index
+                if seal is not None and index >= largest:
+                    tail_seals.append((index, seal, rng.copy()))
+                    if len(tail_seals) > _TAIL_SEALS:
+                        del tail_seals[0]
                 # The log refuses its own field names at any depth, and '"seq":' cannot occur inside a JSON
                 # string, so these are the record's own seq and event_id (no JSON parse: verify stays fast)
-                m = match_seq(line, line.find(b'"seq":', LINE_PREFIX_LEN) + 6)
-                e = line.find(b'"event_id":"', LINE_PREFIX_LEN) + 12
+                m = match_seq(line, line.find(b'"seq":', start) + 6)
+                e = line.find(b'"event_id":"', start) + 12
                 if m is None or e < 12 or line[e + 36 : e + 37] != b'"':
                     malformed = malformed or (index, "no seq or event_id")
                     add_seq(-1)
@@ -301,7 +357,7 @@ def verify(
                     event_id = line[e : e + 36]
                     ids += id_digest(event_id, digest_size=16).digest()
                     if strict and malformed is None:
-                        problem = _strict_problem(line, seq, event_id)
+                        problem = _strict_problem(line, start, seq, event_id)
                         if problem:
                             malformed = (index, problem)
             index += 1
@@ -328,7 +384,67 @@ def verify(
         findings.append(_classify_seq(seqs, seq_anomaly, records))
     if duplicate_id is not None:
         findings.append((duplicate_id, "inserted", f"record {duplicate_id} repeats an earlier event_id"))
-    largest = sizes[-1] if sizes else 0
+    covered = verified_sizes[-1] if verified_sizes else 0
+    sealed, bad_seal, checkpointed = _check_seals(tail_seals, key, covered)
+    signed = max(covered, sealed)
+    unsigned = records - signed
+    if bad_mac is not None:
+        findings.append(
+            (
+                bad_mac,
+                "unauthentic",
+                f"record {bad_mac} does not carry this log's MAC: someone without the keyring added or "
+                "rewrote it",
+            )
+        )
+    # a seal or a tail that does not verify follows from most other damage: reported when nothing more
+    # specific is found
+    fallback: list[tuple[int, DamageKind, str]] = []
+    if bad_seal is not None and (bad_mac is None or bad_seal < bad_mac):
+        fallback.append(
+            (bad_seal, "unauthentic", f"record {bad_seal} carries a seal that is not signed by {key.name}")
+        )
+    legacy_after = _first_at_or_after(legacy, signed)
+    if legacy_after is not None and record_key is not None:
+        findings.append(
+            (
+                legacy_after,
+                "unauthentic",
+                f"record {legacy_after} has no MAC and no verified signature covers it",
+            )
+        )
+    if unsigned and record_key is None and bad_seal is None:
+        fallback.append(
+            (
+                signed,
+                "unsigned-tail",
+                f"the last {unsigned} record(s) (from record {signed}) carry no valid signature: a crash cut "
+                "their write short, or someone without the keyring added them; authenticate them with "
+                "--keyring (their MACs), or open the log with its writer, which checks them and seals",
+            )
+        )
+    checkpoints_size = snap.checkpoints_size
+    file_findings: list[tuple[int, DamageKind, str]] = []
+    if records and not checkpoints_size and not allow_missing_checkpoints:
+        state = "missing" if not (root_dir / CHECKPOINTS).exists() else "empty"
+        file_findings.append(
+            (
+                records,
+                "truncated",
+                f"the checkpoints file is {state} but the log holds {records} records: restore it from its "
+                "off-host copy, or pass --allow-missing-checkpoints if the writer died before its first "
+                "checkpoint",
+            )
+        )
+    elif checkpointed > covered and not allow_missing_checkpoints:
+        file_findings.append(
+            (
+                records,
+                "truncated",
+                f"a seal says a checkpoint covered {checkpointed} records, but the verified ones cover "
+                f"{covered}: checkpoints were removed (restore the file from its off-host copy)",
+            )
+        )
     if largest > records:
         findings.append(
             (records, "truncated", f"a signed checkpoint covers {largest} records but only {records} remain")
@@ -345,24 +461,64 @@ def verify(
                 "(changed, removed or added, with their hashes recomputed)",
             ),
         )
-    covered = verified_sizes[-1] if verified_sizes else 0
+    findings += file_findings
+    if not findings and cp_problem is None:
+        findings = fallback
     torn_tail = tuple(torn)
+    macs = record_key is not None
+
+    def report(ok: bool, count: int, bad: int | None, kind: DamageKind | None, message: str) -> VerifyReport:
+        return VerifyReport(
+            ok, records, count, bad, kind, message, torn_tail, covered, signed, unsigned, macs
+        )
+
     if findings:
         index_bad, kind, message = findings[0]
-        return VerifyReport(False, records, len(verified_sizes), index_bad, kind, message, torn_tail, covered)
+        bad = None if findings[0] in file_findings else index_bad
+        return report(False, len(verified_sizes), bad, kind, message)
     if cp_problem is not None:
-        kind, message = cp_problem
-        return VerifyReport(False, records, len(verified_sizes), None, kind, message, torn_tail, covered)
+        return report(False, len(verified_sizes), None, *cp_problem)
     count = sum(1 for c in checked if c.checkpoint.size in verified_sizes)
     summary = f"{records} records intact; {count} checkpoint(s) verified, covering {covered} records"
-    if covered < records:
-        summary += f"; the last {records - covered} are not covered by a checkpoint yet"
+    if signed > covered:
+        summary += f"; the writer's seal covers {signed}"
+    if unsigned:
+        summary += f"; the last {unsigned} record(s) are unsigned (a tail authenticated by their MACs only)"
+    if macs:
+        summary += "; every MAC verified"
+    if records and not checkpoints_size:
+        summary += "; no checkpoints file (allowed by --allow-missing-checkpoints)"
     if torn_tail:
-        return VerifyReport(
-            True, records, count, None, "torn-tail", summary + "; " + "; ".join(map(str, torn_tail)),
-            torn_tail, covered,
-        )  # fmt: skip
-    return VerifyReport(True, records, count, None, None, summary, (), covered)
+        return report(True, count, None, "torn-tail", summary + "; " + "; ".join(map(str, torn_tail)))
+    return report(True, count, None, None, summary)
+
+
+def _check_seals(
+    seals: list[tuple[int, bytes, CompactRange]], key: VerifierKey, covered: int
+) -> tuple[int, int | None, int]:
+    """``(records the last valid seal covers, first record after it with an invalid seal, the seal's
+    checkpointed)``. Seals (kept with the tree after their record) are checked from the last back; the
+    first one that verifies wins."""
+    bad: int | None = None
+    for index, stored, head in reversed(seals):
+        if index < covered:
+            break
+        seal = Seal.parse(stored)
+        size = index + 1
+        if seal is not None and key.verify(
+            seal_text(key.name, size, head.root(), seal.checkpointed), seal.signature
+        ):
+            return size, bad, seal.checkpointed
+        bad = index
+    return 0, bad, 0
+
+
+def _first_at_or_after(runs: list[list[int]], at: int) -> int | None:
+    """The first index >= ``at`` in runs of consecutive indices ``[first, last]``."""
+    for first, last in runs:
+        if last >= at:
+            return max(first, at)
+    return None
 
 
 def _classify_seq(seqs: array[int], first: int, records: int) -> tuple[int, DamageKind, str]:
@@ -394,7 +550,7 @@ def _first_repeat(ids: bytearray) -> int | None:
     return int(order[repeats + 1].min()) if repeats.size else None
 
 
-def _strict_problem(line: bytes, seq: int, event_id: bytes) -> str | None:
+def _strict_problem(line: bytes, start: int, seq: int, event_id: bytes) -> str | None:
     try:
         record = json.loads(line)
     except ValueError:
@@ -405,7 +561,7 @@ def _strict_problem(line: bytes, seq: int, event_id: bytes) -> str | None:
         return "seq or event_id is not the record's own"
     body = {k: v for k, v in record.items() if k != "integrity"}
     try:
-        if b"{" + line[LINE_PREFIX_LEN:] != canonicalize(body):
+        if b"{" + line[start:] != canonicalize(body):
             return "not in RFC 8785 canonical form"
     except CanonicalizationError:
         return "holds values JSON canonicalisation cannot represent"
@@ -531,7 +687,8 @@ def prove(
     for index, line in enumerate(_all_lines(snap)):
         if index < size:
             h = seed.copy()
-            h.update(line[LINE_PREFIX_LEN:])
+            parts = split_integrity(line)
+            h.update(line[parts[3] if parts else 0 :])
             leaves.append(h.digest())
         if found is None and needle in line:
             with contextlib.suppress(ValueError, AttributeError):
@@ -584,10 +741,11 @@ def verify_proof(proof: InclusionProof, public_key: bytes | str) -> bool:
             return False
         cp = parse_checkpoint(body)
         line = proof.record.encode("utf-8")
-        if line[:22] != _PREFIX or line[_LEAF_END:LINE_PREFIX_LEN] != _PREFIX_END:
+        parts = split_integrity(line)
+        if parts is None:
             return False
-        leaf = leaf_hash(b"{" + line[LINE_PREFIX_LEN:])
-        if leaf.hex() != proof.leaf_hash or line[22:_LEAF_END] != proof.leaf_hash.encode("ascii"):
+        leaf = leaf_hash(b"{" + line[parts[3] :])
+        if leaf.hex() != proof.leaf_hash or parts[0] != proof.leaf_hash.encode("ascii"):
             return False
         record = json.loads(line)
         if record.get("event_id") != proof.event_id or record.get("seq") != proof.leaf_index:

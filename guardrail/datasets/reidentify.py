@@ -85,7 +85,7 @@ def reidentify(
         pii={"counts": dict(sorted(counts.items()))},
     )
     event["policy"].update(decision="allow" if ok else "deny", rule_ids=["datasets.reidentify"])
-    with AuditLog(audit_log, signing_key=keyring.hmac_key("audit-checkpoint")) as log:
+    with AuditLog.for_keyring(audit_log, keyring) as log:
         log.append(event)  # before any value is read: no event, no disclosure
     if not ok:
         raise AccessDenied(f"re-identification denied: {reason}", rule_ids=["datasets.reidentify"])

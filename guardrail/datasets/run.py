@@ -544,7 +544,7 @@ def _open_audit(audit_log: str | Path | None, keyring: Keyring | None) -> AuditL
         raise ConfigError("an audit log is signed with the keyring's audit key: pass a keyring as well")
     from guardrail.audit import AuditLog
 
-    return AuditLog(audit_log, signing_key=keyring.hmac_key("audit-checkpoint"))
+    return AuditLog.for_keyring(audit_log, keyring)
 
 
 # --------------------------------------------------------------------------- scan

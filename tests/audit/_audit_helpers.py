@@ -12,6 +12,7 @@ from guardrail.audit import AuditLog
 from guardrail.audit.canonical import canonicalize
 
 SEED = bytes(range(32))
+RECORD_KEY = bytes(range(2, 34))
 OTHER_SEED = bytes(range(1, 33))
 ORIGIN = "test.example/guardrail.audit/1"
 SEGMENT = "segment-000001.jsonl"
@@ -49,7 +50,12 @@ class FrozenClock:
 def make_log(directory: Path, n: int, *, checkpoint_every: int = 10, **options: Any) -> list[str]:
     """Write ``n`` events to a new log, close it (final checkpoint), return the event ids."""
     with AuditLog(
-        directory, signing_key=SEED, origin=ORIGIN, checkpoint_every=checkpoint_every, **options
+        directory,
+        signing_key=SEED,
+        record_key=RECORD_KEY,
+        origin=ORIGIN,
+        checkpoint_every=checkpoint_every,
+        **options,
     ) as log:
         return [log.append(event(i)) for i in range(n)]
 
@@ -63,8 +69,21 @@ def write_lines(directory: Path, new: list[bytes], segment: str = SEGMENT) -> No
     (directory / segment).write_bytes(b"".join(new))
 
 
-def forge(record: dict[str, Any]) -> bytes:
-    """A stored line for ``record`` with a correctly recomputed leaf (what an attacker would write)."""
+def forge(record: dict[str, Any], *, key: bytes | None = None, mac: str = "0" * 32) -> bytes:
+    """A stored line for ``record`` with a correctly recomputed leaf (what an attacker would write): with
+    ``key`` (a holder of the keyring) its real MAC, else ``mac`` (an attacker's guess), no seal."""
+    from guardrail.audit.auth import RecordMac
+
+    body = {k: v for k, v in record.items() if k != "integrity"}
+    canonical = canonicalize(body)
+    digest = hashlib.sha256(b"\x00" + canonical).digest()
+    tag = RecordMac(key, ORIGIN).mac(digest).decode() if key is not None else mac
+    prefix = b'{"integrity":{"leaf":"' + digest.hex().encode() + b'","mac":"' + tag.encode() + b'"},'
+    return prefix + canonical[1:] + b"\n"
+
+
+def forge_legacy(record: dict[str, Any]) -> bytes:
+    """A stored line in the format before records carried MACs (leaf only)."""
     body = {k: v for k, v in record.items() if k != "integrity"}
     canonical = canonicalize(body)
     leaf = hashlib.sha256(b"\x00" + canonical).hexdigest()

@@ -16,6 +16,7 @@ import sys
 from guardrail.audit import AuditLog, AuditWriteError, verify
 
 SEED = bytes(range(32))
+RECORD_KEY = bytes(range(2, 34))
 EVENT = {
     "event": {"category": "rag.retrieval", "action": "R", "outcome": "success"},
     "actor": {"ref": "worker", "type": "service", "roles": ["indexer"]},
@@ -25,14 +26,14 @@ EVENT = {
 
 
 def append(directory: str, count: int) -> None:
-    with AuditLog(directory, signing_key=SEED, checkpoint_every=100) as log:
+    with AuditLog(directory, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=100) as log:
         print("started", flush=True)
         for i in range(count):
             log.append({**EVENT, "actor": {"ref": f"proc-{i}", "type": "service"}})
 
 
 def loop(directory: str, acks: str) -> None:
-    log = AuditLog(directory, signing_key=SEED, checkpoint_every=50)
+    log = AuditLog(directory, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=50)
     with open(acks, "a", encoding="utf-8") as ack:
         while True:
             event_id = log.append(EVENT)  # returns once durable
@@ -41,7 +42,7 @@ def loop(directory: str, acks: str) -> None:
 
 
 def fsize(directory: str) -> None:
-    log = AuditLog(directory, signing_key=SEED, checkpoint_every=10_000)
+    log = AuditLog(directory, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=10_000)
     acked = [log.append(EVENT) for _ in range(5)]
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
     segment = f"{directory}/segment-000001.jsonl"

@@ -93,7 +93,7 @@ class TestShow:
 
     def test_filters_and_json(self, tmp_path: Path) -> None:
         d = tmp_path / "log"
-        with AuditLog(d, signing_key=bytes(range(32))) as log:
+        with AuditLog(d, signing_key=bytes(range(32)), record_key=bytes(range(2, 34))) as log:
             log.append(event(1, occurred_at="2025-01-01T00:00:00.000Z"))
             log.append(event(2, occurred_at="2025-03-01T00:00:00.000Z"))
             log.append(

@@ -6,7 +6,6 @@ import copy
 import hashlib
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from _audit_helpers import (
     ORIGIN,
     OTHER_SEED,
+    RECORD_KEY,
     SEED,
     SEGMENT,
     FrozenClock,
@@ -44,7 +44,7 @@ class TestRecords:
         clock = FrozenClock()
         source = event(3)
         original = copy.deepcopy(source)
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, clock=clock) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, clock=clock) as log:
             first = log.append(source)
             second = log.append(event(4, occurred_at="2024-12-31T23:59:59.999Z"))
         assert source == original  # the input is never modified
@@ -61,8 +61,10 @@ class TestRecords:
             body = canonicalize({k: v for k, v in record.items() if k != "integrity"})
             assert record["integrity"]["leaf"] == hashlib.sha256(b"\x00" + body).hexdigest()
             # the stored line is that canonical body with the integrity member first
-            prefix = b'{"integrity":{"leaf":"' + record["integrity"]["leaf"].encode() + b'"},'
-            assert line == prefix + body[1:] + b"\n"
+            # (then its MAC, and on the last record of each written batch its seal)
+            integrity = json.dumps(record["integrity"], separators=(",", ":")).encode()
+            assert list(record["integrity"])[:2] == ["leaf", "mac"]
+            assert line == b'{"integrity":' + integrity + b"," + body[1:] + b"\n"
             # and the caller's fields are there unchanged
             given = event(3 if record["seq"] == 0 else 4)
             assert {k: record[k] for k in given if k != "occurred_at"} == {
@@ -73,14 +75,14 @@ class TestRecords:
         assert (report.records, report.covered, report.kind) == (2, 2, None)
 
     def test_public_key_file(self, tmp_path: Path) -> None:
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN) as log:
             assert log.origin == ORIGIN
         key = VerifierKey.parse((tmp_path / "audit.pub").read_text())
         assert key == VerifierKey(ORIGIN, public_key_of(SEED))
         assert (tmp_path / "audit.pub").read_text() == log.verifier_key + "\n"
 
     def test_default_origin_has_no_spaces(self, tmp_path: Path) -> None:
-        with AuditLog(tmp_path, signing_key=SEED) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY) as log:
             assert log.origin.endswith("/guardrail.audit/1")
             assert " " not in log.origin
             assert "+" not in log.origin
@@ -124,20 +126,23 @@ class TestValidation:
              "subjects", "naive-time", "bad-time", "nan", "set"],
     )  # fmt: skip
     def test_refused(self, tmp_path: Path, change: dict[str, Any], message: str) -> None:
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN) as log:
             with pytest.raises(AuditEventError, match=message) as info:
                 log.append({**event(0), **change})
             assert isinstance(info.value, ValueError)  # callers may catch ValueError
             assert log.size == 0
 
     def test_missing_event(self, tmp_path: Path) -> None:
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN) as log, pytest.raises(AuditEventError):
+        with (
+            AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN) as log,
+            pytest.raises(AuditEventError),
+        ):
             log.append({"actor": {"ref": "u"}})
 
     def test_every_category_is_accepted(self, tmp_path: Path) -> None:
         from guardrail.audit import CATEGORIES
 
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN) as log:
             for category in sorted(CATEGORIES):
                 log.append({"event": {"category": category, "action": "E", "outcome": "success"}})
         assert verify(tmp_path, strict=True).records == len(CATEGORIES)
@@ -154,7 +159,7 @@ class TestValidation:
     )
     def test_bad_options(self, tmp_path: Path, options: dict[str, Any]) -> None:
         with pytest.raises(ConfigError):
-            AuditLog(tmp_path, **{"signing_key": SEED, **options})
+            AuditLog(tmp_path, **{"signing_key": SEED, "record_key": RECORD_KEY, **options})
 
 
 class TestEventIds:
@@ -180,7 +185,7 @@ class TestEventIds:
 
     def test_ids_in_the_log_follow_time(self, tmp_path: Path) -> None:
         clock = FrozenClock()
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, clock=clock) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, clock=clock) as log:
             ids = []
             for i in range(20):
                 ids.append(log.append(event(i)))
@@ -198,32 +203,44 @@ class TestCheckpoints:
     """Signed checkpoints every N records, every T seconds, on request and at close."""
 
     def test_every_n_records_and_at_close(self, tmp_path: Path) -> None:
-        log = AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, checkpoint_every=5)
+        log = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, checkpoint_every=5)
         for i in range(12):
             log.append(event(i))
-        assert checkpoint_sizes(tmp_path) == [5, 10]
+        assert checkpoint_sizes(tmp_path) == [0, 5, 10]  # the empty tree when the log is created
         log.close()
-        assert checkpoint_sizes(tmp_path) == [5, 10, 12]
+        assert checkpoint_sizes(tmp_path) == [0, 5, 10, 12]
         log.close()  # idempotent: no second final checkpoint
-        assert checkpoint_sizes(tmp_path) == [5, 10, 12]
+        assert checkpoint_sizes(tmp_path) == [0, 5, 10, 12]
 
     def test_every_t_seconds(self, tmp_path: Path) -> None:
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, checkpoint_seconds=0.1) as log:
+        """Deterministic: the checkpoint clock is injected, so a loaded machine cannot make it late."""
+        now = [1000.0]
+        with AuditLog(
+            tmp_path,
+            signing_key=SEED,
+            record_key=RECORD_KEY,
+            origin=ORIGIN,
+            checkpoint_seconds=60,
+            monotonic=lambda: now[0],
+        ) as log:
             for i in range(3):
                 log.append(event(i))
-            deadline = time.monotonic() + 5
-            while not (tmp_path / "checkpoints").exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert checkpoint_sizes(tmp_path) == [3]
+            assert checkpoint_sizes(tmp_path) == [0]  # 60 s have not passed on the injected clock
+            now[0] += 61
+            log.append(event(3))  # the batch written after the deadline is followed by a checkpoint
+            assert checkpoint_sizes(tmp_path) == [0, 4]
+            log.append(event(4))
+            assert checkpoint_sizes(tmp_path) == [0, 4]  # the next one is due 60 s later
+        assert checkpoint_sizes(tmp_path) == [0, 4, 5]
 
     def test_on_request(self, tmp_path: Path) -> None:
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN) as log:
             log.append(event(0), sync=False)
             log.checkpoint()
-            assert checkpoint_sizes(tmp_path) == [1]
+            assert checkpoint_sizes(tmp_path) == [0, 1]
 
     def test_empty_log_gets_a_checkpoint_at_close(self, tmp_path: Path) -> None:
-        AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN).close()
+        AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN).close()
         assert checkpoint_sizes(tmp_path) == [0]
         assert verify(tmp_path).ok
 
@@ -234,11 +251,13 @@ class TestReopen:
     def test_continues(self, tmp_path: Path) -> None:
         make_log(tmp_path, 7)
         assert json.loads((tmp_path / "state.json").read_text())["size"] == 7
-        with AuditLog(tmp_path, signing_key=SEED) as log:  # origin taken from audit.pub
+        with AuditLog(
+            tmp_path, signing_key=SEED, record_key=RECORD_KEY
+        ) as log:  # origin taken from audit.pub
             assert log.size == 7
             log.append(event(7))
         (tmp_path / "state.json").unlink()  # only a cache: a rescan gives the same tail
-        with AuditLog(tmp_path, signing_key=SEED) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY) as log:
             assert log.size == 8
             log.append(event(8))
         assert [json.loads(x)["seq"] for x in lines(tmp_path)] == list(range(9))
@@ -247,22 +266,22 @@ class TestReopen:
     def test_wrong_key_or_origin(self, tmp_path: Path) -> None:
         make_log(tmp_path, 1)
         with pytest.raises(ConfigError, match="does not match"):
-            AuditLog(tmp_path, signing_key=OTHER_SEED)
+            AuditLog(tmp_path, signing_key=OTHER_SEED, record_key=RECORD_KEY)
         with pytest.raises(ConfigError, match="origin"):
-            AuditLog(tmp_path, signing_key=SEED, origin="other.example/log")
+            AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin="other.example/log")
 
     def test_missing_public_key_is_not_recreated(self, tmp_path: Path) -> None:
         make_log(tmp_path, 1)
         (tmp_path / "audit.pub").unlink()
         with pytest.raises(ConfigError, match=r"restore audit\.pub"):
-            AuditLog(tmp_path, signing_key=SEED)
+            AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY)
 
     def test_truncated_segment_is_refused(self, tmp_path: Path) -> None:
         make_log(tmp_path, 5)
         kept = lines(tmp_path)[:3]
         (tmp_path / SEGMENT).write_bytes(b"".join(kept))
         with pytest.raises(AuditIntegrityError, match="truncated") as info:
-            AuditLog(tmp_path, signing_key=SEED)
+            AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY)
         assert info.value.kind == "truncated"
 
     def test_truncation_behind_a_checkpoint_is_refused_without_state(self, tmp_path: Path) -> None:
@@ -270,7 +289,7 @@ class TestReopen:
         (tmp_path / "state.json").unlink()
         (tmp_path / SEGMENT).write_bytes(b"".join(lines(tmp_path)[:3]))
         with pytest.raises(AuditIntegrityError, match="checkpoint covers 5") as info:
-            AuditLog(tmp_path, signing_key=SEED)
+            AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY)
         assert (info.value.index, info.value.kind) == (3, "truncated")
 
     def test_edited_record_is_refused(self, tmp_path: Path) -> None:
@@ -278,7 +297,7 @@ class TestReopen:
         (tmp_path / "state.json").unlink()
         (tmp_path / SEGMENT).write_bytes((tmp_path / SEGMENT).read_bytes().replace(b'"TREAT"', b'"TREAX"', 1))
         with pytest.raises(AuditIntegrityError) as info:
-            AuditLog(tmp_path, signing_key=SEED)
+            AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY)
         assert (info.value.index, info.value.kind) == (0, "edited")
 
 
@@ -296,7 +315,7 @@ class TestTornTail:
         assert report.kind == "torn-tail"
         assert [(t.segment, t.offset, t.length) for t in report.torn_tail] == [(SEGMENT, size, 25)]
         assert f"at byte {size}" in report.message
-        with AuditLog(tmp_path, signing_key=SEED) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY) as log:
             assert log.size == 4
             log.append(event(4))
             log.append(event(5))
@@ -314,7 +333,7 @@ class TestFailClosed:
     """A record that cannot be written raises in the caller; nothing half-written stays behind."""
 
     def test_unwritable_segment(self, tmp_path: Path) -> None:
-        log = AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, segment_records=2)
+        log = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, segment_records=2)
         log.append(event(0))
         log.append(event(1))
         (tmp_path / "segment-000002.jsonl").mkdir()  # the next segment cannot be created (works as root)
@@ -325,7 +344,7 @@ class TestFailClosed:
             log.close()
 
     def test_async_failure_surfaces_at_flush(self, tmp_path: Path) -> None:
-        log = AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, segment_records=1)
+        log = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, segment_records=1)
         log.append(event(0))
         (tmp_path / "segment-000002.jsonl").mkdir()
         log.append(event(1), sync=False)  # queued: returns at once
@@ -335,7 +354,7 @@ class TestFailClosed:
             log.close()
 
     def test_closed_log_refuses(self, tmp_path: Path) -> None:
-        log = AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN)
+        log = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN)
         log.close()
         with pytest.raises(AuditWriteError, match="closed"):
             log.append(event(0))
@@ -344,7 +363,7 @@ class TestFailClosed:
         target = tmp_path / "file"
         target.write_text("not a directory")
         with pytest.raises(AuditWriteError, match="cannot open"):
-            AuditLog(target, signing_key=SEED)
+            AuditLog(target, signing_key=SEED, record_key=RECORD_KEY)
 
 
 class TestThreads:
@@ -360,7 +379,9 @@ class TestThreads:
                 with lock:
                     ids.append(event_id)
 
-        with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, checkpoint_every=50) as log:
+        with AuditLog(
+            tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, checkpoint_every=50
+        ) as log:
             threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
             for t in threads:
                 t.start()
@@ -375,8 +396,8 @@ class TestThreads:
         assert sorted(r["event_id"] for r in stored) == sorted(ids)
 
     def test_two_writers_in_one_process(self, tmp_path: Path) -> None:
-        a = AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, checkpoint_every=3)
-        b = AuditLog(tmp_path, signing_key=SEED, checkpoint_every=3)
+        a = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, checkpoint_every=3)
+        b = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=3)
         for i in range(10):
             (a if i % 2 else b).append(event(i))
         a.close()
@@ -390,23 +411,25 @@ class TestThreads:
 
 def test_state_after_other_writers_is_caught_up(tmp_path: Path) -> None:
     """A writer that sleeps while others append picks up their records before writing its own."""
-    first = AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN)
+    first = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN)
     first.append(event(0))
-    with AuditLog(tmp_path, signing_key=SEED) as other:
+    with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY) as other:
         others = [other.append(event(i)) for i in range(1, 4)]
     first.append(event(4))
     first.close()
     stored = [json.loads(x) for x in lines(tmp_path)]
     assert [r["seq"] for r in stored] == [0, 1, 2, 3, 4]
     assert [r["event_id"] for r in stored[1:4]] == others
-    assert checkpoint_sizes(tmp_path) == [4, 5]
+    assert checkpoint_sizes(tmp_path) == [0, 4, 5]
     assert verify(tmp_path).ok
 
 
 def test_verify_while_writing_sees_whole_batches(tmp_path: Path) -> None:
     """verify reads a snapshot taken between two writes: a live log never looks torn or truncated."""
     stop = threading.Event()
-    with AuditLog(tmp_path, signing_key=SEED, origin=ORIGIN, checkpoint_every=7) as log:
+    with AuditLog(
+        tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, checkpoint_every=7
+    ) as log:
 
         def write() -> None:
             i = 0

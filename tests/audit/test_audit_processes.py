@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _audit_helpers import SEED, event, lines
+from _audit_helpers import RECORD_KEY, SEED, event, lines
 
 from guardrail.audit import AuditLog, iter_records, verify
 
@@ -36,13 +36,15 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 def test_threads_and_processes_share_one_log(tmp_path: Path) -> None:
     """8 threads here and 2 child processes append at the same time: exact count, gap-free, verified."""
     per_thread, per_process = 150, 400
-    AuditLog(tmp_path, signing_key=SEED).close()  # create it (audit.pub) before the children race
+    AuditLog(
+        tmp_path, signing_key=SEED, record_key=RECORD_KEY
+    ).close()  # create it (audit.pub) before the children race
     children = [spawn("append", str(tmp_path), str(per_process)) for _ in range(2)]
     try:
         for child in children:  # both are appending before the threads start
             assert child.stdout is not None
             assert child.stdout.readline().strip() == "started", child.stderr.read() if child.stderr else ""
-        with AuditLog(tmp_path, signing_key=SEED, checkpoint_every=100) as log:
+        with AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=100) as log:
 
             def work(t: int) -> None:
                 for i in range(per_thread):
@@ -103,7 +105,7 @@ def test_writer_killed_mid_append_loses_nothing_acknowledged(tmp_path: Path) -> 
     assert set(acknowledged) <= present
     assert report.records >= len(acknowledged)
     # and the log goes on: a new writer continues the sequence after the crash
-    with AuditLog(log_dir, signing_key=SEED) as log:
+    with AuditLog(log_dir, signing_key=SEED, record_key=RECORD_KEY) as log:
         log.append(event(0))
     after = verify(log_dir)
     assert after.ok

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _audit_helpers import (
     OTHER_SEED,
+    RECORD_KEY,
     SEED,
     SEGMENT,
     event,
@@ -181,10 +182,10 @@ class TestTamperKinds:
         stored = [record_of(x) for x in lines(log_copy)]
         stored[5]["outcome"] = "none"
         stored[5]["event"]["outcome"] = "denied"
-        write_lines(log_copy, [forge(r) for r in stored])
+        write_lines(log_copy, [forge(r, key=RECORD_KEY) for r in stored])
         (log_copy / "checkpoints").unlink()
         (log_copy / "state.json").unlink()
-        with AuditLog(log_copy, signing_key=SEED) as log:
+        with AuditLog(log_copy, signing_key=SEED, record_key=RECORD_KEY) as log:
             log.checkpoint()
         assert verify(log_copy).ok  # the local evidence alone is consistent again...
         report = verify(log_copy, checkpoints=[exported])  # ...but not with what left the host
@@ -216,11 +217,15 @@ class TestTamperKinds:
         members = [(k, v) for k, v in record.items() if k != "integrity"]
         body = json.dumps(dict(reversed(members)), separators=(",", ":"))  # valid JSON, not canonical
         leaf = hashlib.sha256(b"\x00" + body.encode()).hexdigest()
-        stored[N - 1] = b'{"integrity":{"leaf":"' + leaf.encode() + b'"},' + body[1:].encode() + b"\n"
+        from guardrail.audit.auth import RecordMac
+
+        mac = RecordMac(RECORD_KEY, ORIGIN).mac(bytes.fromhex(leaf))  # a holder of the keyring
+        stored[N - 1] = b'{"integrity":{"leaf":"' + leaf.encode() + b'","mac":"' + mac + b'"},'
+        stored[N - 1] += body[1:].encode() + b"\n"
         write_lines(log_copy, stored)
         (log_copy / "checkpoints").write_text("")  # drop the checkpoints: only strict mode can tell
-        assert verify(log_copy).ok
-        report = verify(log_copy, strict=True)
+        assert verify(log_copy, record_key=RECORD_KEY, allow_missing_checkpoints=True).ok
+        report = verify(log_copy, strict=True, record_key=RECORD_KEY, allow_missing_checkpoints=True)
         assert (report.first_bad_index, report.kind) == (N - 1, "malformed")
         assert "canonical" in report.message
 
@@ -265,9 +270,9 @@ class TestProofs:
         with pytest.raises(ConfigError, match="no event"):
             prove(base_log, "01941234-5678-7abc-8def-0123456789ab")
         d = tmp_path / "open"
-        log = AuditLog(d, signing_key=SEED, checkpoint_every=1000)
+        log = AuditLog(d, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=1000)
         event_id = log.append(event(0))
-        with pytest.raises(ConfigError, match="no verified checkpoint"):
+        with pytest.raises(ConfigError, match="not covered by a checkpoint yet"):
             prove(d, event_id)
         log.checkpoint()
         later = log.append(event(1))
@@ -327,15 +332,16 @@ def _apply(base: Path, target: Path, mutation: tuple[str, int, int]) -> bool:
 )
 def test_any_single_mutation_is_detected(base_log: Path, mutation: tuple[str, int, int]) -> None:
     """Property: flipping any byte of a segment, a checkpoint or the key, or deleting, duplicating, moving
-    or truncating records, makes verify fail (unless the mutation was a no-op)."""
+    or truncating records, makes verify fail (unless the mutation was a no-op). With the keyring every byte
+    of a line counts (the MAC covers the seal); see test_authenticator_bytes_without_the_keyring."""
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "log"
         if not _apply(base_log, target, mutation):
             return
-        report = verify(target)
+        report = verify(target, record_key=RECORD_KEY)
         assert not report.ok, (mutation, report)
         assert report.kind in {"edited", "deleted", "inserted", "reordered", "truncated", "bad-signature",
-                               "malformed"}  # fmt: skip
+                               "malformed", "unauthentic"}  # fmt: skip
 
 
 @given(st.lists(st.sampled_from([f"id-{i}".encode() for i in range(12)]), max_size=40))

@@ -163,7 +163,7 @@ def test_manifest_card_and_audit_events(chat: Path, keyring: Keyring, tmp_path: 
     )
     for value in [*PEOPLE, *(_email(p) for p in PEOPLE), "<PERSON_"]:
         assert value not in evidence
-    with AuditLog(audit, signing_key=keyring.hmac_key("audit-checkpoint")) as log:
+    with AuditLog.for_keyring(audit, keyring) as log:
         assert log.size == len(records)
 
 

@@ -11,6 +11,7 @@ from guardrail.keys import Keyring
 from guardrail.policy import load_policy
 
 SEED = bytes(range(32))
+RECORD_KEY = bytes(range(2, 34))
 ORIGIN = "test.example/guardrail.audit/1"
 HIPAA = load_policy("hipaa-safe-harbor")
 GDPR = load_policy("gdpr")
@@ -162,7 +163,7 @@ def key_op(at: str, category: str, action: str, **fields: Any) -> dict[str, Any]
 
 def write_log(directory: Path, events: list[dict[str, Any]], **options: Any) -> Path:
     """A closed log of ``events`` (sync=False appends, one checkpoint at close)."""
-    with AuditLog(directory, signing_key=SEED, origin=ORIGIN, **options) as log:
+    with AuditLog(directory, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, **options) as log:
         for e in events:
             log.append(e, sync=False)
     return directory
@@ -315,7 +316,7 @@ def build_scenario(root: Path) -> Scenario:
     ring = Keyring.open(keys)
     now = "2026-01-15T10:00:00.000Z"
     # a second writer on the same directory (the log is safe across writers)
-    with AuditLog(audit, signing_key=ring.hmac_key("audit-checkpoint")) as log:
+    with AuditLog.for_keyring(audit, ring) as log:
         log.append(
             ft_export(
                 now,

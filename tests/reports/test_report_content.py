@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _report_helpers import GDPR, HIPAA, SEED, ft_export, retrieval, synthetic_events, write_log
+from _report_helpers import GDPR, HIPAA, RECORD_KEY, SEED, ft_export, retrieval, synthetic_events, write_log
 
 from guardrail.audit import AuditLog
 from guardrail.errors import OutputExistsError
@@ -294,7 +294,7 @@ class TestIntegrity:
 
     def test_uncovered_tail_is_a_warning(self, tmp_path: Path) -> None:
         audit = tmp_path / "audit"
-        log = AuditLog(audit, signing_key=SEED, checkpoint_every=1000)
+        log = AuditLog(audit, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=1000)
         log.append(ft_export("2025-03-03T08:10:00.000Z", "d", {"PERSON": 1}, {}, {"PERSON": "replace"}))
         log.checkpoint()
         log.append(retrieval("2025-03-03T09:00:00.000Z"))
