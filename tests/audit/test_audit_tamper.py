@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _audit_helpers import (
+    ORIGIN,
     OTHER_SEED,
     RECORD_KEY,
     SEED,
