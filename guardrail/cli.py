@@ -6,11 +6,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import inspect
+import itertools
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from guardrail.audit.errors import AuditIntegrityError
 from guardrail.errors import (
@@ -30,12 +35,62 @@ from guardrail.errors import (
 )
 from guardrail.keys import KeyringError
 
+# what a user may type after a flag by mistake: `--json true` must not make "true" a file name
+_BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"})
+
+
+def _commands(command: Any) -> Iterator[Any]:
+    yield command
+    for sub in getattr(command, "commands", {}).values():
+        yield from _commands(sub)
+
+
+class _Root(TyperGroup):
+    """The root group: plain help for every command (flags shown as flags, no type column, readable at 80
+    columns), and a flag given a value (``--json true``) refused with the right spelling."""
+
+    # Any: typer vendors its own click (typer._click), whose Context is not importable publicly
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        for command in _commands(self):  # also the sub-apps other modules add
+            command.rich_markup_mode = None
+            if command.short_help is None and command.help:  # click would cut "GDPR Art. 15" at "Art."
+                command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
+            for param in command.params:  # `--field FIELD`, not `--field <list[str]>`
+                if param.metavar is None and not getattr(param, "is_flag", False) and param.name:
+                    param.metavar = param.name.upper()
+        _refuse_flag_values(self, args)
+        return super().parse_args(ctx, args)
+
+
+def _refuse_flag_values(root: Any, args: list[str]) -> None:
+    command = root
+    for arg in args:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        command = sub
+    flags = {
+        opt
+        for c in _commands(command)  # a group's default command (``report AUDIT_DIR``) is among these
+        for param in c.params
+        if getattr(param, "is_flag", False)
+        for opt in (*param.opts, *param.secondary_opts)
+    }
+    for flag, value in itertools.pairwise(args):
+        if flag == "--":
+            return
+        if flag in flags and value.lower() in _BOOL_WORDS:
+            raise ConfigError(f"{flag} is a flag: write {flag} alone, not {flag} {value}")
+
+
 app = typer.Typer(
+    cls=_Root,
     name="guardrail",
     help="Encryption, PII redaction, access policies and tamper-evident audit for RAG and fine-tuning data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 policy_app = typer.Typer(help="Validate and inspect policy packs.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
@@ -104,9 +159,21 @@ OnErrorOpt = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from guardrail import __version__
+
+        out.print(f"guardrail {__version__} (distribution guardrail-privacy)")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     _state["debug"] = debug or os.environ.get("GUARDRAIL_DEBUG") == "1"
 
@@ -518,6 +585,31 @@ def _progress(size: int) -> Any:
 
 
 # --------------------------------------------------------------------------- policy
+
+
+@policy_app.command("list")
+def policy_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the packs as JSON.")] = False,
+) -> None:
+    """List the shipped policy packs: name, version and what each does."""
+    from guardrail.policy import available_packs, load_policy
+
+    packs = [load_policy(path) for path in available_packs().values()]
+    if as_json:
+        rows = [
+            {"name": p.name, "version": p.version, "sha256": p.sha256, "description": p.description}
+            for p in packs
+        ]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="shipped policy packs (--policy NAME)")
+    for col in ("name", "version", "what it does"):
+        table.add_column(col)
+    for p in packs:
+        summary = re.split(r"\.\s+(?=[A-Z])", " ".join((p.description or "").split()))[0].rstrip(".")
+        table.add_row(p.name, p.version, summary)
+    out.print(table)
+    out.print("details: guardrail policy show NAME; your own: --policy path/to/policy.yaml")
 
 
 @policy_app.command("lint")

@@ -60,7 +60,7 @@ from guardrail.redaction import PseudonymScope, Redactor, TokenSource
 
 if TYPE_CHECKING:
     from guardrail.audit import AuditLog
-    from guardrail.keys import Keyring
+    from guardrail.keys import Keyring, KeyringLike
 
 __all__ = [
     "CARD_SUFFIX",
@@ -116,15 +116,16 @@ def _pseudonymizes(policy: Policy) -> bool:
     )
 
 
-def default_vault_path(keyring: Keyring, tenant: str) -> Path:
+def default_vault_path(keyring: KeyringLike, tenant: str) -> Path:
     """``KEYRING/vault-TENANT.sqlite``: the token vault lives with the keys, never with the data."""
+    keyring = _keyring(keyring)
     if not _TENANT.fullmatch(tenant):
         raise ConfigError(f"tenant {tenant!r}: use letters, digits, '.', '_' and '-' (at most 64)")
     return keyring.directory / f"vault-{tenant}.sqlite"
 
 
 def tokens_for(
-    policy: Policy, keyring: Keyring, tenant: str = "default", *, vault: str | Path | None = None
+    policy: Policy, keyring: KeyringLike, tenant: str = "default", *, vault: str | Path | None = None
 ) -> TokenSource:
     """The dataset token source the policy asks for: keyed HMAC tokens, or a token vault.
 
@@ -133,11 +134,19 @@ def tokens_for(
     """
     from guardrail.datasets.tokens import KeyedTokens, TokenVault
 
+    keyring = _keyring(keyring)
+
     length = policy.datasets.token_length
     if policy.datasets.tokens == "vault":
         path = Path(vault) if vault is not None else default_vault_path(keyring, tenant)
         return TokenVault(path, keyring=keyring, tenant=tenant, length=min(length or 6, 20))
     return KeyedTokens.for_keyring(keyring, tenant, length=length or 10)
+
+
+def _keyring(keyring: KeyringLike) -> Keyring:
+    from guardrail.keys import as_keyring  # keys imports the crypto stack: loaded on first use
+
+    return as_keyring(keyring)
 
 
 def _run_tokens(
@@ -389,7 +398,7 @@ def _worker_pool(processor: RecordProcessor, jobs: int) -> ChunkProcessor:
 
 def text_redactor(
     policy: str | Path | Policy,
-    keyring: Keyring | None,
+    keyring: KeyringLike | None,
     tenant: str = "default",
     *,
     vault: str | Path | None = None,
@@ -397,9 +406,12 @@ def text_redactor(
     """A batch function ``texts -> redacted texts`` with the dataset's pseudonyms, e.g. for
     :func:`~guardrail.datasets.formats.redact_dataset` on a Hugging Face ``Dataset``::
 
-        redacted = redact_dataset(ds, text_redactor("gdpr", keyring))
+        redacted = redact_dataset(ds, text_redactor("gdpr", "keys/"))
+
+    ``keyring`` is a :class:`~guardrail.keys.Keyring` or the path of its directory.
     """
     pol = load_policy(policy)
+    keyring = _keyring(keyring) if keyring is not None else None
     tokens = _run_tokens(pol, keyring, tenant, vault)
     hmac_key = keyring.hmac_key(f"redaction-hash\0{tenant}") if keyring is not None else None
     processor = RecordProcessor(pol, tokens, hmac_key=hmac_key)
@@ -558,7 +570,7 @@ def scan_file(
     rules: FieldRules | None = None,
     jobs: int = 1,
     on_error: Literal["stop", "skip"] = "stop",
-    keyring: Keyring | None = None,
+    keyring: KeyringLike | None = None,
     audit_log: str | Path | None = None,
     actor: str | None = None,
     on_record: Callable[[DatasetRecord, list[list[Finding]]], None] | None = None,
@@ -576,7 +588,7 @@ def scan_file(
     pol = load_policy(policy)
     rules = rules if rules is not None else rules_for(pol)
     reader = iter_records(path, format=format, rules=rules, on_error="skip" if on_error == "skip" else "stop")
-    log = _open_audit(audit_log, keyring)
+    log = _open_audit(audit_log, _keyring(keyring) if keyring is not None else None)
     started = time.monotonic()
     counts: Counter[str] = Counter()
     per_entity: Counter[str] = Counter()
@@ -720,7 +732,7 @@ def redact_file(
     input: str | Path,
     output: str | Path,
     *,
-    keyring: Keyring | None = None,
+    keyring: KeyringLike | None = None,
     policy: str | Path | Policy = "default",
     tenant: str = "default",
     format: DatasetFormat | None = None,
@@ -762,6 +774,7 @@ def redact_file(
     """
     src, out = Path(input), Path(output)
     pol = load_policy(policy)
+    keyring = _keyring(keyring) if keyring is not None else None
     if on_error not in get_args(OnError):
         raise ConfigError(f"on_error must be stop, skip or quarantine, not {on_error!r}")
     if engine not in get_args(Engine):
@@ -771,6 +784,7 @@ def redact_file(
     rules = rules if rules is not None else rules_for(pol)
     reader = iter_records(src, format=format, rules=rules, on_error="stop" if on_error == "stop" else "skip")
     fmt = reader.format
+    _check_output_suffix(out, fmt)
     files = _Sidecars(out)
     appendable = fmt not in ("parquet", "hf-disk")
     state = _load_checkpoint(files) if files.checkpoint.exists() else None
@@ -1019,6 +1033,25 @@ def _run(
         time.monotonic() - started,
         totals.chars,
     )
+
+
+_OUTPUT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "csv": (".csv",),
+    "parquet": (".parquet", ".pq"),
+    "jsonl": (".jsonl", ".ndjson"),
+}
+
+
+def _check_output_suffix(out: Path, fmt: DatasetFormat) -> None:
+    """The output keeps the input's format: a name that promises another one (``out.pdf``) is refused."""
+    if fmt == "hf-disk":
+        return
+    allowed = _OUTPUT_SUFFIXES["jsonl" if fmt.startswith("jsonl") else fmt]
+    if out.suffix.lower() not in allowed:
+        raise ConfigError(
+            f"{out}: the output keeps the input's format ({fmt}); name it with "
+            f"{' or '.join(allowed)} (-o/--output)"
+        )
 
 
 def _open_partial(path: Path, state: dict[str, Any] | None, key: str) -> Any:
