@@ -35,7 +35,7 @@ import re
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,12 +65,15 @@ if TYPE_CHECKING:
 __all__ = [
     "CARD_SUFFIX",
     "REJECTS_SUFFIX",
+    "FlaggedRecord",
     "GateFailed",
     "OnError",
     "Processed",
     "RecordProcessor",
     "RunResult",
     "ScanResult",
+    "describe_flagged",
+    "flagged_record",
     "redact_file",
     "rules_for",
     "scan_file",
@@ -86,8 +89,63 @@ _CHECKPOINT_SCHEMA = "guardrail.checkpoint/1"
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+@dataclass(frozen=True)
+class FlaggedRecord:
+    """A record that counts against a gate: where it is and what was found in it, never the values.
+
+    Attributes:
+        line: 1-based line (JSONL, CSV) or row (Parquet, Hugging Face) in the input.
+        id: the record's ``id`` field when it is a plain identifier (an int, or up to 64 letters, digits
+            and ``._:-``) outside the redacted texts; else ``None``.
+        entities: findings per entity type.
+    """
+
+    line: int
+    id: str | int | None
+    entities: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "id": self.id, "entities": dict(sorted(self.entities.items()))}
+
+    def describe(self) -> str:
+        """``line 12 (id conv-7): PERSON 2, EMAIL_ADDRESS 1``."""
+        where = f"line {self.line}" + (f" (id {self.id})" if self.id is not None else "")
+        found = ", ".join(
+            f"{e} {n}" for e, n in sorted(self.entities.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        return f"{where}: {found}"
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def flagged_record(record: DatasetRecord, entities: Mapping[str, int]) -> FlaggedRecord:
+    """The gate's view of ``record``: its line, a plain ``id`` if it has one, the entity counts."""
+    ident = record.data.get("id") if isinstance(record.data, dict) else None
+    in_texts = any(path[:1] == ("id",) for path, _ in record.texts)
+    plain = (isinstance(ident, int) and not isinstance(ident, bool)) or (
+        isinstance(ident, str) and _PLAIN_ID.fullmatch(ident) is not None
+    )
+    return FlaggedRecord(record.line, ident if plain and not in_texts else None, dict(entities))
+
+
+def describe_flagged(records: Sequence[FlaggedRecord], *, limit: int = 10) -> str:
+    """The first ``limit`` flagged records, one per ``; ``, and how many more there are."""
+    shown = "; ".join(r.describe() for r in records[:limit])
+    more = len(records) - limit
+    return shown + (f"; and {more} more record(s)" if more > 0 else "")
+
+
 class GateFailed(GuardrailError):
-    """More residual findings than ``fail_on`` allows: nothing was published."""
+    """More residual findings than ``fail_on`` allows: nothing was published.
+
+    Attributes:
+        records: the records with residual findings (line, plain id, entity counts; never values).
+    """
+
+    def __init__(self, message: str, records: Sequence[FlaggedRecord] = ()) -> None:
+        super().__init__(message)
+        self.records = tuple(records)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -495,6 +553,8 @@ class RunResult:
     resumed_from: int
     seconds: float
     chars: int
+    #: the records with residual findings, in input order (before a resume: line and counts only)
+    flagged: tuple[FlaggedRecord, ...] = ()
 
     @property
     def residual(self) -> int:
@@ -643,6 +703,7 @@ class _Totals:
     chars: int = 0
     before: Counter[str] = field(default_factory=Counter)
     after: Counter[str] = field(default_factory=Counter)
+    flagged: list[FlaggedRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -652,6 +713,8 @@ class _Totals:
             "chars": self.chars,
             "before": dict(self.before),
             "after": dict(self.after),
+            # positions and counts only: a checkpoint never holds data, so no ids
+            "flagged": [[r.line, dict(r.entities)] for r in self.flagged],
         }
 
     @classmethod
@@ -663,6 +726,10 @@ class _Totals:
             int(data["chars"]),
             Counter({str(k): int(v) for k, v in data["before"].items()}),
             Counter({str(k): int(v) for k, v in data["after"].items()}),
+            [
+                FlaggedRecord(int(line), None, {str(k): int(v) for k, v in entities.items()})
+                for line, entities in data.get("flagged", [])
+            ],
         )
 
 
@@ -959,6 +1026,8 @@ def _run(
                 emit(p.data)
                 totals.before.update(p.before)
                 totals.after.update(p.after)
+                if p.after:
+                    totals.flagged.append(flagged_record(p.record, p.after))
                 totals.chars += sum(len(t) for _, t in p.record.texts)
             totals.input_records += len(processed) + len(chunk.rejects)
             totals.output_records += len(processed)
@@ -1008,8 +1077,9 @@ def _run(
             f"{e} {n}" for e, n in sorted(totals.after.items(), key=lambda kv: (-kv[1], kv[0]))
         )
         raise GateFailed(
-            f"gate failed: {residual} residual finding(s) after redaction > --fail-on {fail_on} ({by_type}); "
-            "nothing was written"
+            f"gate failed: {residual} residual finding(s) after redaction > --fail-on {fail_on} ({by_type}) "
+            f"in {len(totals.flagged)} record(s): {describe_flagged(totals.flagged)}; nothing was written",
+            totals.flagged,
         )
     # without a keyring a one-time key signs: verification then proves integrity, not origin
     signed = manifest.sign(keyring.hmac_key("audit-checkpoint") if keyring is not None else os.urandom(32))
@@ -1032,6 +1102,7 @@ def _run(
         resumed_from,
         time.monotonic() - started,
         totals.chars,
+        tuple(totals.flagged),
     )
 
 
