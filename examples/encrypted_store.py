@@ -1,7 +1,7 @@
 """Build, persist and reopen an encrypted LlamaIndex index over Chroma.
 
 Run: python examples/encrypted_store.py [WORKDIR]
-Needs the Chroma integration: pip install 'guardrail[chroma]'.
+Needs the Chroma integration: pip install 'guardrail-privacy[chroma]'.
 
 Chroma receives only ciphertext, the embeddings, the tenant label and keyed tokens; the document ids
 (file paths here) and every chunk's text and metadata are sealed. Reopening needs the keyring.

@@ -6,11 +6,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import inspect
+import itertools
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from guardrail.audit.errors import AuditIntegrityError
 from guardrail.errors import (
@@ -30,12 +35,62 @@ from guardrail.errors import (
 )
 from guardrail.keys import KeyringError
 
+# what a user may type after a flag by mistake: `--json true` must not make "true" a file name
+_BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"})
+
+
+def _commands(command: Any) -> Iterator[Any]:
+    yield command
+    for sub in getattr(command, "commands", {}).values():
+        yield from _commands(sub)
+
+
+class _Root(TyperGroup):
+    """The root group: plain help for every command (flags shown as flags, no type column, readable at 80
+    columns), and a flag given a value (``--json true``) refused with the right spelling."""
+
+    # Any: typer vendors its own click (typer._click), whose Context is not importable publicly
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        for command in _commands(self):  # also the sub-apps other modules add
+            command.rich_markup_mode = None
+            if command.short_help is None and command.help:  # click would cut "GDPR Art. 15" at "Art."
+                command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
+            for param in command.params:  # `--field FIELD`, not `--field <list[str]>`
+                if param.metavar is None and not getattr(param, "is_flag", False) and param.name:
+                    param.metavar = param.name.upper()
+        _refuse_flag_values(self, args)
+        return super().parse_args(ctx, args)
+
+
+def _refuse_flag_values(root: Any, args: list[str]) -> None:
+    command = root
+    for arg in args:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        command = sub
+    flags = {
+        opt
+        for c in _commands(command)  # a group's default command (``report AUDIT_DIR``) is among these
+        for param in c.params
+        if getattr(param, "is_flag", False)
+        for opt in (*param.opts, *param.secondary_opts)
+    }
+    for flag, value in itertools.pairwise(args):
+        if flag == "--":
+            return
+        if flag in flags and value.lower() in _BOOL_WORDS:
+            raise ConfigError(f"{flag} is a flag: write {flag} alone, not {flag} {value}")
+
+
 app = typer.Typer(
+    cls=_Root,
     name="guardrail",
     help="Encryption, PII redaction, access policies and tamper-evident audit for RAG and fine-tuning data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 policy_app = typer.Typer(help="Validate and inspect policy packs.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
@@ -102,11 +157,35 @@ OptionalKeyringOpt = Annotated[
 OnErrorOpt = Annotated[
     str, typer.Option("--on-error", help="What to do with a malformed record: stop (default) or skip.")
 ]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress (bar on a terminal, a line every few seconds else)."),
+]
+GateReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--gate-report",
+        help="Write the records that count against --fail-on (line, id, entity types; never values) "
+        "as JSONL.",
+    ),
+]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from guardrail import __version__
+
+        out.print(f"guardrail {__version__} (distribution guardrail-privacy)")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     _state["debug"] = debug or os.environ.get("GUARDRAIL_DEBUG") == "1"
 
@@ -153,6 +232,8 @@ def scan(
     keyring: OptionalKeyringOpt = None,
     tenant: TenantOpt = "default",
     audit_log: AuditOpt = None,
+    quiet: QuietOpt = False,
+    gate_report: GateReportOpt = None,
 ) -> None:
     """Count personal data in files and datasets, per entity type; optionally a CI gate.
 
@@ -164,8 +245,11 @@ def scan(
 
     pol = load_policy(policy)
     mode = _on_error(on_error)
-    if findings is not None and any(findings.resolve() == p.resolve() for p in inputs):
-        raise ConfigError(f"{findings}: the findings file must not be an input (inputs are never modified)")
+    for name, extra in (("--findings", findings), ("--gate-report", gate_report)):
+        if extra is not None and any(extra.resolve() == p.resolve() for p in inputs):
+            raise ConfigError(f"{extra}: the {name} file must not be an input (inputs are never modified)")
+    if gate_report is not None and gate_report.exists() and not force:
+        raise OutputExistsError(f"{gate_report}: exists; pass --force to overwrite it")
     from guardrail.datasets.formats import iter_records
     from guardrail.datasets.run import scan_file
 
@@ -180,9 +264,13 @@ def scan(
     ]
     if audit_log is not None and any(not _is_dataset(p, format) for p in inputs):
         raise ConfigError("--audit-log records dataset scans; .txt files are not datasets")
+    from guardrail.datasets.run import FlaggedRecord, flagged_record
+
     counts: Counter[str] = Counter()
     affected: Counter[str] = Counter()
     records = records_with = skipped = 0
+    flagged: list[tuple[Path, FlaggedRecord]] = []  # records with findings: what a failing gate names
+    empty: list[Path] = []
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         handle = stack.enter_context(atomic_output(findings, force=force)) if findings else None
@@ -193,23 +281,44 @@ def scan(
                 handle.write(json.dumps({**entry, "spans": [f.to_dict() for f in found]}) + "\n")
 
         for path, reader in zip(inputs, readers, strict=True):
+            kind = reader.format if _is_dataset(path, format) else reader.kind
+            progress = _progress(f"scanning {path.name}", path, kind, quiet)
+            stack.callback(progress.finish)
+            before = records + skipped
             if not _is_dataset(path, format):
                 for record, per_text in detect_stream(reader, _texts, policy=pol, jobs=jobs):
                     records += 1
-                    entities = {f.entity for found in per_text for f in found}
-                    counts.update(f.entity for found in per_text for f in found)
+                    found_here = Counter(f.entity for found in per_text for f in found)
+                    counts.update(found_here)
                     for (where, _), found in zip(record.fields, per_text, strict=True):
                         write(reader.path, record.index, record.id, _field_name(reader, where), found)
-                    records_with += bool(entities)
-                    affected.update(entities)
+                    records_with += bool(found_here)
+                    affected.update(found_here.keys())
+                    if found_here:
+                        ident = record.id if reader.kind == "csv" else None  # .txt lines have no id
+                        flagged.append((path, FlaggedRecord(record.line, ident, dict(found_here))))
+                    progress(records - before)
                 skipped += reader.skipped
+                progress.finish()
+                if records + skipped == before:
+                    empty.append(path)
                 continue
 
-            def on_record(record: Any, per_text: list[Any], path: Path = path) -> None:
+            def on_record(
+                record: Any,
+                per_text: list[Any],
+                path: Path = path,
+                progress: Any = progress,
+                base: int = before,
+            ) -> None:
                 ident = record.data.get("id")
                 for (where, _), found in zip(record.texts, per_text, strict=True):
                     name = ".".join(str(p) for p in where)
                     write(path, record.index, ident if isinstance(ident, str | int) else None, name, found)
+                found_here = Counter(f.entity for found in per_text for f in found)
+                if found_here:
+                    flagged.append((path, flagged_record(record, found_here)))
+                progress(record.index + 1)
 
             result = scan_file(
                 path,
@@ -222,12 +331,28 @@ def scan(
                 audit_log=audit_log,
                 on_record=on_record,
             )
+            progress.finish()
             counts.update(result.findings)
             affected.update(result.records_per_entity)
             records += result.records
             records_with += result.records_with_findings
             skipped += result.rejects
-    _scan_summary(pol, counts, affected, records, records_with, skipped, started, as_json, fail_on)
+            if result.records + result.rejects == 0:
+                empty.append(path)
+    for path in empty:
+        err.print(f"warning: {path}: no records (an empty input); nothing was scanned", markup=False)
+    if gate_report is not None:
+        _write_gate_report(gate_report, flagged, force=force)
+    _scan_summary(pol, counts, affected, records, records_with, skipped, started, as_json, fail_on, flagged)
+
+
+def _write_gate_report(path: Path, flagged: list[tuple[Path, Any]], *, force: bool) -> None:
+    """``--gate-report``: one JSON line per record that counts against the gate (never values)."""
+    from guardrail.io import atomic_output
+
+    with atomic_output(path, force=force) as f:
+        for source, record in flagged:
+            f.write(json.dumps({"file": str(source), **record.to_dict()}, ensure_ascii=False) + "\n")
 
 
 def _scan_summary(
@@ -240,6 +365,7 @@ def _scan_summary(
     started: float,
     as_json: bool,
     fail_on: int | None,
+    flagged: list[tuple[Path, Any]],
 ) -> None:
     total = sum(counts.values())
     summary = {
@@ -265,7 +391,15 @@ def _scan_summary(
         if skipped:
             err.print(f"skipped {skipped} malformed record(s)")
     if fail_on is not None and total > fail_on:
-        err.print(f"gate failed: {total} findings > --fail-on {fail_on}")
+        several = len({p for p, _ in flagged}) > 1
+        shown = [(f"{p.name} " if several else "") + r.describe() for p, r in flagged[:_GATE_SHOWN]]
+        more = len(flagged) - _GATE_SHOWN
+        err.print(
+            f"gate failed: {total} findings > --fail-on {fail_on} in {len(flagged)} record(s): "
+            + "; ".join(shown)
+            + (f"; and {more} more (--gate-report FILE lists every one)" if more > 0 else ""),
+            markup=False,
+        )
         raise typer.Exit(1)
 
 
@@ -316,6 +450,8 @@ def redact(
     checkpoint_seconds: Annotated[
         float, typer.Option("--checkpoint-seconds", min=0.0, help="How often a run saves a checkpoint.")
     ] = 5.0,
+    quiet: QuietOpt = False,
+    gate_report: GateReportOpt = None,
 ) -> None:
     """Write a redacted copy: same records, same order, other fields untouched. Atomic; input untouched.
 
@@ -350,16 +486,23 @@ def redact(
             audit_log=audit_log,
             actor=actor,
             checkpoint_seconds=checkpoint_seconds,
+            quiet=quiet,
+            gate_report=gate_report,
         )
         return
-    if on_error == "quarantine" or resume or fail_on is not None or engine != "local":
+    if on_error == "quarantine" or resume or fail_on is not None or engine != "local" or gate_report:
         raise ConfigError(
-            f"{input}: --on-error quarantine, --resume, --fail-on and --engine apply to datasets, "
-            "not to .txt files"
+            f"{input}: --on-error quarantine, --resume, --fail-on, --gate-report and --engine apply to "
+            "datasets, not to .txt files"
         )
     if output.is_dir():
         raise ConfigError(f"{output}: is a directory; give a file path for the output")
-    gr = Guardrail(policy)
+    if output.suffix.lower() != ".txt":
+        raise ConfigError(
+            f"{output}: the output keeps the input's format (text); name it with .txt (-o/--output)"
+        )
+    # the keyring keys the hash operator (its redaction-hash key) as it does for datasets
+    gr = Guardrail(policy, keyring=keyring, tenant=tenant) if keyring is not None else Guardrail(policy)
     reader = open_reader(input, fields=list(field or []), on_error=_on_error(on_error))
     if output.exists() and not force:
         raise OutputExistsError(f"{output}: exists; pass --force to overwrite it")
@@ -367,9 +510,10 @@ def redact(
     counts: Counter[str] = Counter()
     records = 0
     started = time.monotonic()
-    size = input.stat().st_size
-    progress = _progress(size)
-    with atomic_output(output, force=force) as handle:
+    progress = _progress(f"redacting {input.name}", input, reader.kind, quiet)
+    with contextlib.ExitStack() as stack:
+        stack.callback(progress.finish)
+        handle = stack.enter_context(atomic_output(output, force=force))
         writer = csv.writer(handle, lineterminator="\n") if reader.kind == "csv" else None
         header_written = False
         for record, per_text in detect_stream(reader, _texts, policy=gr.policy, jobs=jobs):
@@ -391,12 +535,11 @@ def redact(
             else:
                 handle.write(data)
             records += 1
-            if progress is not None and records % 200 == 0:
-                progress(records)
+            progress(records)
         if writer is not None and not header_written and reader.header:
             writer.writerow(reader.header)
-    if progress is not None:
-        progress(records, done=True)
+    if records == 0 and not reader.skipped:
+        err.print(f"warning: {input}: no records (an empty input); the output is empty too", markup=False)
     seconds = time.monotonic() - started
     by_entity = ", ".join(f"{e} {n}" for e, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     err.print(
@@ -429,22 +572,40 @@ def _open_keyring(keyring: Path | None, why: str) -> Any:
 
 
 def _redact_dataset(input: Path, output: Path, **o: Any) -> None:
+    from guardrail.datasets.formats import detect_format
+    from guardrail.datasets.run import GateFailed
     from guardrail.keys import Keyring
     from guardrail.policy import load_policy
 
     pol = load_policy(o["policy"])
     ring = Keyring.open(o["keyring"]) if o["keyring"] is not None else None
-    progress = _progress(input.stat().st_size if input.is_file() else 0)
+    gate_report: Path | None = o["gate_report"]
+    if gate_report is not None and gate_report.exists() and not o["force"]:
+        raise OutputExistsError(f"{gate_report}: exists; pass --force to overwrite it")
+    if gate_report is not None and gate_report.resolve() == input.resolve():
+        raise ConfigError(f"{gate_report}: the --gate-report file must not be the input")
+    kind = o["format"] or detect_format(input)
+    progress = _progress(f"redacting {input.name}", input, kind, o["quiet"])
     try:
         result = _redact_file(input, output, ring, pol, progress, o)
     except KeyboardInterrupt:  # typer turns it into a silent exit 130: say what happened
+        progress.finish()
         err.print(
             f"interrupted: nothing was written to {output}; `guardrail redact ... --resume` continues "
             "from the last checkpoint"
         )
         raise typer.Exit(130) from None
-    if progress is not None:
-        progress(result.manifest.input_records, done=True)
+    except GateFailed as exc:
+        progress.finish()
+        if gate_report is not None:
+            _write_gate_report(gate_report, [(input, r) for r in exc.records], force=o["force"])
+            err.print(f"gate report: {gate_report} ({len(exc.records)} record(s))", markup=False)
+        raise
+    progress.finish(result.manifest.input_records)
+    if gate_report is not None:
+        _write_gate_report(gate_report, [(input, r) for r in result.flagged], force=o["force"])
+    if result.manifest.input_records == 0:
+        err.print(f"warning: {input}: no records (an empty input); the output is empty too", markup=False)
     _report_run(result, output, o["on_error"])
 
 
@@ -499,25 +660,51 @@ def _report_run(result: Any, output: Path, on_error: str) -> None:
         )
 
 
-def _progress(size: int) -> Any:
-    """A simple record counter on stderr for long inputs, only when stderr is a terminal."""
-    if size < 1_000_000 or not err.is_terminal:
-        return None
-    from rich.progress import Progress
+_GATE_SHOWN = 10  # records a failing gate names on stderr (--gate-report has them all)
 
-    bar = Progress(console=err, transient=True)
-    task = bar.add_task("redacting", total=None)
-    bar.start()
 
-    def update(records: int, *, done: bool = False) -> None:
-        bar.update(task, completed=records, description=f"redacting: {records} records")
-        if done:
-            bar.stop()
+def _progress(label: str, path: Path, kind: str, quiet: bool) -> Any:
+    """Progress on stderr: a bar with total and ETA on a terminal, else a line every few seconds.
+    ``kind``: the input's format (``txt``, ``csv``, ``jsonl-chat``, ...), for the pre-count."""
+    from guardrail.progress import Progress, count_records
 
-    return update
+    return Progress(
+        label,
+        total=None if quiet else count_records(path, kind),
+        stream=sys.stderr,
+        terminal=err.is_terminal,
+        quiet=quiet,
+        interval=float(os.environ.get("GUARDRAIL_PROGRESS_SECONDS", "5")),
+        console=err,
+    )
 
 
 # --------------------------------------------------------------------------- policy
+
+
+@policy_app.command("list")
+def policy_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the packs as JSON.")] = False,
+) -> None:
+    """List the shipped policy packs: name, version and what each does."""
+    from guardrail.policy import available_packs, load_policy
+
+    packs = [load_policy(path) for path in available_packs().values()]
+    if as_json:
+        rows = [
+            {"name": p.name, "version": p.version, "sha256": p.sha256, "description": p.description}
+            for p in packs
+        ]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="shipped policy packs (--policy NAME)")
+    for col in ("name", "version", "what it does"):
+        table.add_column(col)
+    for p in packs:
+        summary = re.split(r"\.\s+(?=[A-Z])", " ".join((p.description or "").split()))[0].rstrip(".")
+        table.add_row(p.name, p.version, summary)
+    out.print(table)
+    out.print("details: guardrail policy show NAME; your own: --policy path/to/policy.yaml")
 
 
 @policy_app.command("lint")
@@ -894,10 +1081,13 @@ def demo(
     run_demo(output, console=out)
 
 
-def main() -> None:
-    """Entry point: run the app, mapping guardrail errors to one line and an exit code."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app on ``argv`` (default: the command line), mapping guardrail errors to one
+    line and an exit code; always ends with :class:`SystemExit`."""
+    args = sys.argv[1:] if argv is None else argv
+    _state["debug"] = "--debug" in args or os.environ.get("GUARDRAIL_DEBUG") == "1"
     try:
-        app()
+        app(args=args, prog_name="guardrail")
     except GuardrailError as exc:
         if _state["debug"]:
             raise

@@ -18,7 +18,7 @@ After a ``fork`` the child initialises the library again and logs in anew. Becau
 user PIN, a second KEK on an already logged-in token is checked against a keyed digest of the PIN that
 logged in (the token itself cannot re-check a PIN while logged in).
 
-``python-pkcs11`` is an optional dependency (``pip install 'guardrail[hsm]'``), imported on first use.
+``python-pkcs11`` is an optional dependency (``pip install 'guardrail-privacy[hsm]'``), imported on first use.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ PIN_ENV = "GUARDRAIL_PKCS11_PIN"
 _IV_LEN = 12
 _TAG_BITS = 128
 _TAG_LEN = _TAG_BITS // 8
-_INSTALL_HINT = "the pkcs11 KEK backend needs python-pkcs11: pip install 'guardrail[hsm]'"
+_INSTALL_HINT = "the pkcs11 KEK backend needs python-pkcs11: pip install 'guardrail-privacy[hsm]'"
 
 # Errors that mean the session (not the data) went away: reconnect once and retry.
 _SESSION_LOST = (

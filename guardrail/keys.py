@@ -31,7 +31,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -47,7 +47,9 @@ __all__ = [
     "KeyInfo",
     "Keyring",
     "KeyringError",
+    "KeyringLike",
     "PassphraseKek",
+    "as_keyring",
     "register_kek",
 ]
 
@@ -635,6 +637,24 @@ class Keyring:
 
     def _save(self) -> None:
         _write_json(self.directory / KEYRING_FILE, self._data)
+
+
+#: what every public ``keyring=`` parameter accepts: an open keyring or the path of its directory
+KeyringLike: TypeAlias = "Keyring | str | os.PathLike[str]"
+
+
+def as_keyring(keyring: KeyringLike) -> Keyring:
+    """``keyring`` itself, or the keyring in the directory it names (opened with the KEK its file names).
+
+    Raises:
+        KeyringError: no keyring at that path, or it does not open.
+        TypeError: neither a keyring nor a path.
+    """
+    if isinstance(keyring, Keyring):
+        return keyring
+    if isinstance(keyring, str | os.PathLike):
+        return Keyring.open(os.fspath(keyring))
+    raise TypeError(f"keyring must be a Keyring or a keyring directory's path, not {type(keyring).__name__}")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -161,7 +161,8 @@ class Redactor:
         if uses_hash and not self._hmac_key:
             raise KeyUnavailable(
                 f"policy {policy.id} uses the hash operator, which needs a key: set GUARDRAIL_HMAC_KEY "
-                "(at least 16 bytes, hex or text) or pass a keyring"
+                "(at least 16 bytes, hex or text) or give a keyring (--keyring DIR on the command line; "
+                "keyring= in Python)"
             )
 
     def __repr__(self) -> str:

@@ -39,7 +39,9 @@ if not MODULE:
     pytest.skip(
         "SoftHSM2 is not installed (no libsofthsm2.so; `apt-get install softhsm2`)", allow_module_level=True
     )
-pkcs11 = pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed (pip install 'guardrail[hsm]')")
+pkcs11 = pytest.importorskip(
+    "pkcs11", reason="python-pkcs11 is not installed (pip install 'guardrail-privacy[hsm]')"
+)
 
 TOKEN = "guardrail-test"
 PIN = "1234"
@@ -349,7 +351,7 @@ def test_key_is_not_extractable(kek: Pkcs11Kek, other_kek: Pkcs11Kek) -> None:
 
 def test_missing_python_pkcs11_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pkcs11", None)  # `import pkcs11` now raises ImportError
-    with pytest.raises(KeyringError, match=r"pip install 'guardrail\[hsm\]'") as info:
+    with pytest.raises(KeyringError, match=r"pip install 'guardrail-privacy\[hsm\]'") as info:
         # a module this process has not loaded yet (an open session needs no import)
         Pkcs11Kek(module="/nonexistent/libother.so", token_label=TOKEN, key_label=KEY, pin=PIN)
     assert _unchained(info.value)

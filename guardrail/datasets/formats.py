@@ -8,7 +8,7 @@ selected text inside the record, so a writer can put the redacted text back with
 :func:`guardrail.io.set_field`. Writers keep the input's format and schema and write atomically.
 
 For Parquet and Hugging Face inputs a record's ``line`` is its 1-based row number. pyarrow and
-datasets are optional (``pip install 'guardrail[datasets]'``) and imported only when used.
+datasets are optional (``pip install 'guardrail-privacy[datasets]'``) and imported only when used.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def _optional(module: str) -> Any:
     except ImportError:
         # not a detector, so not DetectorUnavailable: the fix is an install, named in the message
         raise ConfigError(
-            f"{module.partition('.')[0]} is needed for this dataset format: pip install 'guardrail[datasets]'"
+            f"{module.partition('.')[0]} is needed for this dataset format: "
+            "pip install 'guardrail-privacy[datasets]'"
         ) from None
 
 
@@ -233,7 +234,10 @@ def _select(data: Mapping[str, Any], shape: _Shape, rules: FieldRules) -> list[t
         if name not in data:
             if name in optional:
                 continue
-            raise _BadRecord(f"no field {name!r} in this record (set FieldRules(fields=...))")
+            raise _BadRecord(
+                f"no field {name!r} in this record (choose the fields with --field NAME; in Python, "
+                "FieldRules(fields=[...]))"
+            )
         value = data[name]
         if value is None:
             continue
@@ -248,7 +252,10 @@ def _check_columns(source: str, columns: list[str], shape: _Shape, rules: FieldR
     missing = [n for n in names if n not in columns and n not in optional and n not in rules.skip]
     if missing:
         raise InputFormatError(
-            source, 1, f"no column {missing[0]!r}; columns: {', '.join(columns)} (set FieldRules(fields=...))"
+            source,
+            1,
+            f"no column {missing[0]!r}; columns: {', '.join(columns)} (choose the columns with --field "
+            "COLUMN; in Python, FieldRules(fields=[...]))",
         )
 
 

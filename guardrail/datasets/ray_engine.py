@@ -15,7 +15,7 @@ computes the same ones; vault tokens are shared through the vault file (SQLite, 
 On a multi-node cluster both paths must be reachable, at the same path, from every node (shared
 storage), or use keyed tokens. The KEK must open there too: the key file beside the keyring, the
 ``GUARDRAIL_KEYRING_PASSPHRASE`` environment variable of the workers (never sent by guardrail), or the
-HSM. Ray itself is optional: ``pip install 'guardrail[ray]'``.
+HSM. Ray itself is optional: ``pip install 'guardrail-privacy[ray]'``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from guardrail.policy import Policy, load_policy
 if TYPE_CHECKING:
     import ray.data
 
-    from guardrail.keys import Keyring
+    from guardrail.keys import KeyringLike
 
 __all__ = ["ray_processor", "redact_ray_dataset"]
 
@@ -63,7 +63,7 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError("the Ray engine needs Ray: pip install 'guardrail[ray]'") from None
+        raise ConfigError("the Ray engine needs Ray: pip install 'guardrail-privacy[ray]'") from None
     return ray
 
 
@@ -105,8 +105,11 @@ class _Setup:
         return processor
 
 
-def _setup(policy: Policy, keyring: Keyring, tenant: str, vault: str | Path | None) -> _Setup:
+def _setup(policy: Policy, keyring: KeyringLike, tenant: str, vault: str | Path | None) -> _Setup:
     """Paths made absolute (workers may run elsewhere); the token source opened once here, to fail early."""
+    from guardrail.keys import as_keyring
+
+    keyring = as_keyring(keyring)
     vault_path: str | None = None
     if _pseudonymizes(policy):
         if policy.datasets.tokens == "vault":
@@ -158,7 +161,7 @@ def _result(ray: Any, ref: Any) -> Any:
 
 def ray_processor(
     policy: Policy,
-    keyring: Keyring,
+    keyring: KeyringLike,
     tenant: str = "default",
     *,
     vault: str | Path | None = None,
@@ -273,7 +276,7 @@ def redact_ray_dataset(
     ds: ray.data.Dataset,
     *,
     policy: str | Path | Policy,
-    keyring: Keyring,
+    keyring: KeyringLike,
     tenant: str = "default",
     rules: FieldRules | None = None,
     vault: str | Path | None = None,
@@ -290,7 +293,8 @@ def redact_ray_dataset(
     Args:
         ds: the dataset; rows are read as Arrow batches.
         policy: a pack name, YAML path or :class:`~guardrail.policy.Policy`.
-        keyring: keys the pseudonyms and the ``hash`` operator; each actor opens it from its directory.
+        keyring: keys the pseudonyms and the ``hash`` operator (a keyring or its directory); each actor
+            opens it from its directory.
         tenant: the tenant whose tokens (and vault) are used.
         rules: which texts to redact (default: the policy's ``datasets`` section).
         vault: the token vault, for policies with vault tokens (default: beside the keyring).

@@ -19,7 +19,7 @@ from guardrail.errors import ConfigError
 from guardrail.policy import Policy, load_policy
 
 if TYPE_CHECKING:
-    from guardrail.keys import Keyring
+    from guardrail.keys import KeyringLike
 
 __all__ = ["reidentify"]
 
@@ -40,7 +40,7 @@ def _allowed(policy: Policy, principal: Principal) -> tuple[bool, str]:
 def reidentify(
     tokens: Sequence[str],
     *,
-    keyring: Keyring,
+    keyring: KeyringLike,
     principal: Principal,
     audit_log: str | Path,
     policy: str | Path | Policy = "hipaa-safe-harbor",
@@ -56,6 +56,9 @@ def reidentify(
     """
     from guardrail.audit import AuditLog
     from guardrail.datasets.tokens import TokenVault
+    from guardrail.keys import as_keyring
+
+    keyring = as_keyring(keyring)
 
     pol = load_policy(policy)
     if pol.datasets.tokens != "vault":

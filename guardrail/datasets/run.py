@@ -35,7 +35,7 @@ import re
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,17 +60,20 @@ from guardrail.redaction import PseudonymScope, Redactor, TokenSource
 
 if TYPE_CHECKING:
     from guardrail.audit import AuditLog
-    from guardrail.keys import Keyring
+    from guardrail.keys import Keyring, KeyringLike
 
 __all__ = [
     "CARD_SUFFIX",
     "REJECTS_SUFFIX",
+    "FlaggedRecord",
     "GateFailed",
     "OnError",
     "Processed",
     "RecordProcessor",
     "RunResult",
     "ScanResult",
+    "describe_flagged",
+    "flagged_record",
     "redact_file",
     "rules_for",
     "scan_file",
@@ -86,8 +89,63 @@ _CHECKPOINT_SCHEMA = "guardrail.checkpoint/1"
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+@dataclass(frozen=True)
+class FlaggedRecord:
+    """A record that counts against a gate: where it is and what was found in it, never the values.
+
+    Attributes:
+        line: 1-based line (JSONL, CSV) or row (Parquet, Hugging Face) in the input.
+        id: the record's ``id`` field when it is a plain identifier (an int, or up to 64 letters, digits
+            and ``._:-``) outside the redacted texts; else ``None``.
+        entities: findings per entity type.
+    """
+
+    line: int
+    id: str | int | None
+    entities: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "id": self.id, "entities": dict(sorted(self.entities.items()))}
+
+    def describe(self) -> str:
+        """``line 12 (id conv-7): PERSON 2, EMAIL_ADDRESS 1``."""
+        where = f"line {self.line}" + (f" (id {self.id})" if self.id is not None else "")
+        found = ", ".join(
+            f"{e} {n}" for e, n in sorted(self.entities.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        return f"{where}: {found}"
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def flagged_record(record: DatasetRecord, entities: Mapping[str, int]) -> FlaggedRecord:
+    """The gate's view of ``record``: its line, a plain ``id`` if it has one, the entity counts."""
+    ident = record.data.get("id") if isinstance(record.data, dict) else None
+    in_texts = any(path[:1] == ("id",) for path, _ in record.texts)
+    plain = (isinstance(ident, int) and not isinstance(ident, bool)) or (
+        isinstance(ident, str) and _PLAIN_ID.fullmatch(ident) is not None
+    )
+    return FlaggedRecord(record.line, ident if plain and not in_texts else None, dict(entities))
+
+
+def describe_flagged(records: Sequence[FlaggedRecord], *, limit: int = 10) -> str:
+    """The first ``limit`` flagged records, one per ``; ``, and how many more there are."""
+    shown = "; ".join(r.describe() for r in records[:limit])
+    more = len(records) - limit
+    return shown + (f"; and {more} more record(s)" if more > 0 else "")
+
+
 class GateFailed(GuardrailError):
-    """More residual findings than ``fail_on`` allows: nothing was published."""
+    """More residual findings than ``fail_on`` allows: nothing was published.
+
+    Attributes:
+        records: the records with residual findings (line, plain id, entity counts; never values).
+    """
+
+    def __init__(self, message: str, records: Sequence[FlaggedRecord] = ()) -> None:
+        super().__init__(message)
+        self.records = tuple(records)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -116,15 +174,16 @@ def _pseudonymizes(policy: Policy) -> bool:
     )
 
 
-def default_vault_path(keyring: Keyring, tenant: str) -> Path:
+def default_vault_path(keyring: KeyringLike, tenant: str) -> Path:
     """``KEYRING/vault-TENANT.sqlite``: the token vault lives with the keys, never with the data."""
+    keyring = _keyring(keyring)
     if not _TENANT.fullmatch(tenant):
         raise ConfigError(f"tenant {tenant!r}: use letters, digits, '.', '_' and '-' (at most 64)")
     return keyring.directory / f"vault-{tenant}.sqlite"
 
 
 def tokens_for(
-    policy: Policy, keyring: Keyring, tenant: str = "default", *, vault: str | Path | None = None
+    policy: Policy, keyring: KeyringLike, tenant: str = "default", *, vault: str | Path | None = None
 ) -> TokenSource:
     """The dataset token source the policy asks for: keyed HMAC tokens, or a token vault.
 
@@ -133,11 +192,19 @@ def tokens_for(
     """
     from guardrail.datasets.tokens import KeyedTokens, TokenVault
 
+    keyring = _keyring(keyring)
+
     length = policy.datasets.token_length
     if policy.datasets.tokens == "vault":
         path = Path(vault) if vault is not None else default_vault_path(keyring, tenant)
         return TokenVault(path, keyring=keyring, tenant=tenant, length=min(length or 6, 20))
     return KeyedTokens.for_keyring(keyring, tenant, length=length or 10)
+
+
+def _keyring(keyring: KeyringLike) -> Keyring:
+    from guardrail.keys import as_keyring  # keys imports the crypto stack: loaded on first use
+
+    return as_keyring(keyring)
 
 
 def _run_tokens(
@@ -389,7 +456,7 @@ def _worker_pool(processor: RecordProcessor, jobs: int) -> ChunkProcessor:
 
 def text_redactor(
     policy: str | Path | Policy,
-    keyring: Keyring | None,
+    keyring: KeyringLike | None,
     tenant: str = "default",
     *,
     vault: str | Path | None = None,
@@ -397,9 +464,12 @@ def text_redactor(
     """A batch function ``texts -> redacted texts`` with the dataset's pseudonyms, e.g. for
     :func:`~guardrail.datasets.formats.redact_dataset` on a Hugging Face ``Dataset``::
 
-        redacted = redact_dataset(ds, text_redactor("gdpr", keyring))
+        redacted = redact_dataset(ds, text_redactor("gdpr", "keys/"))
+
+    ``keyring`` is a :class:`~guardrail.keys.Keyring` or the path of its directory.
     """
     pol = load_policy(policy)
+    keyring = _keyring(keyring) if keyring is not None else None
     tokens = _run_tokens(pol, keyring, tenant, vault)
     hmac_key = keyring.hmac_key(f"redaction-hash\0{tenant}") if keyring is not None else None
     processor = RecordProcessor(pol, tokens, hmac_key=hmac_key)
@@ -483,6 +553,8 @@ class RunResult:
     resumed_from: int
     seconds: float
     chars: int
+    #: the records with residual findings, in input order (before a resume: line and counts only)
+    flagged: tuple[FlaggedRecord, ...] = ()
 
     @property
     def residual(self) -> int:
@@ -558,7 +630,7 @@ def scan_file(
     rules: FieldRules | None = None,
     jobs: int = 1,
     on_error: Literal["stop", "skip"] = "stop",
-    keyring: Keyring | None = None,
+    keyring: KeyringLike | None = None,
     audit_log: str | Path | None = None,
     actor: str | None = None,
     on_record: Callable[[DatasetRecord, list[list[Finding]]], None] | None = None,
@@ -576,7 +648,7 @@ def scan_file(
     pol = load_policy(policy)
     rules = rules if rules is not None else rules_for(pol)
     reader = iter_records(path, format=format, rules=rules, on_error="skip" if on_error == "skip" else "stop")
-    log = _open_audit(audit_log, keyring)
+    log = _open_audit(audit_log, _keyring(keyring) if keyring is not None else None)
     started = time.monotonic()
     counts: Counter[str] = Counter()
     per_entity: Counter[str] = Counter()
@@ -631,6 +703,7 @@ class _Totals:
     chars: int = 0
     before: Counter[str] = field(default_factory=Counter)
     after: Counter[str] = field(default_factory=Counter)
+    flagged: list[FlaggedRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -640,6 +713,8 @@ class _Totals:
             "chars": self.chars,
             "before": dict(self.before),
             "after": dict(self.after),
+            # positions and counts only: a checkpoint never holds data, so no ids
+            "flagged": [[r.line, dict(r.entities)] for r in self.flagged],
         }
 
     @classmethod
@@ -651,6 +726,10 @@ class _Totals:
             int(data["chars"]),
             Counter({str(k): int(v) for k, v in data["before"].items()}),
             Counter({str(k): int(v) for k, v in data["after"].items()}),
+            [
+                FlaggedRecord(int(line), None, {str(k): int(v) for k, v in entities.items()})
+                for line, entities in data.get("flagged", [])
+            ],
         )
 
 
@@ -720,7 +799,7 @@ def redact_file(
     input: str | Path,
     output: str | Path,
     *,
-    keyring: Keyring | None = None,
+    keyring: KeyringLike | None = None,
     policy: str | Path | Policy = "default",
     tenant: str = "default",
     format: DatasetFormat | None = None,
@@ -762,6 +841,7 @@ def redact_file(
     """
     src, out = Path(input), Path(output)
     pol = load_policy(policy)
+    keyring = _keyring(keyring) if keyring is not None else None
     if on_error not in get_args(OnError):
         raise ConfigError(f"on_error must be stop, skip or quarantine, not {on_error!r}")
     if engine not in get_args(Engine):
@@ -771,6 +851,7 @@ def redact_file(
     rules = rules if rules is not None else rules_for(pol)
     reader = iter_records(src, format=format, rules=rules, on_error="stop" if on_error == "stop" else "skip")
     fmt = reader.format
+    _check_output_suffix(out, fmt)
     files = _Sidecars(out)
     appendable = fmt not in ("parquet", "hf-disk")
     state = _load_checkpoint(files) if files.checkpoint.exists() else None
@@ -945,6 +1026,8 @@ def _run(
                 emit(p.data)
                 totals.before.update(p.before)
                 totals.after.update(p.after)
+                if p.after:
+                    totals.flagged.append(flagged_record(p.record, p.after))
                 totals.chars += sum(len(t) for _, t in p.record.texts)
             totals.input_records += len(processed) + len(chunk.rejects)
             totals.output_records += len(processed)
@@ -994,8 +1077,9 @@ def _run(
             f"{e} {n}" for e, n in sorted(totals.after.items(), key=lambda kv: (-kv[1], kv[0]))
         )
         raise GateFailed(
-            f"gate failed: {residual} residual finding(s) after redaction > --fail-on {fail_on} ({by_type}); "
-            "nothing was written"
+            f"gate failed: {residual} residual finding(s) after redaction > --fail-on {fail_on} ({by_type}) "
+            f"in {len(totals.flagged)} record(s): {describe_flagged(totals.flagged)}; nothing was written",
+            totals.flagged,
         )
     # without a keyring a one-time key signs: verification then proves integrity, not origin
     signed = manifest.sign(keyring.hmac_key("audit-checkpoint") if keyring is not None else os.urandom(32))
@@ -1018,7 +1102,27 @@ def _run(
         resumed_from,
         time.monotonic() - started,
         totals.chars,
+        tuple(totals.flagged),
     )
+
+
+_OUTPUT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "csv": (".csv",),
+    "parquet": (".parquet", ".pq"),
+    "jsonl": (".jsonl", ".ndjson"),
+}
+
+
+def _check_output_suffix(out: Path, fmt: DatasetFormat) -> None:
+    """The output keeps the input's format: a name that promises another one (``out.pdf``) is refused."""
+    if fmt == "hf-disk":
+        return
+    allowed = _OUTPUT_SUFFIXES["jsonl" if fmt.startswith("jsonl") else fmt]
+    if out.suffix.lower() not in allowed:
+        raise ConfigError(
+            f"{out}: the output keeps the input's format ({fmt}); name it with "
+            f"{' or '.join(allowed)} (-o/--output)"
+        )
 
 
 def _open_partial(path: Path, state: dict[str, Any] | None, key: str) -> Any:

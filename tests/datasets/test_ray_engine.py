@@ -20,7 +20,7 @@ from guardrail.errors import ConfigError
 from guardrail.keys import Keyring, KeyringError
 from guardrail.policy import load_policy
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'guardrail[ray]')")
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'guardrail-privacy[ray]')")
 
 pytestmark = [
     pytest.mark.slow,
@@ -183,7 +183,7 @@ class TestFailures:
 
     def test_missing_ray_names_the_extra(self, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, "ray", None)
-        with pytest.raises(ConfigError, match=re.escape("pip install 'guardrail[ray]'")):
+        with pytest.raises(ConfigError, match=re.escape("pip install 'guardrail-privacy[ray]'")):
             ray_processor(load_policy("gdpr"), keyring, jobs=2)
 
     def test_more_jobs_than_cpus_is_refused(self, ray_local: None, keyring: Keyring) -> None:
