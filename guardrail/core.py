@@ -147,9 +147,13 @@ class Guardrail:
             self._guard_obj = Guard(self)
         return self._guard_obj
 
-    def guard(self, target: Any) -> Any:
+    def guard(self, target: Any, *, processors: Sequence[str] = ()) -> Any:
         """Guard a retriever or a query engine: every retrieval is decided per node by the policy,
         redacted per its profile and audited, and fails closed. Returns the same kind of object.
+
+        Each retrieval event names the processors that receive what is released: a query engine's LLM
+        and embed model, matched against the policy's ``processors``, and those named in ``processors``
+        (e.g. the LLM you send a plain retriever's chunks to).
 
         Raises:
             ConfigError: no audit log is configured (guarded retrieval always writes one).
@@ -168,8 +172,14 @@ class Guardrail:
                     if isinstance(store, EncryptedVectorStore):
                         store.set_release_hook(self._guard.hook, on_erased=self._guard.erased)
         if isinstance(target, BaseRetriever):
-            return GuardedRetriever(target, self)
-        return guard_query_engine(target, self)
+            from guardrail.audit.events import processor_members
+
+            guarded = GuardedRetriever(target, self)
+            guarded._processors = processor_members(
+                self.policy, embed_model=getattr(target, "_embed_model", None), named=processors
+            )
+            return guarded
+        return guard_query_engine(target, self, processors)
 
     def postprocessor(self) -> Any:
         """A node postprocessor for query engines that cannot be rebuilt."""
@@ -236,6 +246,7 @@ class Guardrail:
     ) -> None:
         import time
 
+        from guardrail.audit.events import purpose_member, retrieval_extras, withheld_by_rule
         from guardrail.llama_index.guard import RetrievalBlocked, query_mac
 
         if self.audit is None:
@@ -264,11 +275,7 @@ class Guardrail:
                 actor={"ref": principal.id, "type": "user", "roles": list(principal.roles)}
                 if principal
                 else {"ref": "anonymous", "type": "user", "roles": []},
-                purpose={
-                    "code": self.policy.access.purpose_codes.get(principal.purpose, principal.purpose.upper())
-                }
-                if principal
-                else {"code": "NONE"},
+                purpose=purpose_member(self.policy, principal.purpose if principal else None),
                 policy={
                     "id": self.policy.name,
                     "version": self.policy.version,
@@ -288,6 +295,7 @@ class Guardrail:
                         if node_id in request.resources
                         else [],
                         "decision": d.effect,
+                        **({"profile": d.redaction} if d.allowed else {}),
                     }
                     for node_id, d, _ in decisions
                 ]
@@ -302,10 +310,12 @@ class Guardrail:
                     "denied": len(decisions) - len(allowed),
                     "redacted": sum(1 for _, _, c in allowed if c),
                     "erased": len(request.erased),
+                    "withheld": withheld_by_rule(getattr(request, "withheld", None)),
                     "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
                 pii={"detector": "presidio", "counts": counts},
                 **_disclosure(principal, released=len(allowed), denied=outcome == "denied"),
+                **retrieval_extras(request, released=len(allowed)),
             )
         except Exception as exc:  # noqa: BLE001 - no audit record, no release
             raise RetrievalBlocked(f"the audit record could not be written ({type(exc).__name__})") from None

@@ -54,6 +54,8 @@ CATEGORIES: Final = frozenset(
         "key.shred",
         "dsar.erasure",
         "log.checkpoint",
+        "report.generate",
+        "retention.apply",
     }
 )
 ACTIONS: Final = frozenset({"C", "R", "U", "D", "E"})
@@ -77,6 +79,7 @@ CALLER_FIELDS: Final = frozenset(
         "pii",
         "disclosure",
         "dataset",
+        "processors",
     }
 )
 FIELDS: Final = LOG_FIELDS | CALLER_FIELDS

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardrail.access import AccessDenied, Principal
+from guardrail.audit.events import purpose_member
 from guardrail.datasets.run import _event, default_vault_path
 from guardrail.errors import ConfigError
 from guardrail.policy import Policy, load_policy
@@ -80,7 +81,7 @@ def reidentify(
         "success" if ok else "denied",
         pol,
         actor={"ref": principal.id, "type": "user", "roles": list(principal.roles)},
-        purpose={"code": pol.access.purpose_codes.get(principal.purpose, principal.purpose)},
+        purpose=purpose_member(pol, principal.purpose),
         resources=[{"type": "vault", "id": f"vault:{tenant}"}],
         pii={"counts": dict(sorted(counts.items()))},
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from guardrail.policy import Policy
 from guardrail.reports.activity import assemble
+from guardrail.reports.legal import purpose_code, purpose_words, record_bases
 from guardrail.reports.model import Blank, Block, Column, Facts, Note, Period, Report, Section, Table
 from guardrail.reports.source import LogReader, PolicyIndex, check_integrity, get, parse_moment
 
@@ -34,10 +35,13 @@ def _text(value: Any, default: str = "-") -> str:
 
 
 class _Activity:
-    __slots__ = ("art9", "bases", "classes", "events", "first", "last", "roles")
+    __slots__ = ("art9", "bases", "classes", "events", "exports", "first", "hipaa", "last", "name", "roles")
 
     def __init__(self) -> None:
         self.events = 0
+        self.exports = 0
+        self.name = ""
+        self.hipaa: set[str] = set()
         self.roles: Counter[str] = Counter()
         self.classes: Counter[str] = Counter()
         self.bases: set[str] = set()
@@ -110,13 +114,16 @@ def build_ropa(
             or get(record, "event", "outcome") == "denied"
         ):
             continue
-        code = _text(
-            get(record, "purpose", "code"), "MODEL-TRAINING" if category == "ft.export" else "(none)"
-        )
+        code = purpose_code(record) or ("(not declared)" if category == "ft.export" else "NONE")
         act = activities.get((_text(pid), code))
         if act is None:
             act = activities[_text(pid), code] = _Activity()
             act.first = at
+        name = get(record, "purpose", "name")
+        if isinstance(name, str) and name:
+            act.name = name
+        if category == "ft.export":
+            act.exports += 1
         act.events += 1
         act.last = max(act.last, at)
         for role in get(record, "actor", "roles") or ():
@@ -126,16 +133,15 @@ def build_ropa(
             labels = res.get("labels") if isinstance(res, dict) else None
             if isinstance(labels, list) and labels and res.get("decision", "allow") == "allow":
                 act.classes[str(labels[0])] += 1
-        basis, art9 = get(record, "purpose", "gdpr_basis"), get(record, "purpose", "art9_basis")
-        if isinstance(basis, str):
-            act.bases.add(basis)
-        if isinstance(art9, str):
-            act.art9.add(art9)
+        bases = record_bases(record, seen_policies.get(sha) if isinstance(sha, str) else None)
+        for kind, target in (("gdpr_basis", act.bases), ("art9_basis", act.art9), ("hipaa_basis", act.hipaa)):
+            if kind in bases:
+                target.add(bases[kind])
     integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
     period = Period(start, end, first, last)
     in_force = list(given) + [p for p in seen_policies.values() if p is not None and p not in given]
     unknown = sum(1 for p in seen_policies.values() if p is None)
-    names = {code: name for p in in_force for name, code in p.access.purpose_codes.items()}
+    names = {code: name for p in in_force for code, name in p.purpose_names().items()}
 
     controller = Facts(
         "controller",
@@ -149,16 +155,22 @@ def build_ropa(
     )
     rows = []
     for (pid, code), act in sorted(activities.items(), key=lambda kv: (-kv[1].events, kv[0])):
+        if code == "(not declared)":
+            words: Any = Blank("the purpose of dataset exports (set datasets.purpose in the policy)")
+        else:
+            words = purpose_words(code, act.name or names.get(code))
         rows.append(
             (
-                code,
-                names.get(code, "-"),
+                words,
                 pid,
-                ", ".join(sorted(act.bases)) or Blank("lawful basis, Art. 6(1)"),
+                ", ".join(sorted(act.bases)) or Blank("lawful basis, Art. 6(1) (purposes.*.gdpr_basis)"),
                 ", ".join(sorted(act.art9))
                 or (
-                    "-" if not act.classes.keys() & {"phi", "special_category"} else Blank("Art. 9(2) ground")
+                    "-"
+                    if not act.classes.keys() & {"phi", "special_category"}
+                    else Blank("Art. 9(2) condition (declare purposes.*.art9_basis)")
                 ),
+                ", ".join(sorted(act.hipaa)) or "-",
                 ", ".join(r for r, _ in act.roles.most_common()) or "-",
                 ", ".join(c for c, _ in act.classes.most_common()) or "-",
                 act.events,
@@ -170,11 +182,11 @@ def build_ropa(
         "processing_activities",
         "Purposes of the processing (Art. 30(1)(b)), as observed",
         (
-            Column("purpose", "purpose code"),
-            Column("name", "purpose (policy)"),
+            Column("purpose", "purpose (code)"),
             Column("policy", "policy"),
-            Column("gdpr_basis", "lawful basis"),
-            Column("art9_basis", "Art. 9(2) ground"),
+            Column("gdpr_basis", "lawful basis (Art. 6)"),
+            Column("art9_basis", "Art. 9(2) condition"),
+            Column("hipaa_basis", "HIPAA basis"),
             Column("roles", "recipient roles"),
             Column("classifications", "data classifications"),
             Column("events", "events", True),

@@ -18,6 +18,15 @@ from typing import Any
 
 from guardrail.keys import Keyring
 from guardrail.reports.activity import ERASURE_COLUMNS, assemble
+from guardrail.reports.legal import (
+    LEGACY_TPO_CODES,
+    basis_words,
+    is_tpo,
+    processor_words,
+    purpose_code,
+    purpose_words,
+    record_bases,
+)
 from guardrail.reports.model import (
     Blank,
     Block,
@@ -37,7 +46,7 @@ __all__ = ["TPO_PURPOSES", "build_disclosures", "build_dsar", "subject_ref"]
 LISTED = 10_000  # events listed per table (the earliest); totals count them all
 #: purpose-of-use codes for treatment, payment and health care operations: disclosures for these are
 #: excluded from the accounting (164.528(a)(1)(i))
-TPO_PURPOSES = frozenset({"TREAT", "ETREAT", "HPAYMT", "HOPERAT", "OPERATIONS", "PAYMENT", "TREATMENT"})
+TPO_PURPOSES = LEGACY_TPO_CODES
 _REF = re.compile(r"[0-9a-f]{16}")
 
 
@@ -81,6 +90,21 @@ def _counts(record: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in counts.items() if type(v) is int} if isinstance(counts, dict) else {}
 
 
+def _categories(own: Counter[str], shared: Counter[str]) -> str:
+    if own:
+        text = ", ".join(sorted(own)) + " (found in the subject's own chunks)"
+        extra = sorted(set(shared) - set(own))
+        if extra:
+            text += f"; possibly also {', '.join(extra)} (events written before per-subject counts)"
+        return text
+    if shared:
+        return (
+            ", ".join(sorted(shared)) + " (upper bound: these events did not count per subject and can "
+            "cover other subjects' documents)"
+        )
+    return "-"
+
+
 def build_dsar(
     audit_dir: str | os.PathLike[str],
     *,
@@ -119,6 +143,8 @@ def build_dsar(
     roles: Counter[str] = Counter()
     entities: Counter[str] = Counter()
     recipients: Counter[str] = Counter()
+    shared: Counter[str] = Counter()  # from events without per-subject counts (several subjects' chunks)
+    processors: Counter[str] = Counter()
     first = last = None
     for record in _subject_records(reader, ref):
         at = _text(record.get("occurred_at"), "")
@@ -127,7 +153,11 @@ def build_dsar(
         category = _text(get(record, "event", "category"))
         outcome = _text(get(record, "event", "outcome"), "success")
         totals[category] += 1
-        entities.update(_counts(record))
+        own = get(record, "pii", "by_subject", ref)
+        if isinstance(own, dict):
+            entities.update({k: v for k, v in own.items() if type(v) is int})
+        else:
+            shared.update(_counts(record))
         disclosure = record.get("disclosure")
         if isinstance(disclosure, dict):
             recipients[_text(disclosure.get("recipient"))] += 1
@@ -156,14 +186,18 @@ def build_dsar(
                 )
             )
             continue
-        purpose = _text(get(record, "purpose", "code"))
+        for p in record.get("processors") or ():
+            if isinstance(p, dict):
+                processors[processor_words(p)] += 1
+        purpose = purpose_words(purpose_code(record), get(record, "purpose", "name"))
         if category != "rag.ingest":
             purposes[purpose] += 1
             for role in _roles(record).split(", "):
                 if role != "-":
                     roles[role] += 1
-        basis = get(record, "purpose", "gdpr_basis")
-        if isinstance(basis, str):
+        found = record_bases(record)
+        basis = "; ".join(found[k] for k in ("gdpr_basis", "art9_basis", "hipaa_basis") if k in found)
+        if basis:
             bases.add(basis)
         if len(access) < LISTED:
             row: tuple[Any, ...] = (
@@ -217,17 +251,12 @@ def build_dsar(
                     "lawful bases recorded",
                     ", ".join(sorted(bases)) or Blank("lawful basis per purpose (Art. 6)"),
                 ),
-                (
-                    "categories of personal data (15(1)(b))",
-                    ", ".join(sorted(entities)) + " (from events about the subject; an event can cover "
-                    "several subjects' documents)"
-                    if entities
-                    else "-",
-                ),
+                ("categories of personal data (15(1)(b))", _categories(entities, shared)),
                 (
                     "recipients (15(1)(c))",
                     ", ".join(f"role {r} ({n})" for r, n in roles.most_common())
                     + "".join(f"; external: {r} ({n})" for r, n in recipients.most_common())
+                    + "".join(f"; processor: {r} ({n})" for r, n in processors.most_common())
                     or "-",
                 ),
                 ("storage period (15(1)(d))", Blank("retention period or the criteria that set it")),
@@ -328,11 +357,16 @@ def build_disclosures(
         if not isinstance(disclosure, dict):
             continue
         at = _text(record.get("occurred_at"), "")
-        code = _text(get(record, "purpose", "code"), "")
+        code = purpose_code(record) or ""
         purpose = _text(disclosure.get("purpose"), code or "-")
-        if code.upper() in TPO_PURPOSES or purpose.upper() in TPO_PURPOSES:
-            excluded[code or purpose] += 1
+        if is_tpo(record, purpose):
+            excluded[code or purpose.upper()] += 1
             continue
+        name = get(record, "purpose", "name")
+        purpose = purpose_words(code, name if isinstance(name, str) else purpose) if code else purpose
+        hipaa = basis_words("hipaa_basis", get(record, "purpose", "hipaa_basis"))
+        if hipaa:
+            purpose += f"; {hipaa}"
         total += 1
         first = at if first is None or at < first else first
         last = at if last is None or at > last else last
