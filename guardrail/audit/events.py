@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "actor_member",
+    "counts_by_subject",
     "dataset_purpose",
     "processor_members",
     "purpose_member",
@@ -147,3 +148,18 @@ def dataset_purpose(policy: Any) -> dict[str, Any]:
     otherwise (a report then leaves the purpose blank rather than inventing one)."""
     name = policy.datasets.purpose
     return {"purpose": purpose_member(policy, name)} if name else {}
+
+
+def counts_by_subject(chunks: Iterable[tuple[Sequence[str], Sequence[Any]]]) -> dict[str, Any]:
+    """``{"by_subject": {ref: {entity: n}}}`` from (subject refs, findings) per chunk: the categories of
+    personal data found in each subject's own chunks (an Art. 15(1)(b) answer that does not mix in other
+    subjects' documents). Empty when no chunk names a subject."""
+    out: dict[str, dict[str, int]] = {}
+    for refs, findings in chunks:
+        for ref in refs:
+            counts = out.setdefault(ref, {})
+            for finding in findings:
+                entity = getattr(finding, "entity", None)
+                if isinstance(entity, str):
+                    counts[entity] = counts.get(entity, 0) + 1
+    return {"by_subject": {ref: dict(sorted(c.items())) for ref, c in sorted(out.items())}} if out else {}

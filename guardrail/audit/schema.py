@@ -80,6 +80,7 @@ CALLER_FIELDS: Final = frozenset(
         "disclosure",
         "dataset",
         "processors",
+        "request",
     }
 )
 FIELDS: Final = LOG_FIELDS | CALLER_FIELDS

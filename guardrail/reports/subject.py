@@ -41,7 +41,7 @@ from guardrail.reports.model import (
 )
 from guardrail.reports.source import LogReader, check_integrity, get, now_text, parse_moment
 
-__all__ = ["TPO_PURPOSES", "build_disclosures", "build_dsar", "subject_ref"]
+__all__ = ["TPO_PURPOSES", "build_disclosures", "build_dsar", "count_subject_events", "subject_ref"]
 
 LISTED = 10_000  # events listed per table (the earliest); totals count them all
 #: purpose-of-use codes for treatment, payment and health care operations: disclosures for these are
@@ -74,6 +74,18 @@ def _subject_records(reader: LogReader, ref: str) -> Iterator[dict[str, Any]]:
         subjects = record.get("subjects")
         if isinstance(subjects, list) and ref in subjects:
             yield record
+
+
+def check_years(years: Any) -> None:
+    """Raises ReportError unless ``years`` is a whole number from 1 to 100."""
+    if not isinstance(years, int) or not 1 <= years <= 100:
+        raise ReportError(f"--years must be a whole number of years from 1 to 100, not {years!r}")
+
+
+def count_subject_events(audit_dir: str | os.PathLike[str], ref: str) -> int:
+    """Events naming ``ref`` (report generations aside: asking about someone is not data about them)."""
+    reader = LogReader(audit_dir, since=None, until=None)
+    return sum(1 for r in _subject_records(reader, ref) if get(r, "event", "category") != "report.generate")
 
 
 def _text(value: Any, default: str = "-") -> str:
@@ -330,6 +342,7 @@ def build_disclosures(
     *,
     subject_ref: str,
     years: int = 6,
+    requested_on: str | datetime | None = None,
     public_key: str | None = None,
     clock: datetime | None = None,
 ) -> Report:
@@ -343,11 +356,16 @@ def build_disclosures(
         ReportError: a bad option or not a log directory.
     """
     ref = _check_ref(subject_ref)
-    if not isinstance(years, int) or not 1 <= years <= 100:
-        raise ReportError(f"--years must be a whole number of years from 1 to 100, not {years!r}")
+    check_years(years)
     now = clock or datetime.now(UTC)
-    start = parse_moment(now - timedelta(days=round(365.25 * years)), option="--years")
-    reader = LogReader(audit_dir, since=start, until=None)
+    asked = parse_moment(requested_on, option="--requested-on", end=True)
+    request_day = datetime.strptime(asked[:10], "%Y-%m-%d").replace(tzinfo=UTC) if asked else now
+    if asked is not None and asked > now_text(now):
+        raise ReportError(f"--requested-on {requested_on}: the request date is in the future")
+    # 164.528(a)(1): the six years before the date of the request (end of that day included)
+    end = asked if asked is not None else None
+    start = parse_moment(request_day - timedelta(days=round(365.25 * years)), option="--years")
+    reader = LogReader(audit_dir, since=start, until=end)
     rows: list[tuple[Any, ...]] = []
     excluded: Counter[str] = Counter()
     total = 0
@@ -382,7 +400,7 @@ def build_disclosures(
                 )
             )
     integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
-    period = Period(start, None, first, last)
+    period = Period(start, end, first, last)
     blocks: list[Block] = [
         Note(
             f"Individual identified by the keyed reference {ref}; the identifier given with the request is "
@@ -391,7 +409,8 @@ def build_disclosures(
         ),
         Table(
             "disclosures",
-            f"Disclosures in the {years} year(s) before {now_text(now)[:10]}",
+            f"Disclosures in the {years} year(s) before {now_text(request_day)[:10]}"
+            + (" (the date of the request)" if asked else " (no request date given: today)"),
             (
                 Column("date", "date"),
                 Column("recipient", "recipient"),
@@ -423,7 +442,11 @@ def build_disclosures(
     )
     section = Section("disclosures", "Accounting of disclosures", tuple(blocks))
     title = "HIPAA accounting of disclosures (45 CFR 164.528)"
-    filters = (("subject reference", ref), ("years", str(years)))
+    filters = (
+        ("subject reference", ref),
+        ("years", str(years)),
+        ("requested on", now_text(request_day)[:10] if asked else "not given (today)"),
+    )
     return assemble(
         "disclosures", title, audit_dir, integrity, period, (section,), filters=filters, clock=now
     )
