@@ -11,6 +11,7 @@ from guardrail.access import AccessDenied, Principal
 from guardrail.core import Guardrail
 from guardrail.errors import (
     ConfigError,
+    DataErased,
     DetectionError,
     DetectorUnavailable,
     GuardrailError,
@@ -18,6 +19,7 @@ from guardrail.errors import (
     KeyUnavailable,
     OutputExistsError,
     PolicyError,
+    SubjectNotFound,
 )
 from guardrail.findings import Finding, RedactionResult
 from guardrail.policy import Policy, load_policy
@@ -28,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessDenied",
     "ConfigError",
+    "DataErased",
     "DetectionError",
     "DetectorUnavailable",
     "Finding",
@@ -41,6 +44,7 @@ __all__ = [
     "Principal",
     "PseudonymScope",
     "RedactionResult",
+    "SubjectNotFound",
     "__version__",
     "load_policy",
 ]

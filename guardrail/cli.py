@@ -819,12 +819,17 @@ AuditOpt = Annotated[
 ]
 
 
-def _audit_key_op(audit_log: Path | None, ring: Any, category: str, action: str, **fields: Any) -> None:
-    """Append one key-operation event (key.rotate, key.shred, dsar.erasure) when an audit log is given."""
+def _audit_key_op(
+    audit_log: Path | None, ring: Any, category: str, action: str, actor: str | None = None, **fields: Any
+) -> None:
+    """Append one key-operation event (key.rotate, key.shred) when an audit log is given, with its actor."""
     if audit_log is None:
         return
     from guardrail import __version__
     from guardrail.audit import AuditLog
+    from guardrail.audit.events import actor_member
+
+    fields.setdefault("actor", actor_member(actor))
 
     with AuditLog.for_keyring(audit_log, ring) as log:
         log.append(
@@ -899,6 +904,9 @@ def keys_rotate(
         str | None, typer.Option("--tenant", "-t", help="Rotate one tenant (default: all).")
     ] = None,
     audit_log: AuditOpt = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who rotates (recorded; default: your OS user).")
+    ] = None,
 ) -> None:
     """Make a new DEK version primary; older versions stay decrypt-only until re-encrypted and destroyed."""
     from guardrail.keys import Keyring
@@ -906,7 +914,7 @@ def keys_rotate(
     ring = Keyring.open(keyring)
     rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
     keys = [{"type": "key", "id": i.id, "labels": [f"version-{i.version}"]} for i in rotated]
-    _audit_key_op(audit_log, ring, "key.rotate", "U", resources=keys)
+    _audit_key_op(audit_log, ring, "key.rotate", "U", actor, resources=keys)
     for info in rotated:
         out.print(f"new primary {info.id} (version {info.version})")
     if not rotated:
@@ -994,33 +1002,68 @@ def erase(
         str, typer.Option("--subject", help="The data-subject id (as in metadata 'subjects').")
     ],
     keyring: KeyringOpt,
-    store: StoreOpt,
-    tenant: TenantOpt = "default",
+    store: Annotated[
+        list[Path] | None,
+        typer.Option("--store", "-s", help="A persisted encrypted storage directory (repeatable)."),
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="The tenant (default: the keyring's only tenant).")
+    ] = None,
     audit_log: AuditOpt = None,
+    vault: Annotated[
+        Path | None, typer.Option("--vault", help="Token vault (default: KEYRING/vault-TENANT.sqlite).")
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who performs the erasure (default: your OS user).")
+    ] = None,
+    request_ref: Annotated[
+        str | None,
+        typer.Option("--request-ref", help="Your reference of the request (a ticket id, not a name)."),
+    ] = None,
+    certificate: Annotated[
+        Path | None,
+        typer.Option("--certificate", help="Write the signed erasure certificate (JSON; needs --audit-log)."),
+    ] = None,
 ) -> None:
-    """GDPR Art. 17 erasure: delete the subject's nodes from a persisted store and destroy its key."""
-    from guardrail.llama_index.storage import erase_subject
+    """GDPR Art. 17 erasure: delete the subject's nodes, records and vault tokens, destroy their key,
+    list the dataset exports that included them, audit it and (with --certificate) certify it."""
+    from guardrail.erasure import erase_subject
+    from guardrail.keys import Keyring
+    from guardrail.tenants import default_tenant
 
-    ring, storage = _open_store(keyring, store, tenant)
-    report = erase_subject([storage], keyring=ring, tenant=tenant, subject=subject)
-    storage.persist(persist_dir=str(store))
-    _audit_key_op(
-        audit_log,
-        ring,
-        "dsar.erasure",
-        "D",
-        subjects=[report.subject_ref],
-        resources=[{"type": "key", "id": k, "labels": ["destroyed"]} for k in report.keys_destroyed],
-        retrieval={
-            "deleted_nodes": report.vector_nodes_deleted,
-            "deleted_records": report.docstore_records_deleted,
-        },
+    ring = Keyring.open(keyring)
+    tenant = tenant or default_tenant(ring, audit_log)
+    if not store and vault is None and not (ring.directory / f"vault-{tenant}.sqlite").exists():
+        raise ConfigError("nothing to erase from: give --store DIR (repeatable) and/or --vault FILE")
+    result = erase_subject(
+        subject,
+        keyring=ring,
+        tenant=tenant,
+        stores=store or (),
+        vault=vault,
+        audit_log=audit_log,
+        actor=actor,
+        request_ref=request_ref,
+        certificate=certificate,
+        source="cli",
     )
     out.print(
-        f"erased subject ref {report.subject_ref}: {report.vector_nodes_deleted} node(s) deleted from "
-        f"the vector store, {report.docstore_records_deleted} docstore record(s) deleted, "
-        f"{len(report.keys_destroyed)} key(s) destroyed"
+        f"erased subject ref {result.subject_ref}: {result.vector_nodes_deleted} node(s) deleted from "
+        f"the vector store, {result.docstore_records_deleted} docstore record(s) deleted, "
+        f"{len(result.keys_destroyed)} key(s) destroyed, {result.vault_tokens_deleted} vault token(s) "
+        f"deleted ({result.vault_tokens_shared} kept: shared with other subjects)",
+        markup=False,
     )
+    for d in result.datasets:
+        out.print(
+            f"dataset export {d['dataset']} ({d['exported_at']}, manifest {d['manifest'] or '-'}) included "
+            "the subject: delete or regenerate it",
+            markup=False,
+        )
+    if audit_log is None:
+        err.print("warning: no --audit-log: the erasure is not recorded", markup=False)
+    if result.certificate is not None:
+        out.print(f"certificate: {result.certificate}", markup=False)
 
 
 # --------------------------------------------------------------------------- reidentify
@@ -1046,6 +1089,7 @@ def reidentify(
     """Show the values behind vault tokens, for principals the policy allows; audited (allowed or denied)."""
     from guardrail.access import AccessDenied, Principal
     from guardrail.datasets.reidentify import reidentify as run
+    from guardrail.errors import DataErased
     from guardrail.keys import Keyring
 
     who = Principal(id=principal, roles=role, purpose=purpose)
@@ -1059,7 +1103,7 @@ def reidentify(
             tenant=tenant,
             vault=vault,
         )
-    except AccessDenied as exc:
+    except (AccessDenied, DataErased) as exc:
         err.print(f"denied: {exc} (the attempt was recorded in the audit log)", markup=False)
         raise typer.Exit(1) from None
     for token, value in values.items():

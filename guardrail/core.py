@@ -147,9 +147,13 @@ class Guardrail:
             self._guard_obj = Guard(self)
         return self._guard_obj
 
-    def guard(self, target: Any) -> Any:
+    def guard(self, target: Any, *, processors: Sequence[str] = ()) -> Any:
         """Guard a retriever or a query engine: every retrieval is decided per node by the policy,
         redacted per its profile and audited, and fails closed. Returns the same kind of object.
+
+        Each retrieval event names the processors that receive what is released: a query engine's LLM
+        and embed model, matched against the policy's ``processors``, and those named in ``processors``
+        (e.g. the LLM you send a plain retriever's chunks to).
 
         Raises:
             ConfigError: no audit log is configured (guarded retrieval always writes one).
@@ -168,8 +172,14 @@ class Guardrail:
                     if isinstance(store, EncryptedVectorStore):
                         store.set_release_hook(self._guard.hook, on_erased=self._guard.erased)
         if isinstance(target, BaseRetriever):
-            return GuardedRetriever(target, self)
-        return guard_query_engine(target, self)
+            from guardrail.audit.events import processor_members
+
+            guarded = GuardedRetriever(target, self)
+            guarded._processors = processor_members(
+                self.policy, embed_model=getattr(target, "_embed_model", None), named=processors
+            )
+            return guarded
+        return guard_query_engine(target, self, processors)
 
     def postprocessor(self) -> Any:
         """A node postprocessor for query engines that cannot be rebuilt."""
@@ -219,7 +229,9 @@ class Guardrail:
 
         record = {
             "event": event,
-            "source": {"app": f"guardrail@{__version__}", "component": "guardrail"},
+            # the tenant is configuration, not personal data: subject reports use it to say where a
+            # subject's events are when asked under another tenant
+            "source": {"app": f"guardrail@{__version__}", "component": "guardrail", "tenant": self.tenant},
             **fields,
         }
         return str(self.audit.append(record, sync=True))
@@ -236,6 +248,7 @@ class Guardrail:
     ) -> None:
         import time
 
+        from guardrail.audit.events import purpose_member, retrieval_extras, withheld_by_rule
         from guardrail.llama_index.guard import RetrievalBlocked, query_mac
 
         if self.audit is None:
@@ -264,11 +277,7 @@ class Guardrail:
                 actor={"ref": principal.id, "type": "user", "roles": list(principal.roles)}
                 if principal
                 else {"ref": "anonymous", "type": "user", "roles": []},
-                purpose={
-                    "code": self.policy.access.purpose_codes.get(principal.purpose, principal.purpose.upper())
-                }
-                if principal
-                else {"code": "NONE"},
+                purpose=purpose_member(self.policy, principal.purpose if principal else None),
                 policy={
                     "id": self.policy.name,
                     "version": self.policy.version,
@@ -288,6 +297,7 @@ class Guardrail:
                         if node_id in request.resources
                         else [],
                         "decision": d.effect,
+                        **({"profile": d.redaction} if d.allowed else {}),
                     }
                     for node_id, d, _ in decisions
                 ]
@@ -302,10 +312,12 @@ class Guardrail:
                     "denied": len(decisions) - len(allowed),
                     "redacted": sum(1 for _, _, c in allowed if c),
                     "erased": len(request.erased),
+                    "withheld": withheld_by_rule(getattr(request, "withheld", None)),
                     "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
                 pii={"detector": "presidio", "counts": counts},
                 **_disclosure(principal, released=len(allowed), denied=outcome == "denied"),
+                **retrieval_extras(request, released=len(allowed)),
             )
         except Exception as exc:  # noqa: BLE001 - no audit record, no release
             raise RetrievalBlocked(f"the audit record could not be written ({type(exc).__name__})") from None
@@ -319,7 +331,13 @@ class Guardrail:
         for found in findings:
             for f in found:
                 counts[f.entity] = counts.get(f.entity, 0) + 1
+        from guardrail.audit.events import counts_by_subject
+
         resources = [Resource.from_metadata(n.metadata) for n in nodes]
+        per_subject = counts_by_subject(
+            ([self._subject_ref(s) for s in r.subjects], found)
+            for r, found in zip(resources, findings, strict=True)
+        )
         self._audit_event(
             {"category": "rag.ingest", "action": "C", "outcome": "success"},
             subjects=sorted({self._subject_ref(s) for r in resources for s in r.subjects}),
@@ -327,7 +345,7 @@ class Guardrail:
                 {"type": "chunk", "id": n.node_id, "labels": [r.classification]}
                 for n, r in zip(nodes, resources, strict=True)
             ],
-            pii={"detector": "presidio", "counts": counts},
+            pii={"detector": "presidio", "counts": counts, **per_subject},
         )
 
     def _audit_unguarded(self, returned: int) -> None:
@@ -372,29 +390,61 @@ class Guardrail:
         """
         from guardrail.llama_index.storage import load_storage_context
 
-        return self._track(
-            load_storage_context(persist_dir, vector_store=vector_store, **self._storage_args())
-        )
+        storage = load_storage_context(persist_dir, vector_store=vector_store, **self._storage_args())
+        # an erasure writes a reopened storage back to its directory
+        storage._guardrail_persist_dir = Path(persist_dir)  # type: ignore[attr-defined]
+        return self._track(storage)
 
-    def erase_subject(self, subject: str) -> Any:
-        """Delete a data subject's nodes from every storage context this object opened, and destroy
-        the subject's key (GDPR Art. 17 erasure with crypto-shredding). Returns an ``ErasureReport``."""
-        from guardrail.llama_index.storage import erase_subject
+    def erase_subject(
+        self,
+        subject: str,
+        *,
+        stores: Sequence[str | Path] = (),
+        vault: str | Path | None = None,
+        actor: str | None = None,
+        request_ref: str | None = None,
+        certificate: str | Path | None = None,
+    ) -> Any:
+        """Erase a data subject (GDPR Art. 17): delete their nodes and docstore records from every storage
+        context this object opened (those reopened from a directory are written back to it) and from the
+        persisted ``stores`` directories, destroy the subject's key (crypto-shredding), delete their
+        token-vault entries, list the dataset exports that included them, and record a ``dsar.erasure``
+        event with ``actor`` and ``request_ref``; with ``certificate``, write the signed certificate there.
+        Returns an :class:`~guardrail.erasure.ErasureResult`.
+
+        Raises:
+            ConfigError: no keyring; a certificate without an audit log.
+        """
+        from guardrail.erasure import erase_subject
 
         keyring = self._require_keyring()
         alive = [s for s in (ref() for ref in self._storages) if s is not None]
-        report = erase_subject(alive, keyring=keyring, tenant=self.tenant, subject=subject)
+        audit_dir = None
         if self.audit is not None:
-            self._audit_event(
-                {"category": "dsar.erasure", "action": "D", "outcome": "success"},
-                subjects=[report.subject_ref],
-                retrieval={
-                    "deleted_nodes": report.vector_nodes_deleted,
-                    "deleted_records": report.docstore_records_deleted,
-                },
-                resources=[{"type": "key", "id": k, "labels": ["destroyed"]} for k in report.keys_destroyed],
-            )
-        return report
+            self.audit.close()  # the erasure event goes through its own writer, after every pending record
+            audit_dir = self.audit.directory
+        result = erase_subject(
+            subject,
+            keyring=keyring,
+            tenant=self.tenant,
+            storages=alive,
+            stores=stores,
+            vault=vault,
+            audit_log=audit_dir,
+            actor=actor,
+            request_ref=request_ref,
+            certificate=certificate,
+            source="guardrail",
+        )
+        for storage in alive:
+            persist_dir = getattr(storage, "_guardrail_persist_dir", None)  # set by load_storage_context
+            if persist_dir is not None:
+                storage.persist(persist_dir=str(persist_dir))  # persisted either way
+        if audit_dir is not None:
+            from guardrail.audit import AuditLog
+
+            self.audit = AuditLog.for_keyring(audit_dir, keyring)
+        return result
 
     @property
     def detector(self) -> Detector:

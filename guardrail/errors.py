@@ -5,7 +5,9 @@
     GuardrailError
     ├── ConfigError (ValueError)          bad configuration or user input; says what, where and how to fix
     │   ├── PolicyError                   an invalid policy file: file, YAML path (and line), reason
-    │   └── InputFormatError              an unreadable input record: file:line and reason, never the content
+    │   ├── InputFormatError              an unreadable input record: file:line and reason, never the content
+    │   └── SubjectNotFound               a subject report would be empty; names where their events are
+    ├── DataErased                        the data asked for was erased (Art. 17, retention): nothing kept
     ├── DetectorUnavailable               the spaCy model (or another detector dependency) is not installed
     ├── DetectionError                    detection failed on a text; nothing is released (fail closed)
     ├── KeyUnavailable                    a key the operation needs is missing (e.g. for ``hash``)
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DataErased",
     "DetectionError",
     "DetectorUnavailable",
     "GuardrailError",
@@ -25,6 +28,7 @@ __all__ = [
     "KeyUnavailable",
     "OutputExistsError",
     "PolicyError",
+    "SubjectNotFound",
 ]
 
 
@@ -90,3 +94,13 @@ class KeyUnavailable(GuardrailError):
 
 class OutputExistsError(GuardrailError, FileExistsError):
     """The output path exists and ``force`` was not given."""
+
+
+class DataErased(GuardrailError):
+    """The data asked for was erased (a GDPR Art. 17 erasure or a retention deletion): nothing is kept to
+    return. Raised, for example, when re-identifying an erased vault token (the attempt is audited)."""
+
+
+class SubjectNotFound(ConfigError):
+    """A report about one data subject would be empty under the tenant asked for; the message names the
+    tenants where the subject does have events (by keyed reference) and the option that writes it anyway."""

@@ -28,6 +28,7 @@ from pydantic import (
 
 from guardrail.access import AccessSettings
 from guardrail.errors import PolicyError
+from guardrail.governance import ProcessorSpec, PurposeSpec, RetentionSettings
 
 __all__ = [
     "BUILTIN_ENTITIES",
@@ -315,6 +316,8 @@ class DatasetSettings(_Model):
     tokens: Literal["keyed", "vault"] = "keyed"
     token_length: int | None = Field(default=None, ge=6, le=52)
     reidentify: ReidentifySettings = ReidentifySettings()
+    #: the purpose (a key of the policy's ``purposes``) under which datasets are scanned and exported
+    purpose: str | None = None
 
 
 class SafeHarborIdentifier(_Model):
@@ -346,6 +349,9 @@ class Policy(_Model):
     datasets: DatasetSettings = DatasetSettings()
     identifiers: list[SafeHarborIdentifier] = []
     access: AccessSettings = AccessSettings()
+    purposes: dict[str, PurposeSpec] = {}
+    processors: list[ProcessorSpec] = []
+    retention: RetentionSettings = RetentionSettings()
     # Reserved for the audit settings; the audit module defines and validates them.
     audit: dict[str, Any] | None = None
     source_text: str = Field(default="", exclude=True, repr=False)
@@ -379,6 +385,54 @@ class Policy(_Model):
                 )
         return value
 
+    @field_validator("purposes")
+    @classmethod
+    def _purpose_codes_agree(
+        cls, value: dict[str, PurposeSpec], info: ValidationInfo
+    ) -> dict[str, PurposeSpec]:
+        access = info.data.get("access")
+        codes = access.purpose_codes if access is not None else {}
+        for name, spec in value.items():
+            if spec.code is not None and name in codes and codes[name] != spec.code:
+                raise _At(
+                    f"code {spec.code!r} differs from access.purpose_codes.{name} ({codes[name]!r}); "
+                    "declare the code once",
+                    name,
+                    "code",
+                )
+        return value
+
+    @field_validator("processors")
+    @classmethod
+    def _processor_names_unique(cls, value: list[ProcessorSpec]) -> list[ProcessorSpec]:
+        seen: set[str] = set()
+        for i, spec in enumerate(value):
+            if spec.name in seen:
+                raise _At(f"processor {spec.name!r} is declared twice", i, "name")
+            seen.add(spec.name)
+        return value
+
+    @model_validator(mode="after")
+    def _dataset_purpose_declared(self) -> Policy:
+        wanted = self.datasets.purpose
+        if wanted is not None and wanted not in self.purposes and wanted not in self.access.purpose_codes:
+            known = ", ".join(sorted(self.purposes)) or "none declared"
+            raise ValueError(f"datasets.purpose {wanted!r} is not a declared purpose (purposes: {known})")
+        return self
+
+    def purpose(self, name: str) -> PurposeSpec:
+        """The declared purpose ``name`` with its code filled in (``access.purpose_codes``, else the name
+        upper-cased); an undeclared purpose has no lawful basis."""
+        spec = self.purposes.get(name) or PurposeSpec()
+        code = spec.code or self.access.purpose_codes.get(name) or _code_of(name)
+        return spec.model_copy(update={"code": code, "name": spec.name or name})
+
+    def purpose_names(self) -> dict[str, str]:
+        """Purpose code -> its name in words, for every purpose the policy declares or codes."""
+        names = {self.purpose(n).code or n: self.purpose(n).name or n for n in self.access.purpose_codes}
+        names.update({self.purpose(n).code or n: self.purpose(n).name or n for n in self.purposes})
+        return names
+
     @property
     def access_settings(self) -> AccessSettings:
         """The ``access`` section (rules, profiles, default labels)."""
@@ -396,6 +450,10 @@ class Policy(_Model):
 
 
 # --------------------------------------------------------------------------- loading
+
+
+def _code_of(name: str) -> str:
+    return re.sub(r"[^A-Z0-9_-]+", "_", name.upper()).strip("_") or "NONE"
 
 
 def _pack_dirs() -> Iterator[Path]:
@@ -457,8 +515,7 @@ def parse_policy(text: str, *, source: str = "<memory>") -> Policy:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
         inner = (error.get("ctx") or {}).get("error")
-        if isinstance(inner, _At):
-            loc += inner.where
+        loc += tuple(getattr(inner, "where", ()))
         path, line = _locate(root, loc)
         reason = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

@@ -61,6 +61,8 @@ CATEGORIES: Final = frozenset(
         "key.shred",
         "dsar.erasure",
         "log.checkpoint",
+        "report.generate",
+        "retention.apply",
     }
 )
 ACTIONS: Final = frozenset({"C", "R", "U", "D", "E"})
@@ -84,6 +86,8 @@ CALLER_FIELDS: Final = frozenset(
         "pii",
         "disclosure",
         "dataset",
+        "processors",
+        "request",
     }
 )
 FIELDS: Final = LOG_FIELDS | CALLER_FIELDS

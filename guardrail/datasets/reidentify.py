@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardrail.access import AccessDenied, Principal
+from guardrail.audit.events import purpose_member
 from guardrail.datasets.run import _event, default_vault_path
-from guardrail.errors import ConfigError
+from guardrail.errors import ConfigError, DataErased
 from guardrail.policy import Policy, load_policy
 
 if TYPE_CHECKING:
@@ -77,19 +78,28 @@ def reidentify(
     path = Path(vault) if vault is not None else default_vault_path(keyring, tenant)
     if not path.exists():
         raise ConfigError(f"{path}: no token vault here (pass the vault the dataset run used)")
+    with TokenVault(path, keyring=keyring, tenant=tenant) as v:
+        erased = sum(1 for token in dict.fromkeys(tokens) if v.is_erased(token))
+    refused_erased = ok and erased > 0  # only an allowed principal learns that a token was erased
+    if refused_erased:
+        ok, reason = False, f"{erased} token(s) were erased (Art. 17 erasure or retention): no value is kept"
     event: dict[str, Any] = _event(
         "reidentify",
         "R",
         "success" if ok else "denied",
         pol,
         actor={"ref": principal.id, "type": "user", "roles": list(principal.roles)},
-        purpose={"code": pol.access.purpose_codes.get(principal.purpose, principal.purpose)},
+        purpose=purpose_member(pol, principal.purpose),
         resources=[{"type": "vault", "id": f"vault:{tenant}"}],
         pii={"counts": dict(sorted(counts.items()))},
     )
-    event["policy"].update(decision="allow" if ok else "deny", rule_ids=["datasets.reidentify"])
+    rule = "dsar.erasure" if refused_erased else "datasets.reidentify"
+    decision = "allow" if ok else ("erased" if refused_erased else "deny")
+    event["policy"].update(decision=decision, rule_ids=[rule])
     with AuditLog.for_keyring(audit_log, keyring) as log:
         log.append(event)  # before any value is read: no event, no disclosure
+    if refused_erased:
+        raise DataErased(f"re-identification refused: {reason}")
     if not ok:
         raise AccessDenied(f"re-identification denied: {reason}", rule_ids=["datasets.reidentify"])
     with TokenVault(path, keyring=keyring, tenant=tenant) as v:

@@ -575,11 +575,13 @@ def _actor(actor: str | None) -> dict[str, Any]:
 
 def _event(category: str, action: str, outcome: str, policy: Policy, **fields: Any) -> dict[str, Any]:
     from guardrail import __version__
+    from guardrail.audit.events import dataset_purpose
 
     return {
         "event": {"category": category, "action": action, "outcome": outcome},
         "source": {"app": f"guardrail@{__version__}", "component": "datasets"},
         "policy": {"id": policy.name, "version": policy.version, "sha256": policy.sha256},
+        **dataset_purpose(policy),
         **fields,
     }
 

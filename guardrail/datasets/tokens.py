@@ -25,18 +25,21 @@ import re
 import secrets
 import sqlite3
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar
 
 from guardrail.crypto import Context, DecryptionError, Sealer
-from guardrail.errors import ConfigError
+from guardrail.errors import ConfigError, DataErased
 from guardrail.redaction import TokenSource
 
 if TYPE_CHECKING:
     from guardrail.keys import KeyringLike
 
-__all__ = ["KeyedTokens", "TokenSource", "TokenVault", "VaultError"]
+__all__ = ["KeyedTokens", "TokenSource", "TokenVault", "VaultErasure", "VaultError"]
 
 _ENTITY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 # no 0/O, 1/I/L, U: tokens are read and typed by people during re-identification requests
@@ -64,6 +67,21 @@ def _check_entity(entity: str) -> str:
             f"entity type {entity!r} is not valid: use letters, digits and '_' (e.g. PERSON, US_SSN)"
         )
     return entity
+
+
+@dataclass(frozen=True, slots=True)
+class VaultErasure:
+    """What :meth:`TokenVault.erase_subject` did: tokens deleted, tokens kept because other subjects'
+    records use them too."""
+
+    deleted: int
+    shared: int
+
+
+def _now_text() -> str:
+    from guardrail.audit.schema import format_time
+
+    return format_time(datetime.now(UTC))
 
 
 class KeyedTokens:
@@ -178,6 +196,16 @@ class TokenVault:
                 "CREATE TABLE IF NOT EXISTS tokens (mac BLOB PRIMARY KEY, entity TEXT NOT NULL, "
                 "token TEXT NOT NULL UNIQUE, sealed BLOB NOT NULL)"
             )
+            # whose tokens these are (--subject-field), and tokens erased (Art. 17): re-identification of
+            # an erased token answers "erased", not "unknown"; subjects are keyed references only
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS token_subjects (token TEXT NOT NULL, subject TEXT NOT NULL, "
+                "PRIMARY KEY (token, subject))"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS erased (token TEXT PRIMARY KEY, erased_at TEXT NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS token_created (token TEXT PRIMARY KEY, created_at TEXT NOT NULL)"
+            )
             db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('check', ?)", (_VAULT_FORMAT, check)
             )
@@ -221,6 +249,9 @@ class TokenVault:
                 )
                 row = self._db.execute("SELECT token FROM tokens WHERE mac = ?", (mac,)).fetchone()
                 if row is not None:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO token_created VALUES (?, ?)", (str(row[0]), _now_text())
+                    )
                     return str(row[0])
         raise VaultError(f"{self.path}: no free {entity} token after {_MAX_ATTEMPTS} attempts")
 
@@ -234,12 +265,83 @@ class TokenVault:
         with self._lock:
             row = self._db.execute("SELECT entity, sealed FROM tokens WHERE token = ?", (token,)).fetchone()
         if row is None:
+            if self.is_erased(token):
+                raise DataErased("the token was erased (Art. 17 erasure or retention): no value is kept")
             raise VaultError(f"{self.path}: unknown token (not in this vault)")
         entity, sealed = str(row[0]), bytes(row[1])
         try:
             return self._sealer.open(sealed, context=self._context(entity, token)).decode("utf-8")
         except UnicodeDecodeError:
             raise DecryptionError(token) from None
+
+    def link_subject(self, token: str, subject_ref: str) -> None:
+        """Record that ``token`` (a token of this vault) occurs in a record about ``subject_ref``."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO token_subjects VALUES (?, ?)", (token, subject_ref))
+
+    def erase_subject(self, subject_ref: str) -> VaultErasure:
+        """Delete the tokens linked to ``subject_ref`` and their sealed values (Art. 17).
+
+        A token also linked to another subject (a clinician named in two patients' records) is about
+        someone else too: it is unlinked from this subject and kept, and counted in ``shared``.
+        """
+        now = _now_text()
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                linked = [
+                    str(r[0])
+                    for r in db.execute("SELECT token FROM token_subjects WHERE subject = ?", (subject_ref,))
+                ]
+                shared = 0
+                deleted: list[str] = []
+                for token in linked:
+                    others = db.execute(
+                        "SELECT count(*) FROM token_subjects WHERE token = ? AND subject != ?",
+                        (token, subject_ref),
+                    ).fetchone()[0]
+                    if others:
+                        shared += 1
+                        continue
+                    cur = db.execute("DELETE FROM tokens WHERE token = ?", (token,))
+                    if cur.rowcount:
+                        deleted.append(token)
+                    db.execute("DELETE FROM token_created WHERE token = ?", (token,))
+                    db.execute("INSERT OR REPLACE INTO erased VALUES (?, ?)", (token, now))
+                db.execute("DELETE FROM token_subjects WHERE subject = ?", (subject_ref,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return VaultErasure(deleted=len(deleted), shared=shared)
+
+    def delete_tokens(self, tokens: Sequence[str]) -> int:
+        """Delete ``tokens`` and their sealed values (retention); they answer "erased" afterwards."""
+        now = _now_text()
+        n = 0
+        with self._lock:
+            for token in tokens:
+                n += self._db.execute("DELETE FROM tokens WHERE token = ?", (token,)).rowcount
+                self._db.execute("DELETE FROM token_created WHERE token = ?", (token,))
+                self._db.execute("DELETE FROM token_subjects WHERE token = ?", (token,))
+                self._db.execute("INSERT OR REPLACE INTO erased VALUES (?, ?)", (token, now))
+        return n
+
+    def created_before(self, moment: str) -> list[str]:
+        """Tokens first made before ``moment`` (an audit time string)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT t.token FROM tokens t JOIN token_created c ON c.token = t.token "
+                "WHERE c.created_at < ?",
+                (moment,),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def is_erased(self, token: str) -> bool:
+        """Whether ``token`` was deleted by an erasure or by retention."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM erased WHERE token = ?", (token,)).fetchone() is not None
 
     def __len__(self) -> int:
         with self._lock:

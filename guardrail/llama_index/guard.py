@@ -34,9 +34,11 @@ from guardrail.access import (
     evaluate,
     possible_classifications,
 )
+from guardrail.audit.events import processor_members
 from guardrail.crypto import DecryptionError
 from guardrail.errors import GuardrailError
 from guardrail.findings import Finding
+from guardrail.llama_index.evidence import withheld_by_prefilter
 
 __all__ = [
     "SPANS_KEY",
@@ -151,6 +153,9 @@ class _Request:
     resources: dict[str, Resource] = field(default_factory=dict)
     # classifications pushed into the vector query (None: no pre-filter was possible)
     prefilter: list[str] | None = None
+    # evidence for the audit event (guardrail.audit.events): withheld per rule, processors reached
+    withheld: dict[str, int] = field(default_factory=dict)
+    processors: list[dict[str, Any]] = field(default_factory=list)
 
 
 _request: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("guardrail_request", default=None)
@@ -279,6 +284,7 @@ class GuardedRetriever(BaseRetriever):
         self._inner = inner
         self._gr = guardrail
         self._principal = principal
+        self._processors: list[dict[str, Any]] = []  # who receives what it releases (set by gr.guard)
         self._push_filters()
 
     def _push_filters(self) -> None:
@@ -320,7 +326,7 @@ class GuardedRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         principal = self._principal or current_principal()
-        request = _Request(principal)
+        request = _Request(principal, processors=self._processors)
         started = time.perf_counter()
         if principal is None:
             self._gr._audit_retrieval(
@@ -343,6 +349,9 @@ class GuardedRetriever(BaseRetriever):
                 node = guard._decide(request, hit.node)
                 if node is not None:
                     released.append(NodeWithScore(node=node, score=hit.score))
+            request.withheld = withheld_by_prefilter(
+                self._inner, query_bundle, self._gr, principal, request.prefilter, len(results)
+            )
         finally:
             _request.reset(token)
         # one audit event per retrieval; if it cannot be written, nothing is returned
@@ -382,11 +391,19 @@ class GuardrailPostprocessor(BaseNodePostprocessor):
         return out
 
 
-def guard_query_engine(engine: Any, guardrail: Any) -> Any:
-    """The same kind of query engine, with its retriever guarded."""
+def guard_query_engine(engine: Any, guardrail: Any, processors: Sequence[str] = ()) -> Any:
+    """The same kind of query engine, with its retriever guarded (and its LLM and embed model recorded
+    as the processors that receive what it releases)."""
     if isinstance(engine, RetrieverQueryEngine):
+        retriever = GuardedRetriever(engine.retriever, guardrail)
+        retriever._processors = processor_members(
+            guardrail.policy,
+            llm=getattr(engine._response_synthesizer, "_llm", None),
+            embed_model=getattr(engine.retriever, "_embed_model", None),
+            named=processors,
+        )
         return RetrieverQueryEngine(
-            retriever=GuardedRetriever(engine.retriever, guardrail),
+            retriever=retriever,
             response_synthesizer=engine._response_synthesizer,
             node_postprocessors=engine._node_postprocessors,
             callback_manager=engine.callback_manager,

@@ -23,6 +23,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from guardrail.audit.cli import EXIT_DAMAGED, EXIT_TORN_TAIL, _key_text
+from guardrail.errors import SubjectNotFound
 from guardrail.reports.model import Report, ReportError
 
 __all__ = ["report_app"]
@@ -82,13 +83,41 @@ KeyringOpt = Annotated[
         "--keyring", "-k", envvar="GUARDRAIL_KEYRING", help="The keyring that computes subject references."
     ),
 ]
-TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="The tenant of the subject.")]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option("--tenant", "-t", help="The tenant of the subject (default: the keyring's only tenant)."),
+]
+EmptyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-empty", help="Write the report even when no event names the subject (default: refuse)."
+    ),
+]
+AuditKeyringOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keyring",
+        "-k",
+        envvar="GUARDRAIL_KEYRING",
+        help="The log's keyring: generating the report is then recorded in the log (report.generate).",
+    ),
+]
 
 
-def _finish(report: Report, output: Path, force: bool) -> None:
+def _finish(
+    report: Report,
+    output: Path,
+    force: bool,
+    *,
+    keyring: Path | None = None,
+    subject_ref: str | None = None,
+) -> None:
     from guardrail.reports.render import write_report
 
+    audited = _audit_generation(Path(report.source), keyring, report.kind, subject_ref)
     write_report(report, output, force=force)
+    if not audited:
+        err.print("note: not recorded in the log as report.generate (pass --keyring to record it)")
     i = report.integrity
     if not i.ok:
         err.print(f"wrote {output}; INTEGRITY FAILED: {i.message}", markup=False)
@@ -111,19 +140,85 @@ def _check_output(output: Path, force: bool) -> None:
         raise OutputExistsError(f"{output}: exists; pass --force to overwrite it")
 
 
-def _ref(subject: str | None, subject_ref: str | None, keyring: Path | None, tenant: str) -> str:
+def _ref(
+    audit_dir: Path,
+    subject: str | None,
+    subject_ref: str | None,
+    keyring: Path | None,
+    tenant: str | None,
+    *,
+    allow_empty: bool,
+) -> str:
+    """The subject's reference; refuses (unless ``allow_empty``) one no event names, saying under which
+    tenants the subject does have events."""
+    from guardrail.keys import Keyring
+    from guardrail.reports.subject import _check_ref, count_subject_events
     from guardrail.reports.subject import subject_ref as compute
 
     if (subject is None) == (subject_ref is None):
         raise ReportError("give --subject S (with --keyring DIR) or --subject-ref R")
     if subject_ref is not None:
+        _check_ref(subject_ref)
+        if not allow_empty and count_subject_events(audit_dir, subject_ref) == 0:
+            raise SubjectNotFound(
+                f"no event in {audit_dir} names the subject reference {subject_ref}: check it (as "
+                "`guardrail erase` printed it), or pass --allow-empty to write an empty report"
+            )
         return subject_ref
     if keyring is None:
         raise ReportError(
             "--subject needs --keyring DIR (or GUARDRAIL_KEYRING) to compute the subject's reference"
         )
     assert subject is not None
-    return compute(keyring, subject, tenant=tenant)
+    from guardrail.tenants import default_tenant, known_tenants
+
+    ring = Keyring.open(keyring)
+    tenant = tenant or default_tenant(ring, audit_dir)
+    ref = compute(ring, subject, tenant=tenant)
+    if allow_empty or count_subject_events(audit_dir, ref) > 0:
+        return ref
+    elsewhere = []
+    for other in known_tenants(ring, audit_dir):
+        if other != tenant:
+            other_ref = compute(ring, subject, tenant=other)
+            n = count_subject_events(audit_dir, other_ref)
+            if n:
+                elsewhere.append(f"{n} event(s) under tenant {other!r} (reference {other_ref})")
+    where = (
+        "; the subject has " + ", ".join(elsewhere) + ": pass --tenant accordingly"
+        if elsewhere
+        else "; no other tenant of the keyring has events about this subject either"
+    )
+    raise SubjectNotFound(
+        f"no event about this subject under tenant {tenant!r} (reference {ref}){where}; "
+        "--allow-empty writes the empty report anyway"
+    )
+
+
+def _audit_generation(
+    audit_dir: Path, keyring: Path | None, kind: str, subject_ref: str | None, actor: str | None = None
+) -> bool:
+    """Record ``report.generate`` in the log (before the report is written: no record, no report).
+    Returns False when there is no keyring to sign with."""
+    if keyring is None:
+        return False
+    from guardrail import __version__
+    from guardrail.audit import AuditLog
+    from guardrail.audit.events import actor_member
+    from guardrail.keys import Keyring
+
+    ring = Keyring.open(keyring)
+    event: dict[str, Any] = {
+        "event": {"category": "report.generate", "action": "R", "outcome": "success"},
+        "source": {"app": f"guardrail@{__version__}", "component": "report"},
+        "actor": actor_member(actor),
+        "resources": [{"type": "report", "id": kind}],
+    }
+    if subject_ref is not None:
+        event["subjects"] = [subject_ref]
+    with AuditLog.for_keyring(audit_dir, ring) as log:
+        log.append(event)
+    return True
 
 
 @report_app.command("build")
@@ -138,6 +233,7 @@ def build_command(
     ] = None,
     public_key: KeyOpt = None,
     force: ForceOpt = False,
+    keyring: AuditKeyringOpt = None,
 ) -> None:
     """(default) The activity report: integrity, access, exposure, datasets, keys and policies."""
     from guardrail.reports.activity import build_report
@@ -146,7 +242,7 @@ def build_command(
     report = build_report(
         audit_dir, since=since, until=until, policy=policy, public_key=_key_text(public_key)
     )
-    _finish(report, output, force)
+    _finish(report, output, force, keyring=keyring)
 
 
 @report_app.command("ropa")
@@ -163,14 +259,23 @@ def ropa_command(
     until: UntilOpt = None,
     public_key: KeyOpt = None,
     force: ForceOpt = False,
+    keyring: AuditKeyringOpt = None,
+    org: Annotated[
+        Path | None,
+        typer.Option(
+            "--org", help="A YAML file with the controller, DPO, retention and transfer details to fill in."
+        ),
+    ] = None,
 ) -> None:
     """A draft GDPR Art. 30 record of processing activities; unknown fields are marked TO BE COMPLETED."""
     from guardrail.reports.ropa import build_ropa
 
     _check_output(output, force)
     refs: tuple[Any, ...] = tuple(policy or ())
-    report = build_ropa(audit_dir, policies=refs, since=since, until=until, public_key=_key_text(public_key))
-    _finish(report, output, force)
+    report = build_ropa(
+        audit_dir, policies=refs, since=since, until=until, public_key=_key_text(public_key), org=org
+    )
+    _finish(report, output, force, keyring=keyring)
 
 
 @report_app.command("dsar")
@@ -180,7 +285,7 @@ def dsar_command(
     subject: SubjectOpt = None,
     subject_ref: SubjectRefOpt = None,
     keyring: KeyringOpt = None,
-    tenant: TenantOpt = "default",
+    tenant: TenantOpt = None,
     with_principals: Annotated[
         bool, typer.Option("--with-principals", help="List who accessed the data (default: roles only).")
     ] = False,
@@ -188,12 +293,13 @@ def dsar_command(
     until: UntilOpt = None,
     public_key: KeyOpt = None,
     force: ForceOpt = False,
+    allow_empty: EmptyOpt = False,
 ) -> None:
     """GDPR Art. 15 access report for one data subject (identified in it by reference only)."""
     from guardrail.reports.subject import build_dsar
 
     _check_output(output, force)
-    ref = _ref(subject, subject_ref, keyring, tenant)
+    ref = _ref(audit_dir, subject, subject_ref, keyring, tenant, allow_empty=allow_empty)
     report = build_dsar(
         audit_dir,
         subject_ref=ref,
@@ -202,7 +308,7 @@ def dsar_command(
         until=until,
         public_key=_key_text(public_key),
     )
-    _finish(report, output, force)
+    _finish(report, output, force, keyring=keyring, subject_ref=ref)
 
 
 @report_app.command("disclosures")
@@ -212,15 +318,30 @@ def disclosures_command(
     subject: SubjectOpt = None,
     subject_ref: SubjectRefOpt = None,
     keyring: KeyringOpt = None,
-    tenant: TenantOpt = "default",
+    tenant: TenantOpt = None,
     years: Annotated[int, typer.Option("--years", help="How many years back (164.528: 6).")] = 6,
+    requested_on: Annotated[
+        str | None,
+        typer.Option(
+            "--requested-on",
+            help="The date of the individual's request: the window ends there (default: today).",
+        ),
+    ] = None,
     public_key: KeyOpt = None,
     force: ForceOpt = False,
+    allow_empty: EmptyOpt = False,
 ) -> None:
     """HIPAA 164.528 accounting of disclosures of one individual's PHI."""
-    from guardrail.reports.subject import build_disclosures
+    from guardrail.reports.subject import build_disclosures, check_years
 
     _check_output(output, force)
-    ref = _ref(subject, subject_ref, keyring, tenant)
-    report = build_disclosures(audit_dir, subject_ref=ref, years=years, public_key=_key_text(public_key))
-    _finish(report, output, force)
+    check_years(years)
+    ref = _ref(audit_dir, subject, subject_ref, keyring, tenant, allow_empty=allow_empty)
+    report = build_disclosures(
+        audit_dir,
+        subject_ref=ref,
+        years=years,
+        requested_on=requested_on,
+        public_key=_key_text(public_key),
+    )
+    _finish(report, output, force, keyring=keyring, subject_ref=ref)

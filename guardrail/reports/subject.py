@@ -18,6 +18,15 @@ from typing import Any
 
 from guardrail.keys import Keyring
 from guardrail.reports.activity import ERASURE_COLUMNS, assemble
+from guardrail.reports.legal import (
+    LEGACY_TPO_CODES,
+    basis_words,
+    is_tpo,
+    processor_words,
+    purpose_code,
+    purpose_words,
+    record_bases,
+)
 from guardrail.reports.model import (
     Blank,
     Block,
@@ -32,12 +41,12 @@ from guardrail.reports.model import (
 )
 from guardrail.reports.source import LogReader, check_integrity, get, now_text, parse_moment
 
-__all__ = ["TPO_PURPOSES", "build_disclosures", "build_dsar", "subject_ref"]
+__all__ = ["TPO_PURPOSES", "build_disclosures", "build_dsar", "count_subject_events", "subject_ref"]
 
 LISTED = 10_000  # events listed per table (the earliest); totals count them all
 #: purpose-of-use codes for treatment, payment and health care operations: disclosures for these are
 #: excluded from the accounting (164.528(a)(1)(i))
-TPO_PURPOSES = frozenset({"TREAT", "ETREAT", "HPAYMT", "HOPERAT", "OPERATIONS", "PAYMENT", "TREATMENT"})
+TPO_PURPOSES = LEGACY_TPO_CODES
 _REF = re.compile(r"[0-9a-f]{16}")
 
 
@@ -67,6 +76,18 @@ def _subject_records(reader: LogReader, ref: str) -> Iterator[dict[str, Any]]:
             yield record
 
 
+def check_years(years: Any) -> None:
+    """Raises ReportError unless ``years`` is a whole number from 1 to 100."""
+    if not isinstance(years, int) or not 1 <= years <= 100:
+        raise ReportError(f"--years must be a whole number of years from 1 to 100, not {years!r}")
+
+
+def count_subject_events(audit_dir: str | os.PathLike[str], ref: str) -> int:
+    """Events naming ``ref`` (report generations aside: asking about someone is not data about them)."""
+    reader = LogReader(audit_dir, since=None, until=None)
+    return sum(1 for r in _subject_records(reader, ref) if get(r, "event", "category") != "report.generate")
+
+
 def _text(value: Any, default: str = "-") -> str:
     return value if isinstance(value, str) and value else default
 
@@ -79,6 +100,21 @@ def _roles(record: dict[str, Any]) -> str:
 def _counts(record: dict[str, Any]) -> dict[str, int]:
     counts = get(record, "pii", "counts")
     return {k: v for k, v in counts.items() if type(v) is int} if isinstance(counts, dict) else {}
+
+
+def _categories(own: Counter[str], shared: Counter[str]) -> str:
+    if own:
+        text = ", ".join(sorted(own)) + " (found in the subject's own chunks)"
+        extra = sorted(set(shared) - set(own))
+        if extra:
+            text += f"; possibly also {', '.join(extra)} (events written before per-subject counts)"
+        return text
+    if shared:
+        return (
+            ", ".join(sorted(shared)) + " (upper bound: these events did not count per subject and can "
+            "cover other subjects' documents)"
+        )
+    return "-"
 
 
 def build_dsar(
@@ -119,6 +155,8 @@ def build_dsar(
     roles: Counter[str] = Counter()
     entities: Counter[str] = Counter()
     recipients: Counter[str] = Counter()
+    shared: Counter[str] = Counter()  # from events without per-subject counts (several subjects' chunks)
+    processors: Counter[str] = Counter()
     first = last = None
     for record in _subject_records(reader, ref):
         at = _text(record.get("occurred_at"), "")
@@ -127,7 +165,11 @@ def build_dsar(
         category = _text(get(record, "event", "category"))
         outcome = _text(get(record, "event", "outcome"), "success")
         totals[category] += 1
-        entities.update(_counts(record))
+        own = get(record, "pii", "by_subject", ref)
+        if isinstance(own, dict):
+            entities.update({k: v for k, v in own.items() if type(v) is int})
+        else:
+            shared.update(_counts(record))
         disclosure = record.get("disclosure")
         if isinstance(disclosure, dict):
             recipients[_text(disclosure.get("recipient"))] += 1
@@ -156,14 +198,18 @@ def build_dsar(
                 )
             )
             continue
-        purpose = _text(get(record, "purpose", "code"))
+        for p in record.get("processors") or ():
+            if isinstance(p, dict):
+                processors[processor_words(p)] += 1
+        purpose = purpose_words(purpose_code(record), get(record, "purpose", "name"))
         if category != "rag.ingest":
             purposes[purpose] += 1
             for role in _roles(record).split(", "):
                 if role != "-":
                     roles[role] += 1
-        basis = get(record, "purpose", "gdpr_basis")
-        if isinstance(basis, str):
+        found = record_bases(record)
+        basis = "; ".join(found[k] for k in ("gdpr_basis", "art9_basis", "hipaa_basis") if k in found)
+        if basis:
             bases.add(basis)
         if len(access) < LISTED:
             row: tuple[Any, ...] = (
@@ -217,17 +263,12 @@ def build_dsar(
                     "lawful bases recorded",
                     ", ".join(sorted(bases)) or Blank("lawful basis per purpose (Art. 6)"),
                 ),
-                (
-                    "categories of personal data (15(1)(b))",
-                    ", ".join(sorted(entities)) + " (from events about the subject; an event can cover "
-                    "several subjects' documents)"
-                    if entities
-                    else "-",
-                ),
+                ("categories of personal data (15(1)(b))", _categories(entities, shared)),
                 (
                     "recipients (15(1)(c))",
                     ", ".join(f"role {r} ({n})" for r, n in roles.most_common())
                     + "".join(f"; external: {r} ({n})" for r, n in recipients.most_common())
+                    + "".join(f"; processor: {r} ({n})" for r, n in processors.most_common())
                     or "-",
                 ),
                 ("storage period (15(1)(d))", Blank("retention period or the criteria that set it")),
@@ -301,6 +342,7 @@ def build_disclosures(
     *,
     subject_ref: str,
     years: int = 6,
+    requested_on: str | datetime | None = None,
     public_key: str | None = None,
     clock: datetime | None = None,
 ) -> Report:
@@ -314,11 +356,16 @@ def build_disclosures(
         ReportError: a bad option or not a log directory.
     """
     ref = _check_ref(subject_ref)
-    if not isinstance(years, int) or not 1 <= years <= 100:
-        raise ReportError(f"--years must be a whole number of years from 1 to 100, not {years!r}")
+    check_years(years)
     now = clock or datetime.now(UTC)
-    start = parse_moment(now - timedelta(days=round(365.25 * years)), option="--years")
-    reader = LogReader(audit_dir, since=start, until=None)
+    asked = parse_moment(requested_on, option="--requested-on", end=True)
+    request_day = datetime.strptime(asked[:10], "%Y-%m-%d").replace(tzinfo=UTC) if asked else now
+    if asked is not None and asked > now_text(now):
+        raise ReportError(f"--requested-on {requested_on}: the request date is in the future")
+    # 164.528(a)(1): the six years before the date of the request (end of that day included)
+    end = asked if asked is not None else None
+    start = parse_moment(request_day - timedelta(days=round(365.25 * years)), option="--years")
+    reader = LogReader(audit_dir, since=start, until=end)
     rows: list[tuple[Any, ...]] = []
     excluded: Counter[str] = Counter()
     total = 0
@@ -328,11 +375,16 @@ def build_disclosures(
         if not isinstance(disclosure, dict):
             continue
         at = _text(record.get("occurred_at"), "")
-        code = _text(get(record, "purpose", "code"), "")
+        code = purpose_code(record) or ""
         purpose = _text(disclosure.get("purpose"), code or "-")
-        if code.upper() in TPO_PURPOSES or purpose.upper() in TPO_PURPOSES:
-            excluded[code or purpose] += 1
+        if is_tpo(record, purpose):
+            excluded[code or purpose.upper()] += 1
             continue
+        name = get(record, "purpose", "name")
+        purpose = purpose_words(code, name if isinstance(name, str) else purpose) if code else purpose
+        hipaa = basis_words("hipaa_basis", get(record, "purpose", "hipaa_basis"))
+        if hipaa:
+            purpose += f"; {hipaa}"
         total += 1
         first = at if first is None or at < first else first
         last = at if last is None or at > last else last
@@ -348,7 +400,7 @@ def build_disclosures(
                 )
             )
     integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
-    period = Period(start, None, first, last)
+    period = Period(start, end, first, last)
     blocks: list[Block] = [
         Note(
             f"Individual identified by the keyed reference {ref}; the identifier given with the request is "
@@ -357,7 +409,8 @@ def build_disclosures(
         ),
         Table(
             "disclosures",
-            f"Disclosures in the {years} year(s) before {now_text(now)[:10]}",
+            f"Disclosures in the {years} year(s) before {now_text(request_day)[:10]}"
+            + (" (the date of the request)" if asked else " (no request date given: today)"),
             (
                 Column("date", "date"),
                 Column("recipient", "recipient"),
@@ -389,7 +442,11 @@ def build_disclosures(
     )
     section = Section("disclosures", "Accounting of disclosures", tuple(blocks))
     title = "HIPAA accounting of disclosures (45 CFR 164.528)"
-    filters = (("subject reference", ref), ("years", str(years)))
+    filters = (
+        ("subject reference", ref),
+        ("years", str(years)),
+        ("requested on", now_text(request_day)[:10] if asked else "not given (today)"),
+    )
     return assemble(
         "disclosures", title, audit_dir, integrity, period, (section,), filters=filters, clock=now
     )

@@ -220,7 +220,10 @@ class TestSubjectReports:
         assert kinds.count("rag.retrieval") >= 3  # clinician, researcher, the disclosure
         assert "reidentify" in kinds
         assert "principal" not in events[0]
-        assert {e["purpose"] for e in events} >= {"TREAT", "HRESCH", "PUBHLTH"}
+        purposes = " ".join(e["purpose"] for e in events)
+        assert "treatment of the patient (TREAT)" in purposes  # in words, with the code
+        assert "(HRESCH)" in purposes
+        assert "(PUBHLTH)" in purposes
         assert [d["dataset"] for d in rows(report, "subject_datasets")] == ["notes-export"]
         assert len(rows(report, "subject_erasures")) == 1
         text = render_markdown(report)
@@ -256,7 +259,7 @@ class TestSubjectReports:
         report = build_disclosures(audit, subject_ref=ref, years=6, clock=clock)
         listed = rows(report, "disclosures")
         assert [(d["date"], d["recipient"], d["purpose"]) for d in listed] == [
-            ("2024-05-01", "Registry", "public health")
+            ("2024-05-01", "Registry", "public health (X)")
         ]
         assert "excluded from the accounting (164.528(a)(1)(i))" in render_markdown(report)
         assert len(rows(build_disclosures(audit, subject_ref=ref, years=7, clock=clock), "disclosures")) == 2
@@ -266,7 +269,8 @@ class TestSubjectReports:
         text = render_markdown(report)
         assert text.count("TO BE COMPLETED") >= 8
         purposes = {r["purpose"] for r in rows(report, "processing_activities")}
-        assert {"TREAT", "HRESCH", "MODEL-TRAINING"} <= purposes
+        assert {"treatment of the patient (TREAT)", "health research (HRESCH)"} <= purposes
+        assert not any("MODEL-TRAINING" in str(p) for p in purposes)  # never invented
         categories = {r["entity"] for r in rows(report, "data_categories")}
         assert {"PERSON", "MEDICAL_RECORD_NUMBER"} <= categories
         recipients = {r["recipient"] for r in rows(report, "recipients")}
