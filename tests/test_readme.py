@@ -235,7 +235,9 @@ def _pip(args: list[str], session: Session) -> tuple[int, str]:
     return proc.returncode, output
 
 
-def _run_bash(block: Block, session: Session, capsys: pytest.CaptureFixture[str]) -> None:
+def _run_bash(
+    block: Block, session: Session, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for written in _commands(block.code):
         command = written
         for name in block.vars:
@@ -249,8 +251,8 @@ def _run_bash(block: Block, session: Session, capsys: pytest.CaptureFixture[str]
             code, output = _pip(words[1:], session)
         elif words[0] == "export":
             name, _, value = words[1].partition("=")
-            session.env[name] = value
-            os.environ[name] = value  # the monkeypatch of this block restores it; the session keeps it
+            session.env[name] = value  # for the blocks after this one
+            monkeypatch.setenv(name, value)  # for the rest of this one (undone after it)
             continue
         else:
             raise AssertionError(f"{block.id}: no rule to run {words[0]!r}; add one to tests/test_readme.py")
@@ -282,7 +284,7 @@ def test_readme_block_runs_as_written(
             if block.language == "python":
                 _run_python(block)
             else:
-                _run_bash(block, session, capsys)
+                _run_bash(block, session, capsys, monkeypatch)
         except BaseException:
             session.failed.append(block.id)
             raise
