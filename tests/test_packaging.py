@@ -157,6 +157,7 @@ def test_wheel_installs_in_a_clean_venv_and_runs(wheel: Path, tmp_path: Path) ->
         text=True,
         check=True,
         cwd=tmp_path,
+        env=env,
     ).stdout
     assert where.startswith(str(site)), where
 
