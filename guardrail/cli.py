@@ -250,6 +250,8 @@ def scan(
             raise ConfigError(f"{extra}: the {name} file must not be an input (inputs are never modified)")
     if gate_report is not None and gate_report.exists() and not force:
         raise OutputExistsError(f"{gate_report}: exists; pass --force to overwrite it")
+    if gate_report is not None and findings is not None and gate_report.resolve() == findings.resolve():
+        raise ConfigError(f"{gate_report}: --gate-report and --findings need two files")
     from guardrail.datasets.formats import iter_records
     from guardrail.datasets.run import scan_file
 
@@ -580,10 +582,18 @@ def _redact_dataset(input: Path, output: Path, **o: Any) -> None:
     pol = load_policy(o["policy"])
     ring = Keyring.open(o["keyring"]) if o["keyring"] is not None else None
     gate_report: Path | None = o["gate_report"]
-    if gate_report is not None and gate_report.exists() and not o["force"]:
-        raise OutputExistsError(f"{gate_report}: exists; pass --force to overwrite it")
-    if gate_report is not None and gate_report.resolve() == input.resolve():
-        raise ConfigError(f"{gate_report}: the --gate-report file must not be the input")
+    if gate_report is not None:
+        from guardrail.datasets.manifest import manifest_path_for
+        from guardrail.datasets.run import CARD_SUFFIX, REJECTS_SUFFIX
+
+        sidecars = [output.with_name(output.name + suffix) for suffix in (CARD_SUFFIX, REJECTS_SUFFIX)]
+        taken = [input, output, manifest_path_for(output), *sidecars]
+        if any(gate_report.resolve() == p.resolve() for p in taken):
+            raise ConfigError(
+                f"{gate_report}: the --gate-report file must not be the input, the output or its sidecars"
+            )
+        if gate_report.exists() and not o["force"]:
+            raise OutputExistsError(f"{gate_report}: exists; pass --force to overwrite it")
     kind = o["format"] or detect_format(input)
     progress = _progress(f"redacting {input.name}", input, kind, o["quiet"])
     try:

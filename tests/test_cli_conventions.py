@@ -396,3 +396,16 @@ def test_cli_progress_lines_in_a_log_and_quiet_silences_them(
     assert "records/s," not in got.err
     got = run("scan", train, "-q")
     assert "records/s," not in got.err
+
+
+def test_gate_report_never_overwrites_an_output(run: Any, tmp_path: Path, notes: Path) -> None:
+    train = tmp_path / "train.jsonl"
+    train.write_bytes((DATA / "finetune_chat.jsonl").read_bytes())
+    for clash in ("out.jsonl", "out.jsonl.manifest.json", "out.jsonl.card.md", "train.jsonl"):
+        got = run("redact", train, "-o", "out.jsonl", "--gate-report", clash)
+        assert got.code == 2, clash
+        assert "must not be the input, the output or its sidecars" in got.err
+    assert not (tmp_path / "out.jsonl").exists()
+    got = run("scan", notes, "--findings", "f.jsonl", "--gate-report", "f.jsonl")
+    assert got.code == 2
+    assert "need two files" in got.err
