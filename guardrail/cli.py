@@ -316,6 +316,14 @@ def redact(
     checkpoint_seconds: Annotated[
         float, typer.Option("--checkpoint-seconds", min=0.0, help="How often a run saves a checkpoint.")
     ] = 5.0,
+    subject_field: Annotated[
+        str | None,
+        typer.Option(
+            "--subject-field",
+            help="The record field naming the data subject (dataset events then list the subjects, "
+            "for access and erasure requests; needs --keyring).",
+        ),
+    ] = None,
 ) -> None:
     """Write a redacted copy: same records, same order, other fields untouched. Atomic; input untouched.
 
@@ -350,11 +358,13 @@ def redact(
             audit_log=audit_log,
             actor=actor,
             checkpoint_seconds=checkpoint_seconds,
+            subject_field=subject_field,
         )
         return
-    if on_error == "quarantine" or resume or fail_on is not None or engine != "local":
+    if on_error == "quarantine" or resume or fail_on is not None or engine != "local" or subject_field:
         raise ConfigError(
-            f"{input}: --on-error quarantine, --resume, --fail-on and --engine apply to datasets, "
+            f"{input}: --on-error quarantine, --resume, --fail-on, --engine and --subject-field apply to "
+            "datasets, "
             "not to .txt files"
         )
     if output.is_dir():
@@ -470,6 +480,7 @@ def _redact_file(input: Path, output: Path, ring: Any, pol: Any, progress: Any, 
         actor=o["actor"],
         checkpoint_seconds=o["checkpoint_seconds"],
         progress=progress,
+        subject_field=o.get("subject_field"),
     )
 
 

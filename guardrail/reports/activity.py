@@ -47,7 +47,26 @@ ERASURE_COLUMNS = (
     Column("deleted_nodes", "vector nodes deleted", True),
     Column("deleted_records", "docstore records deleted", True),
     Column("keys", "keys destroyed", True),
+    Column("vault_tokens", "vault tokens deleted", True),
+    Column("datasets", "dataset exports listed", True),
+    Column("actor", "performed by"),
+    Column("request", "request reference"),
 )
+
+
+def erasure_cells(record: dict[str, Any]) -> tuple[Any, ...]:
+    """The :data:`ERASURE_COLUMNS` cells of one ``dsar.erasure`` event."""
+    resources = [r for r in record.get("resources") or () if isinstance(r, Mapping)]
+    actor, request = get(record, "actor", "ref"), get(record, "request", "ref")
+    return (
+        _int(get(record, "retrieval", "deleted_nodes")),
+        _int(get(record, "retrieval", "deleted_records")),
+        sum(1 for r in resources if r.get("type", "key") == "key"),
+        _int(get(record, "retrieval", "vault_tokens_deleted")),
+        sum(1 for r in resources if r.get("type") == "dataset"),
+        actor if isinstance(actor, str) else "not recorded",
+        request if isinstance(request, str) else "-",
+    )
 
 
 def _ints(value: Any) -> dict[str, int]:
@@ -294,15 +313,7 @@ class _Tally:
         else:
             subjects = record.get("subjects")
             refs = ", ".join(s for s in subjects if isinstance(s, str)) if isinstance(subjects, list) else "-"
-            self.erasures.append(
-                (
-                    at,
-                    refs or "-",
-                    _int(get(record, "retrieval", "deleted_nodes")),
-                    _int(get(record, "retrieval", "deleted_records")),
-                    len(resources),
-                )
-            )
+            self.erasures.append((at, refs or "-", *erasure_cells(record)))
 
 
 # --------------------------------------------------------------------------- time buckets

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.keys import Keyring
-from guardrail.reports.activity import ERASURE_COLUMNS, assemble
+from guardrail.reports.activity import ERASURE_COLUMNS, assemble, erasure_cells
 from guardrail.reports.legal import (
     LEGACY_TPO_CODES,
     basis_words,
@@ -187,16 +187,8 @@ def build_dsar(
                 )
             continue
         if category == "dsar.erasure":
-            keys = [r for r in record.get("resources") or () if isinstance(r, dict)]
-            erasures.append(
-                (
-                    at,
-                    outcome,
-                    get(record, "retrieval", "deleted_nodes"),
-                    get(record, "retrieval", "deleted_records"),
-                    len(keys),
-                )
-            )
+            cells = erasure_cells(record)
+            erasures.append((at, outcome, *(cells if with_principals else (*cells[:-2], "-", cells[-1]))))
             continue
         for p in record.get("processors") or ():
             if isinstance(p, dict):
