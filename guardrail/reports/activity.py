@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.policy import Policy
+from guardrail.reports.legal import purpose_code, purpose_words
 from guardrail.reports.model import (
     Block,
     Chart,
@@ -147,6 +148,8 @@ class _Tally:
     deny_rules: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, rule) -> events
     unknown_rule_effects: bool = False
     denied_by_class: Counter[str] = field(default_factory=Counter)
+    withheld: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, rule) -> chunks
+    withheld_events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, rule) -> retrievals
     denied_events: int = 0
     principals: _Principals = field(default_factory=_Principals)
     unguarded: int = 0
@@ -216,22 +219,31 @@ class _Tally:
         bucket[2 if unguarded else (1 if denied else 0)] += 1
         self.by_outcome["unguarded" if unguarded else outcome] += 1
         roles = _roles(record)
+        withheld = _ints(retrieval.get("withheld"))
+        kept_out = sum(withheld.values())
         for role in roles:
             row = self.by_role.get(role)
             if row is None:
-                row = self.by_role[role] = [0, 0, 0, 0]
+                row = self.by_role[role] = [0, 0, 0, 0, 0]
             row[0] += 1
             row[1] += denied
             row[2] += returned
             row[3] += denied_chunks
-        purpose = _text(get(record, "purpose", "code"), "(none)")
+            row[4] += kept_out
+        code = purpose_code(record)
+        purpose = purpose_words(code, get(record, "purpose", "name")) if code else "(none)"
         prow = self.by_purpose.get(purpose)
         if prow is None:
-            prow = self.by_purpose[purpose] = [0, 0, 0, 0]
+            prow = self.by_purpose[purpose] = [0, 0, 0, 0, 0]
         prow[0] += 1
         prow[1] += denied
         prow[2] += returned
         prow[3] += denied_chunks
+        prow[4] += kept_out
+        pname = _text(get(record, "policy", "id"))
+        for rule, n in withheld.items():
+            self.withheld[pname, rule] += n
+            self.withheld_events[pname, rule] += 1
         self.principals.add(_text(get(record, "actor", "ref"), "(unknown)"), denied, ", ".join(roles))
         if unguarded:
             self.unguarded += 1
@@ -250,7 +262,8 @@ class _Tally:
             label = labels[0] if isinstance(labels, list) and labels and isinstance(labels[0], str) else "-"
             decision = res.get("decision")
             if decision == "allow":
-                self.released[label, str(profile)] += 1
+                own = res.get("profile")  # recorded per chunk since guardrail 0.1 (issue 13)
+                self.released[label, own if isinstance(own, str) else str(profile)] += 1
             elif decision == "deny":
                 self.denied_by_class[label] += 1
         if denied or denied_chunks:
@@ -499,7 +512,8 @@ def _access(t: _Tally) -> Section:
         Column("retrievals", "retrievals", True),
         Column("denied", "denied retrievals", True),
         Column("chunks_released", "chunks released", True),
-        Column("chunks_denied", "chunks denied", True),
+        Column("chunks_denied", "chunks denied at release", True),
+        Column("chunks_withheld", "chunks withheld before retrieval", True),
     )
     by_role = Table(
         "retrievals_by_role",
@@ -511,7 +525,7 @@ def _access(t: _Tally) -> Section:
     by_purpose = Table(
         "retrievals_by_purpose",
         "By purpose",
-        (Column("purpose", "purpose code"), *cols),
+        (Column("purpose", "purpose (code)"), *cols),
         tuple((p, *v) for p, v in sorted(t.by_purpose.items(), key=lambda kv: (-kv[1][0], kv[0]))),
     )
     outcomes = Table(
@@ -521,15 +535,21 @@ def _access(t: _Tally) -> Section:
         tuple((f"outcome: {k}", v) for k, v in sorted(t.by_outcome.items()))
         + tuple((f"decision: {k}", v) for k, v in sorted(t.decisions.items())),
     )
+    rule_keys = sorted(
+        set(t.deny_rules) | set(t.withheld),
+        key=lambda k: (-(t.deny_rules[k] + t.withheld_events[k]), k),
+    )
     rules = Table(
         "denials_by_rule",
-        "Denials by rule",
+        "Denials by rule: at release, and withheld before retrieval (classification pre-filter)",
         (
             Column("policy", "policy"),
             Column("rule", "rule"),
-            Column("events", "retrievals with denials", True),
+            Column("events", "retrievals with denials at release", True),
+            Column("withheld_events", "retrievals with chunks withheld before retrieval", True),
+            Column("withheld", "chunks withheld before retrieval", True),
         ),
-        tuple((p, r, n) for (p, r), n in sorted(t.deny_rules.items(), key=lambda kv: (-kv[1], kv[0]))),
+        tuple((p, r, t.deny_rules[p, r], t.withheld_events[p, r], t.withheld[p, r]) for p, r in rule_keys),
         note=(
             "Some policies are not available as a shipped pack with the recorded sha256: their rules are "
             "listed whatever their effect."
@@ -585,7 +605,49 @@ def _access(t: _Tally) -> Section:
         )
     blocks += [unguarded, principals]
     total = sum(t.by_outcome.values())
+    known = [
+        pol
+        for (name, _, sha) in t.versions
+        if (pol := t.policies.lookup(name, sha)) is not None and pol.access.rules
+    ]
+    unique = list({pol.sha256: pol for pol in known}.values())
+    blocks.append(minimum_necessary_table(unique))
     return Section("access", "Access", tuple(blocks), intro=f"{total} retrieval(s) in the period.")
+
+
+def minimum_necessary_table(policies: Iterable[Policy], block_id: str = "minimum_necessary") -> Table:
+    """Role x classification -> the profile each purpose gets (or deny, with the rule), from the policies'
+    access rules: the workforce-class x PHI-category view of 164.514(d)(2)."""
+    from guardrail.access import CLASSIFICATIONS, Principal, Resource, evaluate
+
+    rows = []
+    for pol in policies:
+        rules = pol.access.rules
+        roles = sorted({r for rule in rules for r in rule.roles if r != "*"})
+        purposes = sorted({u for rule in rules for u in rule.purposes if u != "*"} | set(pol.purposes))
+        for role in roles:
+            for classification in CLASSIFICATIONS:
+                cells = []
+                for purpose in purposes or ["(any)"]:
+                    d = evaluate(
+                        pol, Principal("matrix", [role], purpose), Resource(classification=classification)
+                    )
+                    what = d.redaction if d.allowed else f"deny ({', '.join(d.rule_ids) or 'default-deny'})"
+                    cells.append(f"{purpose}: {what}")
+                rows.append((pol.id, role, classification, "; ".join(cells)))
+    return Table(
+        block_id,
+        "Minimum necessary: role x classification -> redaction profile per purpose (from the policy)",
+        (
+            Column("policy", "policy"),
+            Column("role", "role"),
+            Column("classification", "classification"),
+            Column("profiles", "profile per purpose (none = as stored)"),
+        ),
+        tuple(rows),
+        empty="no policy text available (pass it with --policy)",
+        note="Deny overrides allow; anything no rule allows is denied (deny by default).",
+    )
 
 
 def _exposure(t: _Tally) -> Section:

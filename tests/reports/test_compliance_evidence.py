@@ -474,3 +474,37 @@ class TestErasure:
         texts = [n.get_content() for n in again.load_storage_context(world.kb).vector_store.get_nodes()]
         assert not any("invoice" in t for t in texts)  # persisted without a second persist() call
         assert any("opening hours" in t for t in texts)
+
+
+class TestActivityReport:
+    """One consistent set of denial figures, withheld PHI visible, the profile per chunk, the matrix."""
+
+    def test_withheld_before_retrieval_per_rule_and_role(self, world: World) -> None:
+        from guardrail.reports import build_report
+
+        report = build_report(world.audit, policies=(world.policy,))
+        by_rule = {r["rule"]: r for r in rows(report, "denials_by_rule")}
+        assert by_rule["support-no-phi"]["withheld"] >= 1
+        assert by_rule["support-no-phi"]["withheld_events"] == 1
+        by_role = {r["role"]: r for r in rows(report, "retrievals_by_role")}
+        assert by_role["support"]["chunks_withheld"] >= 1
+        assert by_role["clinician"]["chunks_withheld"] == 0
+        text = render_markdown(report)
+        assert "withheld before retrieval" in text
+
+    def test_profile_per_chunk_never_mixed(self, world: World) -> None:
+        from guardrail.reports import build_report
+
+        released = rows(build_report(world.audit, policies=(world.policy,)), "chunks_released")
+        assert released
+        assert {r["profile"] for r in released} <= {"none", "redact", "pseudonymize"}
+        assert ("phi", "none") in {(r["classification"], r["profile"]) for r in released}
+
+    def test_minimum_necessary_matrix(self, world: World) -> None:
+        from guardrail.reports import build_report
+
+        matrix = rows(build_report(world.audit, policies=(world.policy,)), "minimum_necessary")
+        cell = {(r["role"], r["classification"]): r["profiles"] for r in matrix}
+        assert "support: deny (support-no-phi)" in cell["support", "phi"]
+        assert "treatment: none" in cell["clinician", "phi"]
+        assert "support: redact" in cell["support", "internal"]
