@@ -402,12 +402,19 @@ def _timeline(hours: dict[str, list[int]]) -> tuple[str, list[str], list[list[in
 
 def integrity_section(i: Integrity, period: Period, *, extra: Iterable[Block] = ()) -> Section:
     """The integrity section shared by every report: the verifier's verdict and the period."""
+    bad = i.first_bad_index
+    verified: Any = i.records
+    if not i.ok and bad is not None:
+        # the records before the first damaged one are all that verified, whatever the count read
+        verified = f"{min(bad, i.records)} (records 0 to {bad - 1}); record {bad} and later are NOT verified"
+    elif not i.ok:
+        verified = f"none: {i.records} record(s) read, the damage is not in one record"
     facts = Facts(
         "integrity",
         "Audit log verification",
         (
             ("status", i.status),
-            ("records verified", i.records),
+            ("records verified", verified),
             ("signed checkpoints verified", i.checkpoints_verified),
             ("records covered by a verified checkpoint", i.covered),
             ("first damaged record", i.first_bad_index if i.first_bad_index is not None else "-"),
@@ -461,7 +468,21 @@ def assemble(
     filters: tuple[tuple[str, str], ...] = (),
     clock: datetime | None = None,
 ) -> Report:
-    """A report whose first section is the integrity verdict."""
+    """A report whose first section is the integrity verdict; over a damaged log every other section starts
+    with a warning that its figures rest (or may rest) on records at or after the first damaged one."""
+    if not integrity.ok:
+        bad = integrity.first_bad_index
+        where = (
+            f"records at or after the first damaged record ({bad})"
+            if bad is not None
+            else "records of a log whose checkpoints do not verify"
+        )
+        flag = Note(
+            f"UNVERIFIED FIGURES: the figures in this section include {where}; they are not evidence until "
+            "the log is restored from its off-host copy.",
+            "danger",
+        )
+        sections = tuple(Section(s.id, s.title, (flag, *s.blocks), s.intro) for s in sections)
     return Report(
         kind=kind,
         title=title,
@@ -788,11 +809,17 @@ def _datasets(t: _Tally) -> Section:
         )
     exports = [r for r in records if get(r, "event", "category") == "ft.export"][-SAFE_HARBOR_TABLES:]
     reference = reference_identifiers() if exports else ()
+    not_claimed: list[str] = []
     for n, record in enumerate(exports, 1):
         ds, pii = _obj(record.get("dataset")), _obj(record.get("pii"))
         policy: Policy | None = t.policies.lookup(
             get(record, "policy", "id"), get(record, "policy", "sha256")
         )
+        if policy is not None and not policy.identifiers:
+            # the table is evidence for a Safe Harbor claim: only a policy that declares the 18
+            # identifiers makes one (a GDPR export is not de-identified under 164.514(b))
+            not_claimed.append(f"{_text(ds.get('id'))} ({policy.id})")
+            continue
         blocks.append(
             safe_harbor_table(
                 f"safe_harbor_{n}",
@@ -802,6 +829,16 @@ def _datasets(t: _Tally) -> Section:
                 pii,
                 policy,
                 reference,
+            )
+        )
+    if not_claimed:
+        blocks.append(
+            Note(
+                f"No HIPAA Safe Harbor table for {len(not_claimed)} export(s) whose policy does not claim Safe "
+                f"Harbor (no `identifiers` section): {', '.join(not_claimed[:10])}"
+                + (" ..." if len(not_claimed) > 10 else "")
+                + ". Pseudonymised output remains personal data (GDPR Recital 26).",
+                "info",
             )
         )
     if t.dataset_total > len(records):

@@ -508,3 +508,73 @@ class TestActivityReport:
         assert "support: deny (support-no-phi)" in cell["support", "phi"]
         assert "treatment: none" in cell["clinician", "phi"]
         assert "support: redact" in cell["support", "internal"]
+
+
+class TestRightFigures:
+    def test_safe_harbor_table_only_for_exports_claiming_it(self, tmp_path: Path) -> None:
+        from _report_helpers import GDPR, HIPAA, ft_export, write_log
+
+        from guardrail.reports import build_report
+
+        audit = write_log(
+            tmp_path / "audit",
+            [
+                ft_export(
+                    "2025-03-01T08:00:00.000Z",
+                    "gdpr-set",
+                    {"PERSON": 4},
+                    {},
+                    {"PERSON": "pseudonymize"},
+                    pol=GDPR,
+                ),
+                ft_export(
+                    "2025-03-01T09:00:00.000Z",
+                    "hipaa-set",
+                    {"PERSON": 2},
+                    {},
+                    {"PERSON": "pseudonymize"},
+                    pol=HIPAA,
+                ),
+            ],
+        )
+        report = build_report(audit)
+        titles = [b.title for s in report.sections for b in s.blocks if isinstance(b, Table)]
+        assert any("hipaa-set" in t for t in titles if t.startswith("HIPAA Safe Harbor"))
+        assert not any("gdpr-set" in t for t in titles if t.startswith("HIPAA Safe Harbor"))
+        assert "does not claim Safe Harbor" in render_markdown(report)
+
+    def test_keyed_codes_are_never_compliant(self) -> None:
+        from guardrail.reports.safe_harbor import reference_identifiers, safe_harbor_table
+
+        table = safe_harbor_table(
+            "t",
+            "t",
+            {"findings_before": {"PERSON": 3}, "findings_after": {}, "token_method": "keyed-hmac-sha256"},
+            {"operators": {"PERSON": "pseudonymize"}},
+            None,
+            reference_identifiers(),
+        )
+        names = next(r for r in table.rows if r[0] == "A")
+        assert "CODE DERIVED FROM VALUE" in str(names[-1])
+        assert "handled" not in str(names[-1])
+
+    def test_damaged_log_flags_every_section(self, tmp_path: Path) -> None:
+        from _report_helpers import synthetic_events, write_log
+
+        from guardrail.reports import build_report
+
+        audit = write_log(tmp_path / "audit", synthetic_events())
+        segment = sorted(p for p in audit.iterdir() if p.name.startswith("segment") or p.suffix == ".jsonl")[
+            0
+        ]
+        lines = segment.read_bytes().splitlines(keepends=True)
+        lines[3] = lines[3].replace(b'"success"', b'"denied"', 1)
+        segment.write_bytes(b"".join(lines))
+        report = build_report(audit)
+        assert not report.ok
+        facts = dict(report.block("integrity").items)  # type: ignore[union-attr]
+        assert "NOT verified" in str(facts["records verified"])
+        assert facts["first damaged record"] == 3
+        for section in report.sections[1:]:
+            first = section.blocks[0]
+            assert "UNVERIFIED FIGURES" in getattr(first, "text", ""), section.id
