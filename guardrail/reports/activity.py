@@ -834,8 +834,8 @@ def _datasets(t: _Tally) -> Section:
     if not_claimed:
         blocks.append(
             Note(
-                f"No HIPAA Safe Harbor table for {len(not_claimed)} export(s) whose policy does not claim Safe "
-                f"Harbor (no `identifiers` section): {', '.join(not_claimed[:10])}"
+                f"No HIPAA Safe Harbor table for {len(not_claimed)} export(s) whose policy does not claim "
+                f"Safe Harbor (no `identifiers` section): {', '.join(not_claimed[:10])}"
                 + (" ..." if len(not_claimed) > 10 else "")
                 + ". Pseudonymised output remains personal data (GDPR Recital 26).",
                 "info",
