@@ -41,3 +41,52 @@ def test_readme_report_commands_run_as_written(
         assert (tmp_path / name).stat().st_size > 0, name
     public = (tmp_path / "demo-output" / "audit" / "audit.pub").read_text()
     assert verify_certificate(tmp_path / "erasure.json", public)
+
+
+_OVERFLOW = (
+    "(() => { const w = document.documentElement.clientWidth;"
+    " const wide = [...document.querySelectorAll('table, dl, svg, .note, pre')]"
+    ".filter(e => e.getBoundingClientRect().right > w + 1).length;"
+    " return {page: document.documentElement.scrollWidth - w, wide: wide}; })()"
+)
+
+
+@pytest.mark.parametrize("width", [1280, 720], ids=["screen-1280px", "print-width-a4-letter"])
+def test_every_html_report_from_the_demo_fits_without_horizontal_overflow(
+    width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from _chromium import AVAILABLE, render
+
+    if not AVAILABLE:
+        pytest.skip("Chromium is not installed (apt-get install chromium; CI installs it)")
+    monkeypatch.chdir(tmp_path)
+    subject = ["--subject", "discharge_summary_chf", "--keyring", "demo-output/keys"]
+    runs = [
+        ["demo", "-o", "demo-output"],
+        ["report", "demo-output/audit", "-o", "activity.html"],
+        ["report", "ropa", "demo-output/audit", "-o", "ropa.html"],
+        ["report", "dsar", "demo-output/audit", *subject, "-o", "dsar.html", "--with-principals"],
+        ["report", "disclosures", "demo-output/audit", *subject, "-o", "disclosures.html"],
+    ]
+    for args in runs:
+        monkeypatch.setattr(sys, "argv", ["guardrail", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code in (0, None), capsys.readouterr().err
+    # A4 and Letter print about 718 px wide (96 dpi) inside 12 mm margins: 720 px stands for both
+    for name in ("activity.html", "ropa.html", "dsar.html", "disclosures.html"):
+        page = render(tmp_path / name, width=width, expressions={"overflow": _OVERFLOW})
+        assert page.errors == [], name
+        assert page.values["overflow"] == {"page": 0, "wide": 0}, name
+
+
+def test_the_overflow_check_sees_a_wide_table(tmp_path: Path) -> None:
+    from _chromium import AVAILABLE, render
+
+    if not AVAILABLE:
+        pytest.skip("Chromium is not installed")
+    page = tmp_path / "wide.html"
+    page.write_text("<table><tr><td>" + "x" * 400 + "</td></tr></table>")
+    values = render(page, width=720, expressions={"overflow": _OVERFLOW}).values["overflow"]
+    assert values["page"] > 0
+    assert values["wide"] == 1
