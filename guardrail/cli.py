@@ -52,6 +52,8 @@ keys_app = typer.Typer(
     help="Create and manage keyrings: list, rotate, re-encrypt, destroy, shred.", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+retention_app = typer.Typer(help="Apply the policy's retention periods.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
 
 # emoji off: "notes.jsonl:100:" must not become an emoji
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -888,6 +890,61 @@ def erase(
         err.print("warning: no --audit-log: the erasure is not recorded", markup=False)
     if result.certificate is not None:
         out.print(f"certificate: {result.certificate}", markup=False)
+
+
+@retention_app.command("apply")
+def retention_apply(
+    keyring: KeyringOpt,
+    policy: PolicyOpt,
+    audit_log: Annotated[
+        Path,
+        typer.Option("--audit-log", envvar="GUARDRAIL_AUDIT_LOG", help="The log (ingestion times; audited)."),
+    ],
+    store: Annotated[
+        list[Path] | None, typer.Option("--store", "-s", help="A persisted encrypted store (repeatable).")
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="The tenant (default: the keyring's only tenant).")
+    ] = None,
+    vault: Annotated[
+        Path | None, typer.Option("--vault", help="Token vault (default: KEYRING/vault-TENANT.sqlite).")
+    ] = None,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoints", help="A directory of dataset outputs whose stale checkpoints to delete."
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who applies it (default: your OS user).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what is past retention; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete chunks, vault entries and dataset checkpoints older than the policy's retention; audited."""
+    from guardrail.keys import Keyring
+    from guardrail.retention import apply_retention
+    from guardrail.tenants import default_tenant
+
+    ring = Keyring.open(keyring)
+    result = apply_retention(
+        keyring=ring,
+        policy=policy,
+        tenant=tenant or default_tenant(ring, audit_log),
+        audit_log=audit_log,
+        stores=store or (),
+        vault=vault,
+        checkpoint_dirs=checkpoints or (),
+        actor=actor,
+        dry_run=dry_run,
+    )
+    verb = "past retention (dry run, nothing deleted)" if dry_run else "deleted"
+    out.print(
+        f"{verb}: {result.chunks} chunk(s), {result.vault_tokens} vault token(s), "
+        f"{result.checkpoints} dataset checkpoint file(s)",
+        markup=False,
+    )
 
 
 # --------------------------------------------------------------------------- reidentify

@@ -578,3 +578,71 @@ class TestRightFigures:
         for section in report.sections[1:]:
             first = section.blocks[0]
             assert "UNVERIFIED FIGURES" in getattr(first, "text", ""), section.id
+
+
+class TestRetention:
+    def test_apply_deletes_what_is_past_retention_and_is_audited(self, tmp_path: Path) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from llama_index.core import Document, VectorStoreIndex
+        from llama_index.core.node_parser import SentenceSplitter
+
+        from guardrail import DataErased, Guardrail
+        from guardrail.datasets.tokens import TokenVault
+        from guardrail.keys import Keyring
+        from guardrail.llama_index.hashing import HashingEmbedding
+        from guardrail.retention import apply_retention
+
+        keys, audit, kb, policy = (
+            tmp_path / "keys",
+            tmp_path / "audit",
+            tmp_path / "kb",
+            tmp_path / "clinic.yaml",
+        )
+        policy.write_text(POLICY)
+        ring = Keyring.create(keys)
+        gr = Guardrail(policy=policy, keyring=keys, audit_log=audit, tenant="clinic")
+        storage = gr.storage_context()
+        VectorStoreIndex.from_documents(
+            [
+                Document(text=NOTE_1, metadata={"subjects": [P1]}),
+                Document(
+                    text="Clinic opening hours: 8:00 to 18:00.", metadata={"classification": "internal"}
+                ),
+            ],
+            storage_context=storage,
+            transformations=[SentenceSplitter(), gr.annotator()],
+            embed_model=HashingEmbedding(),
+        )
+        storage.persist(persist_dir=str(kb))
+        gr.close()
+        with TokenVault(keys / "vault-clinic.sqlite", keyring=ring, tenant="clinic") as v:
+            token = v.token("PERSON", "Ada Finch")
+        later = datetime.now(UTC) + timedelta(days=400)  # internal (1y) expired, phi (6y) not
+        report = build_ropa(audit, policies=(policy,), clock=later)
+        facts = dict(report.block("retention").items)  # type: ignore[union-attr]
+        assert "OVERDUE: 1 (internal 1)" in str(facts["chunks past retention, not yet deleted (per the log)"])
+        dry = apply_retention(keyring=ring, policy=policy, tenant="clinic", audit_log=audit, stores=[kb],
+                              dry_run=True, now=later)  # fmt: skip
+        assert (dry.chunks, dry.vault_tokens) == (1, 0)
+        done = apply_retention(
+            keyring=ring, policy=policy, tenant="clinic", audit_log=audit, stores=[kb], now=later
+        )
+        assert done.chunks == 1
+        texts = [n.get_content() for n in Guardrail(policy=policy, keyring=keys, tenant="clinic")
+                 .load_storage_context(kb).vector_store.get_nodes()]  # fmt: skip
+        assert not any("opening hours" in t for t in texts)
+        assert any("Discharge" in t for t in texts)  # phi is kept 6 years
+        event = events(audit, "retention.apply")[-1]
+        assert event["retrieval"]["deleted_nodes"] == 1
+        report = build_ropa(audit, policies=(policy,), clock=later)
+        facts = dict(report.block("retention").items)  # type: ignore[union-attr]
+        assert facts["chunks past retention, not yet deleted (per the log)"] == "none"
+        much_later = datetime.now(UTC) + timedelta(days=7 * 365)
+        gone = apply_retention(keyring=ring, policy=policy, tenant="clinic", audit_log=audit, now=much_later)
+        assert gone.vault_tokens == 1
+        with (
+            TokenVault(keys / "vault-clinic.sqlite", keyring=ring, tenant="clinic") as v,
+            pytest.raises(DataErased),
+        ):
+            v.reidentify(token)
