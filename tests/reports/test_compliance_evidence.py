@@ -646,3 +646,14 @@ class TestRetention:
             pytest.raises(DataErased),
         ):
             v.reidentify(token)
+
+
+def test_dsar_opens_with_a_plain_language_summary(world: World) -> None:
+    report = build_dsar(world.audit, subject_ref=world.ref1)
+    assert report.sections[1].id == "plain"  # right after the integrity verdict
+    text = " ".join(getattr(b, "text", "") for b in report.sections[1].blocks)
+    assert "treatment of the patient (TREAT)" in text
+    assert "medical record numbers" in text
+    assert "Azure OpenAI (EU)" in text
+    assert "rag.retrieval" not in text  # sentences, not event codes
+    assert report.sections[2].title.startswith("Annex for the data protection officer")
