@@ -164,7 +164,7 @@ def _plain_language(
     if recipients:
         lines.append("It was disclosed to: " + ", ".join(r for r, _ in recipients.most_common()) + ".")
     if processors:
-        names = sorted({p.split(" (")[0] for p in processors})
+        names = sorted({p.rsplit(" (", 1)[0] for p in processors})
         lines.append(
             "Parts of it were processed on our behalf by these service providers: " + ", ".join(names) + "."
         )
