@@ -107,6 +107,8 @@ keys_app = typer.Typer(
     help="Create and manage keyrings: list, rotate, re-encrypt, destroy, shred.", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+retention_app = typer.Typer(help="Apply the policy's retention periods.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
 
 # emoji off: "notes.jsonl:100:" must not become an emoji
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -454,6 +456,14 @@ def redact(
     ] = 5.0,
     quiet: QuietOpt = False,
     gate_report: GateReportOpt = None,
+    subject_field: Annotated[
+        str | None,
+        typer.Option(
+            "--subject-field",
+            help="The record field naming the data subject (dataset events then list the subjects, "
+            "for access and erasure requests; needs --keyring).",
+        ),
+    ] = None,
 ) -> None:
     """Write a redacted copy: same records, same order, other fields untouched. Atomic; input untouched.
 
@@ -490,12 +500,20 @@ def redact(
             checkpoint_seconds=checkpoint_seconds,
             quiet=quiet,
             gate_report=gate_report,
+            subject_field=subject_field,
         )
         return
-    if on_error == "quarantine" or resume or fail_on is not None or engine != "local" or gate_report:
+    if (
+        on_error == "quarantine"
+        or resume
+        or fail_on is not None
+        or engine != "local"
+        or gate_report
+        or subject_field
+    ):
         raise ConfigError(
-            f"{input}: --on-error quarantine, --resume, --fail-on, --gate-report and --engine apply to "
-            "datasets, not to .txt files"
+            f"{input}: --on-error quarantine, --resume, --fail-on, --gate-report, --engine and "
+            "--subject-field apply to datasets, not to .txt files"
         )
     if output.is_dir():
         raise ConfigError(f"{output}: is a directory; give a file path for the output")
@@ -641,6 +659,7 @@ def _redact_file(input: Path, output: Path, ring: Any, pol: Any, progress: Any, 
         actor=o["actor"],
         checkpoint_seconds=o["checkpoint_seconds"],
         progress=progress,
+        subject_field=o.get("subject_field"),
     )
 
 
@@ -1074,6 +1093,61 @@ def erase(
         err.print("warning: no --audit-log: the erasure is not recorded", markup=False)
     if result.certificate is not None:
         out.print(f"certificate: {result.certificate}", markup=False)
+
+
+@retention_app.command("apply")
+def retention_apply(
+    keyring: KeyringOpt,
+    policy: PolicyOpt,
+    audit_log: Annotated[
+        Path,
+        typer.Option("--audit-log", envvar="GUARDRAIL_AUDIT_LOG", help="The log (ingestion times; audited)."),
+    ],
+    store: Annotated[
+        list[Path] | None, typer.Option("--store", "-s", help="A persisted encrypted store (repeatable).")
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="The tenant (default: the keyring's only tenant).")
+    ] = None,
+    vault: Annotated[
+        Path | None, typer.Option("--vault", help="Token vault (default: KEYRING/vault-TENANT.sqlite).")
+    ] = None,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoints", help="A directory of dataset outputs whose stale checkpoints to delete."
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who applies it (default: your OS user).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what is past retention; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete chunks, vault entries and dataset checkpoints older than the policy's retention; audited."""
+    from guardrail.keys import Keyring
+    from guardrail.retention import apply_retention
+    from guardrail.tenants import default_tenant
+
+    ring = Keyring.open(keyring)
+    result = apply_retention(
+        keyring=ring,
+        policy=policy,
+        tenant=tenant or default_tenant(ring, audit_log),
+        audit_log=audit_log,
+        stores=store or (),
+        vault=vault,
+        checkpoint_dirs=checkpoints or (),
+        actor=actor,
+        dry_run=dry_run,
+    )
+    verb = "past retention (dry run, nothing deleted)" if dry_run else "deleted"
+    out.print(
+        f"{verb}: {result.chunks} chunk(s), {result.vault_tokens} vault token(s), "
+        f"{result.checkpoints} dataset checkpoint file(s)",
+        markup=False,
+    )
 
 
 # --------------------------------------------------------------------------- reidentify

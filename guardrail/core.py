@@ -69,6 +69,7 @@ class Guardrail:
         self._hmac_key = hmac_key
         self.redactor = Redactor(self.policy, hmac_key=hmac_key)
         self._storages: list[weakref.ref[Any]] = []  # storage contexts opened here (for erasure)
+        self._persist_dirs: list[Path] = []  # directories reopened here: an erasure reaches them all
         self._guard_obj: Any = None
         self.audit: Any = None
         if audit_log is not None:
@@ -393,6 +394,8 @@ class Guardrail:
         storage = load_storage_context(persist_dir, vector_store=vector_store, **self._storage_args())
         # an erasure writes a reopened storage back to its directory
         storage._guardrail_persist_dir = Path(persist_dir)  # type: ignore[attr-defined]
+        if Path(persist_dir) not in self._persist_dirs:
+            self._persist_dirs.append(Path(persist_dir))
         return self._track(storage)
 
     def erase_subject(
@@ -419,6 +422,9 @@ class Guardrail:
 
         keyring = self._require_keyring()
         alive = [s for s in (ref() for ref in self._storages) if s is not None]
+        open_dirs = {getattr(s, "_guardrail_persist_dir", None) for s in alive}
+        # a reopened directory whose context is gone is erased on disk directly
+        stores = [*stores, *(d for d in self._persist_dirs if d not in open_dirs and d not in stores)]
         audit_dir = None
         if self.audit is not None:
             self.audit.close()  # the erasure event goes through its own writer, after every pending record

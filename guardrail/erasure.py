@@ -50,7 +50,7 @@ class ErasureResult:
     subject_ref: str
     vector_nodes_deleted: int
     docstore_records_deleted: int
-    keys_destroyed: tuple[str, ...]
+    keys_destroyed: list[str]
     vault_tokens_deleted: int = 0
     vault_tokens_shared: int = 0
     datasets: tuple[dict[str, Any], ...] = ()
@@ -160,7 +160,7 @@ def erase_subject(
         subject_ref=ref,
         vector_nodes_deleted=report.vector_nodes_deleted,
         docstore_records_deleted=report.docstore_records_deleted,
-        keys_destroyed=tuple(report.keys_destroyed),
+        keys_destroyed=list(report.keys_destroyed),
         vault_tokens_deleted=deleted,
         vault_tokens_shared=shared,
         datasets=tuple(datasets),

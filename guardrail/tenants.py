@@ -52,4 +52,6 @@ def default_tenant(ring: Any, audit_dir: str | os.PathLike[str] | None = None) -
     if count == 1 and len(known) == 1:
         return known[0]
     listed = f" ({', '.join(known)}{', ...' if len(known) < count else ''})" if known else ""
+    if count == 1:
+        raise ConfigError("the keyring's tenant is not named in the log or beside the keys: pass --tenant T")
     raise ConfigError(f"the keyring holds {count} tenants{listed}: pass --tenant T")

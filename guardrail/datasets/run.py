@@ -60,6 +60,7 @@ from guardrail.redaction import PseudonymScope, Redactor, TokenSource
 
 if TYPE_CHECKING:
     from guardrail.audit import AuditLog
+    from guardrail.datasets.subjects import SubjectLinker
     from guardrail.keys import Keyring, KeyringLike
 
 __all__ = [
@@ -598,6 +599,7 @@ def _dataset_event(
     actor: str | None,
     dataset: dict[str, Any],
     counts: Mapping[str, int] | None = None,
+    subjects: list[str] | None = None,
     **pii: Any,
 ) -> None:
     """Append one ``ft.scan`` (read) or ``ft.export`` (create) event about the dataset ``dataset["id"]``."""
@@ -606,9 +608,23 @@ def _dataset_event(
         "resources": [{"type": "dataset", "id": dataset["id"]}],
         "dataset": dataset,
     }
+    if subjects is not None:
+        fields["subjects"] = subjects  # keyed references of the subjects the records name
     if counts is not None:
         fields["pii"] = {"detector": f"guardrail:{pol.detection.model}", "counts": dict(counts), **pii}
     log.append(_event(category, "R" if category == "ft.scan" else "C", outcome, pol, **fields))
+
+
+def _subject_linker(
+    field: str | None, keyring: Keyring | None, tenant: str, tokens: Any
+) -> SubjectLinker | None:
+    if field is None:
+        return None
+    if keyring is None:
+        raise ConfigError("--subject-field records subjects by keyed reference: pass --keyring as well")
+    from guardrail.datasets.subjects import SubjectLinker
+
+    return SubjectLinker(keyring, tenant, field, vault=tokens)
 
 
 def _open_audit(audit_log: str | Path | None, keyring: Keyring | None) -> AuditLog | None:
@@ -815,6 +831,7 @@ def redact_file(
     audit_log: str | Path | None = None,
     vault: str | Path | None = None,
     actor: str | None = None,
+    subject_field: str | None = None,
     checkpoint_seconds: float = 5.0,
     progress: Callable[[int], None] | None = None,
     detector: Any = None,
@@ -834,6 +851,8 @@ def redact_file(
         checkpoint_seconds: how often a JSONL or CSV run saves a checkpoint.
         progress: called with the number of input records done, after each chunk.
         detector: a detector to use in this process (``jobs=1``); default: the policy's.
+        subject_field: the record field that names the data subject: the export's audit events then list
+            the subjects' keyed references, and vault tokens are linked to their subject (for erasure).
 
     Raises:
         OutputExistsError: the output or a sidecar exists (without ``force``), or an interrupted run's
@@ -878,6 +897,7 @@ def redact_file(
         )
     tokens = _run_tokens(pol, keyring, tenant, vault)
     try:
+        linker = _subject_linker(subject_field, keyring, tenant, tokens)
         method = _token_method(pol, tokens)
         hmac_key = keyring.hmac_key(f"redaction-hash\0{tenant}") if keyring is not None else None
         processor = RecordProcessor(pol, tokens, hmac_key=hmac_key, detector=detector)
@@ -922,6 +942,7 @@ def redact_file(
                     actor=actor,
                     checkpoint_seconds=checkpoint_seconds,
                     progress=progress,
+                    linker=linker,
                 )
             except GateFailed:
                 raise  # discarded and audited as denied by _run
@@ -988,6 +1009,7 @@ def _run(
     actor: str | None,
     checkpoint_seconds: float,
     progress: Callable[[int], None] | None,
+    linker: SubjectLinker | None = None,
 ) -> RunResult:
     started = time.monotonic()
     if state is not None:
@@ -1026,6 +1048,8 @@ def _run(
             chunk = positions.popleft()
             for p in processed:
                 emit(p.data)
+                if linker is not None:
+                    linker.observe(p.record.data, p.data)
                 totals.before.update(p.before)
                 totals.after.update(p.after)
                 if p.after:
@@ -1072,8 +1096,11 @@ def _run(
         started_at=started_at,
     )
     dataset_id = _dataset_id(input_sha)
+    if linker is not None and state is not None:
+        linker.add_from(src, format=reader.format)  # records done before the interruption
+    subjects = linker.refs() if linker is not None else None
     if fail_on is not None and residual > fail_on:
-        _audit_export(log, pol, manifest, None, dataset_id, actor, outcome="denied")
+        _audit_export(log, pol, manifest, None, dataset_id, actor, outcome="denied", subjects=subjects)
         _discard(files)
         by_type = ", ".join(
             f"{e} {n}" for e, n in sorted(totals.after.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -1086,7 +1113,15 @@ def _run(
     # without a keyring a one-time key signs: verification then proves integrity, not origin
     signed = manifest.sign(keyring.hmac_key("audit-checkpoint") if keyring is not None else os.urandom(32))
     manifest_text = json.dumps(signed.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _audit_export(log, pol, manifest, (manifest_text, signed.key_id, files.manifest.name), dataset_id, actor)
+    _audit_export(
+        log,
+        pol,
+        manifest,
+        (manifest_text, signed.key_id, files.manifest.name),
+        dataset_id,
+        actor,
+        subjects=subjects,
+    )
     _publish(
         files,
         manifest_text,
@@ -1195,6 +1230,7 @@ def _audit_export(
     actor: str | None,
     *,
     outcome: str = "success",
+    subjects: list[str] | None = None,
 ) -> None:
     if log is None:
         return
@@ -1205,7 +1241,7 @@ def _audit_export(
         "records": m.input_records,
         "format": m.format,
     }
-    _dataset_event(log, "ft.scan", "success", pol, actor, scanned, m.findings_before)
+    _dataset_event(log, "ft.scan", "success", pol, actor, scanned, m.findings_before, subjects=subjects)
     dataset: dict[str, Any] = {
         "id": dataset_id,
         "input_sha256": m.input_sha256,
@@ -1230,7 +1266,17 @@ def _audit_export(
         e: pol.redaction.operator_for(e).operator
         for e in sorted(set(m.findings_before) | set(m.findings_after))
     }
-    _dataset_event(log, "ft.export", outcome, pol, actor, dataset, m.findings_before, operators=operators)
+    _dataset_event(
+        log,
+        "ft.export",
+        outcome,
+        pol,
+        actor,
+        dataset,
+        m.findings_before,
+        subjects=subjects,
+        operators=operators,
+    )
 
 
 def _discard(files: _Sidecars) -> None:

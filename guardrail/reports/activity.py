@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.policy import Policy
+from guardrail.reports.legal import purpose_code, purpose_words
 from guardrail.reports.model import (
     Block,
     Chart,
@@ -47,7 +48,26 @@ ERASURE_COLUMNS = (
     Column("deleted_nodes", "vector nodes deleted", True),
     Column("deleted_records", "docstore records deleted", True),
     Column("keys", "keys destroyed", True),
+    Column("vault_tokens", "vault tokens deleted", True),
+    Column("datasets", "dataset exports listed", True),
+    Column("actor", "performed by"),
+    Column("request", "request reference"),
 )
+
+
+def erasure_cells(record: dict[str, Any]) -> tuple[Any, ...]:
+    """The :data:`ERASURE_COLUMNS` cells of one ``dsar.erasure`` event."""
+    resources = [r for r in record.get("resources") or () if isinstance(r, Mapping)]
+    actor, request = get(record, "actor", "ref"), get(record, "request", "ref")
+    return (
+        _int(get(record, "retrieval", "deleted_nodes")),
+        _int(get(record, "retrieval", "deleted_records")),
+        sum(1 for r in resources if r.get("type", "key") == "key"),
+        _int(get(record, "retrieval", "vault_tokens_deleted")),
+        sum(1 for r in resources if r.get("type") == "dataset"),
+        actor if isinstance(actor, str) else "not recorded",
+        request if isinstance(request, str) else "-",
+    )
 
 
 def _ints(value: Any) -> dict[str, int]:
@@ -128,6 +148,8 @@ class _Tally:
     deny_rules: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, rule) -> events
     unknown_rule_effects: bool = False
     denied_by_class: Counter[str] = field(default_factory=Counter)
+    withheld: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, rule) -> chunks
+    withheld_events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, rule) -> retrievals
     denied_events: int = 0
     principals: _Principals = field(default_factory=_Principals)
     unguarded: int = 0
@@ -197,22 +219,31 @@ class _Tally:
         bucket[2 if unguarded else (1 if denied else 0)] += 1
         self.by_outcome["unguarded" if unguarded else outcome] += 1
         roles = _roles(record)
+        withheld = _ints(retrieval.get("withheld"))
+        kept_out = sum(withheld.values())
         for role in roles:
             row = self.by_role.get(role)
             if row is None:
-                row = self.by_role[role] = [0, 0, 0, 0]
+                row = self.by_role[role] = [0, 0, 0, 0, 0]
             row[0] += 1
             row[1] += denied
             row[2] += returned
             row[3] += denied_chunks
-        purpose = _text(get(record, "purpose", "code"), "(none)")
+            row[4] += kept_out
+        code = purpose_code(record)
+        purpose = purpose_words(code, get(record, "purpose", "name")) if code else "(none)"
         prow = self.by_purpose.get(purpose)
         if prow is None:
-            prow = self.by_purpose[purpose] = [0, 0, 0, 0]
+            prow = self.by_purpose[purpose] = [0, 0, 0, 0, 0]
         prow[0] += 1
         prow[1] += denied
         prow[2] += returned
         prow[3] += denied_chunks
+        prow[4] += kept_out
+        pname = _text(get(record, "policy", "id"))
+        for rule, n in withheld.items():
+            self.withheld[pname, rule] += n
+            self.withheld_events[pname, rule] += 1
         self.principals.add(_text(get(record, "actor", "ref"), "(unknown)"), denied, ", ".join(roles))
         if unguarded:
             self.unguarded += 1
@@ -231,7 +262,8 @@ class _Tally:
             label = labels[0] if isinstance(labels, list) and labels and isinstance(labels[0], str) else "-"
             decision = res.get("decision")
             if decision == "allow":
-                self.released[label, str(profile)] += 1
+                own = res.get("profile")  # recorded per chunk since guardrail 0.1 (issue 13)
+                self.released[label, own if isinstance(own, str) else str(profile)] += 1
             elif decision == "deny":
                 self.denied_by_class[label] += 1
         if denied or denied_chunks:
@@ -294,15 +326,7 @@ class _Tally:
         else:
             subjects = record.get("subjects")
             refs = ", ".join(s for s in subjects if isinstance(s, str)) if isinstance(subjects, list) else "-"
-            self.erasures.append(
-                (
-                    at,
-                    refs or "-",
-                    _int(get(record, "retrieval", "deleted_nodes")),
-                    _int(get(record, "retrieval", "deleted_records")),
-                    len(resources),
-                )
-            )
+            self.erasures.append((at, refs or "-", *erasure_cells(record)))
 
 
 # --------------------------------------------------------------------------- time buckets
@@ -378,12 +402,19 @@ def _timeline(hours: dict[str, list[int]]) -> tuple[str, list[str], list[list[in
 
 def integrity_section(i: Integrity, period: Period, *, extra: Iterable[Block] = ()) -> Section:
     """The integrity section shared by every report: the verifier's verdict and the period."""
+    bad = i.first_bad_index
+    verified: Any = i.records
+    if not i.ok and bad is not None:
+        # the records before the first damaged one are all that verified, whatever the count read
+        verified = f"{min(bad, i.records)} (records 0 to {bad - 1}); record {bad} and later are NOT verified"
+    elif not i.ok:
+        verified = f"none: {i.records} record(s) read, the damage is not in one record"
     facts = Facts(
         "integrity",
         "Audit log verification",
         (
             ("status", i.status),
-            ("records verified", i.records),
+            ("records verified", verified),
             ("signed checkpoints verified", i.checkpoints_verified),
             ("records covered by a verified checkpoint", i.covered),
             ("first damaged record", i.first_bad_index if i.first_bad_index is not None else "-"),
@@ -437,7 +468,21 @@ def assemble(
     filters: tuple[tuple[str, str], ...] = (),
     clock: datetime | None = None,
 ) -> Report:
-    """A report whose first section is the integrity verdict."""
+    """A report whose first section is the integrity verdict; over a damaged log every other section starts
+    with a warning that its figures rest (or may rest) on records at or after the first damaged one."""
+    if not integrity.ok:
+        bad = integrity.first_bad_index
+        where = (
+            f"records at or after the first damaged record ({bad})"
+            if bad is not None
+            else "records of a log whose checkpoints do not verify"
+        )
+        flag = Note(
+            f"UNVERIFIED FIGURES: the figures in this section include {where}; they are not evidence until "
+            "the log is restored from its off-host copy.",
+            "danger",
+        )
+        sections = tuple(Section(s.id, s.title, (flag, *s.blocks), s.intro) for s in sections)
     return Report(
         kind=kind,
         title=title,
@@ -488,7 +533,8 @@ def _access(t: _Tally) -> Section:
         Column("retrievals", "retrievals", True),
         Column("denied", "denied retrievals", True),
         Column("chunks_released", "chunks released", True),
-        Column("chunks_denied", "chunks denied", True),
+        Column("chunks_denied", "chunks denied at release", True),
+        Column("chunks_withheld", "chunks withheld before retrieval", True),
     )
     by_role = Table(
         "retrievals_by_role",
@@ -500,7 +546,7 @@ def _access(t: _Tally) -> Section:
     by_purpose = Table(
         "retrievals_by_purpose",
         "By purpose",
-        (Column("purpose", "purpose code"), *cols),
+        (Column("purpose", "purpose (code)"), *cols),
         tuple((p, *v) for p, v in sorted(t.by_purpose.items(), key=lambda kv: (-kv[1][0], kv[0]))),
     )
     outcomes = Table(
@@ -510,15 +556,21 @@ def _access(t: _Tally) -> Section:
         tuple((f"outcome: {k}", v) for k, v in sorted(t.by_outcome.items()))
         + tuple((f"decision: {k}", v) for k, v in sorted(t.decisions.items())),
     )
+    rule_keys = sorted(
+        set(t.deny_rules) | set(t.withheld),
+        key=lambda k: (-(t.deny_rules[k] + t.withheld_events[k]), k),
+    )
     rules = Table(
         "denials_by_rule",
-        "Denials by rule",
+        "Denials by rule: at release, and withheld before retrieval (classification pre-filter)",
         (
             Column("policy", "policy"),
             Column("rule", "rule"),
-            Column("events", "retrievals with denials", True),
+            Column("events", "retrievals with denials at release", True),
+            Column("withheld_events", "retrievals with chunks withheld before retrieval", True),
+            Column("withheld", "chunks withheld before retrieval", True),
         ),
-        tuple((p, r, n) for (p, r), n in sorted(t.deny_rules.items(), key=lambda kv: (-kv[1], kv[0]))),
+        tuple((p, r, t.deny_rules[p, r], t.withheld_events[p, r], t.withheld[p, r]) for p, r in rule_keys),
         note=(
             "Some policies are not available as a shipped pack with the recorded sha256: their rules are "
             "listed whatever their effect."
@@ -574,7 +626,49 @@ def _access(t: _Tally) -> Section:
         )
     blocks += [unguarded, principals]
     total = sum(t.by_outcome.values())
+    known = [
+        pol
+        for (name, _, sha) in t.versions
+        if (pol := t.policies.lookup(name, sha)) is not None and pol.access.rules
+    ]
+    unique = list({pol.sha256: pol for pol in known}.values())
+    blocks.append(minimum_necessary_table(unique))
     return Section("access", "Access", tuple(blocks), intro=f"{total} retrieval(s) in the period.")
+
+
+def minimum_necessary_table(policies: Iterable[Policy], block_id: str = "minimum_necessary") -> Table:
+    """Role x classification -> the profile each purpose gets (or deny, with the rule), from the policies'
+    access rules: the workforce-class x PHI-category view of 164.514(d)(2)."""
+    from guardrail.access import CLASSIFICATIONS, Principal, Resource, evaluate
+
+    rows = []
+    for pol in policies:
+        rules = pol.access.rules
+        roles = sorted({r for rule in rules for r in rule.roles if r != "*"})
+        purposes = sorted({u for rule in rules for u in rule.purposes if u != "*"} | set(pol.purposes))
+        for role in roles:
+            for classification in CLASSIFICATIONS:
+                cells = []
+                for purpose in purposes or ["(any)"]:
+                    d = evaluate(
+                        pol, Principal("matrix", [role], purpose), Resource(classification=classification)
+                    )
+                    what = d.redaction if d.allowed else f"deny ({', '.join(d.rule_ids) or 'default-deny'})"
+                    cells.append(f"{purpose}: {what}")
+                rows.append((pol.id, role, classification, "; ".join(cells)))
+    return Table(
+        block_id,
+        "Minimum necessary: role x classification -> redaction profile per purpose (from the policy)",
+        (
+            Column("policy", "policy"),
+            Column("role", "role"),
+            Column("classification", "classification"),
+            Column("profiles", "profile per purpose (none = as stored)"),
+        ),
+        tuple(rows),
+        empty="no policy text available (pass it with --policy)",
+        note="Deny overrides allow; anything no rule allows is denied (deny by default).",
+    )
 
 
 def _exposure(t: _Tally) -> Section:
@@ -715,11 +809,17 @@ def _datasets(t: _Tally) -> Section:
         )
     exports = [r for r in records if get(r, "event", "category") == "ft.export"][-SAFE_HARBOR_TABLES:]
     reference = reference_identifiers() if exports else ()
+    not_claimed: list[str] = []
     for n, record in enumerate(exports, 1):
         ds, pii = _obj(record.get("dataset")), _obj(record.get("pii"))
         policy: Policy | None = t.policies.lookup(
             get(record, "policy", "id"), get(record, "policy", "sha256")
         )
+        if policy is not None and not policy.identifiers:
+            # the table is evidence for a Safe Harbor claim: only a policy that declares the 18
+            # identifiers makes one (a GDPR export is not de-identified under 164.514(b))
+            not_claimed.append(f"{_text(ds.get('id'))} ({policy.id})")
+            continue
         blocks.append(
             safe_harbor_table(
                 f"safe_harbor_{n}",
@@ -729,6 +829,16 @@ def _datasets(t: _Tally) -> Section:
                 pii,
                 policy,
                 reference,
+            )
+        )
+    if not_claimed:
+        blocks.append(
+            Note(
+                f"No HIPAA Safe Harbor table for {len(not_claimed)} export(s) whose policy does not claim "
+                f"Safe Harbor (no `identifiers` section): {', '.join(not_claimed[:10])}"
+                + (" ..." if len(not_claimed) > 10 else "")
+                + ". Pseudonymised output remains personal data (GDPR Recital 26).",
+                "info",
             )
         )
     if t.dataset_total > len(records):

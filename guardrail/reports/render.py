@@ -208,11 +208,13 @@ h3 { font-size: 15px; margin: 20px 0 6px; }
 .banner.warning { background: var(--warning); }
 nav { margin: 12px 0; } nav a { margin-right: 12px; color: var(--info); text-decoration: none; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0 8px; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
 th { background: #f3f4f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) { background: #fafafa; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 4px 0; }
-dt { font-weight: 600; color: #333; } dd { margin: 0; }
+dl { display: grid; grid-template-columns: fit-content(40%) minmax(0, 1fr); gap: 4px 16px; margin: 4px 0; }
+dt { font-weight: 600; color: #333; } dd { margin: 0; min-width: 0; overflow-wrap: anywhere; }
+.note, .meta, h1, h2, h3 { overflow-wrap: anywhere; }
 .note { border-left: 4px solid var(--info); background: #eef4fb; padding: 8px 12px; margin: 8px 0; }
 .note.warning { border-color: var(--warning); background: #fff4e5; }
 .note.danger { border-color: var(--danger); background: #fdecea; font-weight: 600; }
@@ -223,10 +225,12 @@ dt { font-weight: 600; color: #333; } dd { margin: 0; }
 svg.chart { display: block; margin: 4px 0 8px; max-width: 100%; }
 details summary { cursor: pointer; color: #555; font-size: 12px; }
 footer { margin-top: 32px; color: #666; font-size: 12px; border-top: 1px solid #ddd; padding-top: 8px; }
+@page { size: auto; margin: 12mm; }
 @media print {
   body { max-width: none; padding: 0; font-size: 11px; } nav { display: none; }
+  table { font-size: 9px; } th, td { padding: 2px 4px; } tr { break-inside: avoid; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  section, table, svg.chart, .note { break-inside: avoid; } h2, h3 { break-after: avoid; }
+  svg.chart, .note { break-inside: avoid; } h2, h3 { break-after: avoid; }
   details > *:not(summary) { display: block; } details summary { display: none; }
 }
 """

@@ -68,6 +68,23 @@ def _retention_text(policies: list[Policy], org: Organisation) -> Any:
     return "; ".join(parts) or Blank("retention per category (policy retention section or --org FILE)")
 
 
+def _overdue(audit_dir: str | os.PathLike[str], policies: list[Policy], clock: datetime | None) -> Any:
+    from guardrail.retention import overdue_chunks
+
+    with_periods = [p for p in policies if p.retention.classifications]
+    if not with_periods:
+        return "-"
+    found: dict[str, str] = {}
+    for p in with_periods:
+        found.update(overdue_chunks(audit_dir, p, now=clock))
+    if not found:
+        return "none"
+    by_class: Counter[str] = Counter(found.values())
+    return f"OVERDUE: {len(found)} ({', '.join(f'{c} {n}' for c, n in sorted(by_class.items()))}); " + (
+        "run `guardrail retention apply`"
+    )
+
+
 def _audit_retention(policies: list[Policy]) -> Any:
     from guardrail.governance import parse_duration
 
@@ -352,6 +369,7 @@ def build_ropa(
         (
             ("envisaged time limits per data category", _retention_text(in_force, o)),
             ("audit log retention", _audit_retention(in_force)),
+            ("chunks past retention, not yet deleted (per the log)", _overdue(audit_dir, in_force, clock)),
             ("oldest event in the log", first or "-"),
             ("erasures recorded (Art. 17)", categories["dsar.erasure"]),
         ),

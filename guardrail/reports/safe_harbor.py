@@ -32,7 +32,12 @@ _COLUMNS = (
 )
 
 # operators that leave part of the value or derive a code from it (164.514(c)): not a removal
-_WEAK = {"mask": "PARTLY KEPT (mask)", "hash": "CODE DERIVED FROM VALUE (hash, 164.514(c))", "keep": "KEPT"}
+_WEAK = {
+    "mask": "PARTLY KEPT (mask)",
+    "hash": "CODE DERIVED FROM VALUE (hash, 164.514(c))",
+    "keyed": "CODE DERIVED FROM VALUE (keyed pseudonym, 164.514(c)): NOT Safe Harbor",
+    "keep": "KEPT",
+}
 
 
 def reference_identifiers() -> tuple[SafeHarborIdentifier, ...]:
@@ -70,6 +75,10 @@ def safe_harbor_table(
     after = _ints(dataset.get("findings_after"))
     raw_ops = pii.get("operators")
     operators = {str(k): str(v) for k, v in raw_ops.items()} if isinstance(raw_ops, Mapping) else {}
+    if str(dataset.get("token_method", "")).startswith("keyed"):
+        # keyed pseudonyms are computed from the value: a re-identification code derived from the
+        # individual's information, which 164.514(c)(1) forbids
+        operators = {e: ("keyed" if o == "pseudonymize" else o) for e, o in operators.items()}
     detected = policy.detection.all_entities if policy is not None else None
     rows = []
     for ident in identifiers:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.keys import Keyring
-from guardrail.reports.activity import ERASURE_COLUMNS, assemble
+from guardrail.reports.activity import ERASURE_COLUMNS, assemble, erasure_cells
 from guardrail.reports.legal import (
     LEGACY_TPO_CODES,
     basis_words,
@@ -117,6 +117,71 @@ def _categories(own: Counter[str], shared: Counter[str]) -> str:
     return "-"
 
 
+_CATEGORY_WORDS = {
+    "PERSON": "names",
+    "MEDICAL_RECORD_NUMBER": "medical record numbers",
+    "HEALTH_PLAN_ID": "health plan numbers",
+    "EMAIL_ADDRESS": "e-mail addresses",
+    "PHONE_NUMBER": "telephone numbers",
+    "DATE_TIME": "dates",
+    "LOCATION": "addresses and places",
+    "US_ZIP_CODE": "postal codes",
+    "AGE": "ages",
+    "US_SSN": "social security numbers",
+    "ORGANIZATION": "names of organisations",
+}
+
+
+def _plain_language(
+    *,
+    first: str | None,
+    last: str | None,
+    n_access: int,
+    purposes: Counter[str],
+    roles: Counter[str],
+    recipients: Counter[str],
+    processors: Counter[str],
+    datasets: int,
+    erasures: int,
+    categories: list[str],
+) -> tuple[Block, ...]:
+    """Art. 12(1): what the log holds about the person, in sentences rather than event codes."""
+    if first is None:
+        return (Note("We found no record of your data being used in the period of this report.", "info"),)
+    lines = [
+        f"Between {first[:10]} and {(last or first)[:10]} our records show {n_access} occasion(s) on which "
+        "information about you was stored or looked at.",
+    ]
+    if categories:
+        words = sorted({_CATEGORY_WORDS.get(c, c.lower().replace("_", " ")) for c in categories})
+        lines.append(f"The information about you includes: {', '.join(words)}.")
+    if purposes:
+        lines.append("It was used for: " + "; ".join(p for p, _ in purposes.most_common()) + ".")
+    if roles:
+        lines.append(
+            "It was seen by staff in these roles: " + ", ".join(r for r, _ in roles.most_common()) + "."
+        )
+    if recipients:
+        lines.append("It was disclosed to: " + ", ".join(r for r, _ in recipients.most_common()) + ".")
+    if processors:
+        names = sorted({p.rsplit(" (", 1)[0] for p in processors})
+        lines.append(
+            "Parts of it were processed on our behalf by these service providers: " + ", ".join(names) + "."
+        )
+    if datasets:
+        lines.append(
+            f"It was included in {datasets} dataset(s) prepared for training or analysis, with names and "
+            "identifiers replaced."
+        )
+    if erasures:
+        lines.append(f"Your data was erased at your request ({erasures} erasure(s) recorded).")
+    lines.append(
+        "The annex below gives the technical detail for our data protection officer. You can ask us to "
+        "correct or erase your data, or complain to a data protection authority."
+    )
+    return tuple(Note(line, "info") for line in lines)
+
+
 def build_dsar(
     audit_dir: str | os.PathLike[str],
     *,
@@ -187,16 +252,8 @@ def build_dsar(
                 )
             continue
         if category == "dsar.erasure":
-            keys = [r for r in record.get("resources") or () if isinstance(r, dict)]
-            erasures.append(
-                (
-                    at,
-                    outcome,
-                    get(record, "retrieval", "deleted_nodes"),
-                    get(record, "retrieval", "deleted_records"),
-                    len(keys),
-                )
-            )
+            cells = erasure_cells(record)
+            erasures.append((at, outcome, *(cells if with_principals else (*cells[:-2], "-", cells[-1]))))
             continue
         for p in record.get("processors") or ():
             if isinstance(p, dict):
@@ -281,11 +338,24 @@ def build_dsar(
             ),
         ),
     )
+    plain = _plain_language(
+        first=first,
+        last=last,
+        n_access=n_access,
+        purposes=purposes,
+        roles=roles,
+        recipients=recipients,
+        processors=processors,
+        datasets=totals["ft.export"],
+        erasures=len(erasures),
+        categories=sorted(entities or shared),
+    )
     sections = (
-        Section("subject", "Data subject", subject_blocks),
+        Section("plain", "Your data: a summary in plain language (Art. 12(1))", plain),
+        Section("subject", "Annex for the data protection officer: the data subject", subject_blocks),
         Section(
             "access",
-            "Processing of the subject's data",
+            "Annex: processing of the subject's data",
             (
                 Table(
                     "subject_events",
@@ -299,7 +369,7 @@ def build_dsar(
         ),
         Section(
             "datasets",
-            "Datasets that included the subject",
+            "Annex: datasets that included the subject",
             (
                 Table(
                     "subject_datasets",
@@ -320,7 +390,7 @@ def build_dsar(
         ),
         Section(
             "erasures",
-            "Erasures (Art. 17)",
+            "Annex: erasures (Art. 17)",
             (
                 Table(
                     "subject_erasures",

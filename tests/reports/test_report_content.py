@@ -71,11 +71,12 @@ class TestActivity:
         assert roles["researcher"]["chunks_released"] == 1
         assert roles["support"] == {
             "role": "support", "retrievals": 3, "denied": 2, "chunks_released": 1, "chunks_denied": 3,
+            "chunks_withheld": 0,
         }  # fmt: skip
         assert roles["engineer"]["retrievals"] == 1  # the unguarded one
         purposes = by(report, "retrievals_by_purpose", "purpose")
-        assert purposes["TREAT"]["retrievals"] == 4
-        assert purposes["OPERATIONS"]["denied"] == 2
+        assert purposes["treat (TREAT)"]["retrievals"] == 4
+        assert purposes["operations (OPERATIONS)"]["denied"] == 2
         outcomes = by(report, "retrievals_by_outcome", "what")
         assert outcomes["outcome: success"]["retrievals"] == 5
         assert outcomes["outcome: denied"]["retrievals"] == 2
