@@ -323,12 +323,13 @@ def redact(
     redaction and get a signed OUTPUT.manifest.json and a dataset card OUTPUT.card.md. With --keyring
     the manifest is signed with its audit key and pseudonyms hold across runs and workers."""
     from guardrail.core import Guardrail
-    from guardrail.io import atomic_output, open_reader, set_field
+    from guardrail.io import atomic_output, check_output_path, open_reader, set_field
     from guardrail.pipeline import detect_stream
     from guardrail.redaction import PseudonymScope
 
     if output.resolve() == input.resolve():
         raise ConfigError(f"{output}: the output must not be the input (inputs are never modified)")
+    check_output_path(output, option="--output", directory=input.is_dir())
     if _is_dataset(input, format):
         _redact_dataset(
             input,
