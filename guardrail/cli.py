@@ -471,12 +471,13 @@ def redact(
     redaction and get a signed OUTPUT.manifest.json and a dataset card OUTPUT.card.md. With --keyring
     the manifest is signed with its audit key and pseudonyms hold across runs and workers."""
     from guardrail.core import Guardrail
-    from guardrail.io import atomic_output, open_reader, set_field
+    from guardrail.io import atomic_output, check_output_path, open_reader, set_field
     from guardrail.pipeline import detect_stream
     from guardrail.redaction import PseudonymScope
 
     if output.resolve() == input.resolve():
         raise ConfigError(f"{output}: the output must not be the input (inputs are never modified)")
+    check_output_path(output, option="--output", directory=input.is_dir())
     if _is_dataset(input, format):
         _redact_dataset(
             input,
@@ -915,15 +916,31 @@ def keys_list(
         out.print_json(json.dumps([_info(i) for i in infos]))
         return
     table = Table(title=f"keyring {keyring}")
-    for col in ("id", "scope", "version", "state", "created"):
+    for col in ("id", "scope", "version", "state", "opens old data", "created"):
         table.add_column(col)
     for i in infos:
-        table.add_row(i.id, i.scope, str(i.version), i.state, i.created)
+        table.add_row(
+            i.id, i.scope, str(i.version), i.state, "yes" if i.state != "destroyed" else "no", i.created
+        )
     out.print(table)
+    retired = sum(1 for i in infos if i.state == "decrypt-only")
+    if retired:
+        out.print(
+            f"{retired} retired version(s) still decrypt everything sealed under them (old copies and "
+            "backups too) until destroyed: after `guardrail keys reencrypt`, destroy them with "
+            "`guardrail keys reencrypt ... --destroy-old` or `guardrail keys destroy`"
+        )
 
 
 def _info(i: Any) -> dict[str, Any]:
-    return {"id": i.id, "scope": i.scope, "version": i.version, "state": i.state, "created": i.created}
+    return {
+        "id": i.id,
+        "scope": i.scope,
+        "version": i.version,
+        "state": i.state,
+        "decrypts": i.state != "destroyed",
+        "created": i.created,
+    }
 
 
 @keys_app.command("rotate")
@@ -962,24 +979,74 @@ def _open_store(keyring: Path, store: Path, tenant: str) -> tuple[Any, Any]:
 @keys_app.command("reencrypt")
 def keys_reencrypt(
     keyring: KeyringOpt,
-    store: StoreOpt,
+    store: Annotated[
+        list[Path],
+        typer.Option("--store", "-s", help="A persisted encrypted storage directory; repeatable."),
+    ],
     tenant: TenantOpt = "default",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only count records per key (from headers).")
     ] = False,
+    destroy_old: Annotated[
+        bool,
+        typer.Option(
+            "--destroy-old",
+            help="Then destroy the tenant's retired versions that no given store uses any more (give "
+            "every store of the tenant: data sealed under a destroyed version elsewhere, backups too, "
+            "stays closed).",
+        ),
+    ] = False,
+    audit_log: AuditOpt = None,
 ) -> None:
-    """Re-seal every record of a persisted store under the tenant's primary key, and report progress."""
+    """Re-seal every record of persisted stores under the tenant's primary key, and report progress.
+
+    Old ciphertext (a copy, a backup, a restored file) keeps opening until its key version is destroyed:
+    --destroy-old does that once the given stores no longer use it."""
     from guardrail.llama_index.storage import reencrypt
 
-    ring, storage = _open_store(keyring, store, tenant)
-    report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
-    if not dry_run:
-        storage.persist(persist_dir=str(store))
-    primary = ring.primary_id(tenant)
-    for key_id, n in sorted(report.by_key.items()):
-        mark = " (primary)" if key_id == primary else ""
-        out.print(f"{key_id}{mark}: {n} record(s)")
-    out.print(f"{report.resealed} of {report.total} record(s) re-sealed" + (" (dry run)" if dry_run else ""))
+    if destroy_old and dry_run:
+        raise ConfigError("--destroy-old destroys keys; it cannot be combined with --dry-run")
+    in_use: Counter[str] = Counter()
+    for path in store:
+        ring, storage = _open_store(keyring, path, tenant)
+        report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
+        if not dry_run:
+            storage.persist(persist_dir=str(path))
+        primary = ring.primary_id(tenant)
+        for key_id, n in sorted(report.by_key.items()):
+            mark = " (primary)" if key_id == primary else ""
+            out.print(f"{path}: {key_id}{mark}: {n} record(s)")
+        out.print(
+            f"{path}: {report.resealed} of {report.total} record(s) re-sealed"
+            + (" (dry run)" if dry_run else "")
+        )
+        if destroy_old:  # counted again from the persisted headers, as `keys destroy` does
+            ring, storage = _open_store(keyring, path, tenant)
+            in_use.update(reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key)
+    if destroy_old:
+        _destroy_retired(keyring, tenant, in_use, audit_log)
+
+
+def _destroy_retired(keyring: Path, tenant: str, in_use: Counter[str], audit_log: Path | None) -> None:
+    from guardrail.keys import Keyring
+
+    ring = Keyring.open(keyring)
+    states = {i.id: i for i in ring.list_keys()}
+    destroyed = []
+    for key_id in ring.tenant_key_ids(tenant):
+        info = states[key_id]
+        if info.state != "decrypt-only":
+            continue
+        if in_use[key_id]:
+            out.print(f"kept {key_id} (version {info.version}): {in_use[key_id]} record(s) still use it")
+            continue
+        ring.destroy(key_id, in_use=0)
+        destroyed.append({"type": "key", "id": key_id, "labels": ["retired", f"version-{info.version}"]})
+        out.print(f"destroyed {key_id} (version {info.version}): data sealed under it no longer opens")
+    if destroyed:
+        _audit_key_op(audit_log, ring, "key.shred", "D", resources=destroyed)
+    else:
+        out.print("no retired version to destroy")
 
 
 @keys_app.command("destroy")

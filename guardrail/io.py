@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from guardrail.errors import ConfigError, InputFormatError, OutputExistsError
 
-__all__ = ["Reader", "Record", "atomic_output", "open_reader"]
+__all__ = ["Reader", "Record", "atomic_output", "check_output_path", "open_reader"]
 
 Kind = Literal["txt", "jsonl", "csv"]
 FieldPath = tuple[str | int, ...]
@@ -164,6 +164,39 @@ def set_field(data: Any, path: FieldPath, value: str) -> Any:
         target = target[key]
     target[path[-1]] = value
     return data
+
+
+def check_output_path(path: Path, *, option: str = "--output", directory: bool = False) -> None:
+    """Refuse, before any work, an output path that cannot be written (one line: the path and the fix).
+
+    Args:
+        path: the output file (or dataset directory, with ``directory=True``).
+        option: the CLI option that names it, for the message.
+        directory: the output is a directory (then an existing directory is fine).
+
+    Raises:
+        ConfigError: the parent directory is missing, not a directory or not writable, or ``path`` is
+            a directory where a file is expected.
+    """
+    if path.is_dir() and not directory:
+        raise ConfigError(
+            f"{path}: is a directory; give {option} a file path, e.g. {path / 'out'}{path.suffix}"
+        )
+    parent = path.parent
+    if not parent.exists():
+        raise ConfigError(
+            f"{parent}: no such directory for {option} {path}; create it first (mkdir -p {parent}) "
+            "or choose another path"
+        )
+    if not parent.is_dir():
+        raise ConfigError(
+            f"{parent}: not a directory, so {option} {path} cannot be written; choose another path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{parent}: not writable, so {option} {path} cannot be written; choose a writable directory "
+            f"or fix its permissions (chmod u+w {parent})"
+        )
 
 
 def open_reader(path: Path, *, fields: list[str], on_error: Literal["stop", "skip"] = "stop") -> Reader:

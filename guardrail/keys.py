@@ -62,6 +62,27 @@ _CHECK = b"guardrail keyring check v1"
 State = Literal["primary", "decrypt-only", "destroyed"]
 
 
+def _check_private(directory: Path) -> None:
+    """Refuse a keyring whose directory or key files others may write (they could swap a key file).
+
+    Raises:
+        KeyringError: group- or world-writable, with the ``chmod`` that fixes it.
+    """
+    for path, fix in [(directory, "700")] + [(directory / name, "600") for name in (KEYRING_FILE, KEK_FILE)]:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue  # reported by the read that follows
+        if mode & 0o022:
+            who = "world" if mode & 0o002 else "group"
+            raise KeyringError(
+                f"{path}: is {who}-writable (mode {mode:04o}), so others could replace the keyring's keys; "
+                f"fix it with: chmod {fix} {path}"
+            )
+
+
 class KeyringError(GuardrailError):
     """The keyring cannot be opened or changed: missing, corrupt, or the wrong KEK or passphrase."""
 
@@ -280,6 +301,14 @@ class Keyring:
         if (directory / KEYRING_FILE).exists():
             raise KeyringError(f"{directory}: already holds a keyring; refusing to overwrite it")
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            os.chmod(
+                directory, 0o700
+            )  # an existing directory is tightened: only the owner may add or swap files
+        except OSError as exc:
+            raise KeyringError(
+                f"{directory}: cannot restrict it to its owner (chmod 700: {exc.strerror})"
+            ) from None
         if kek is None:
             if backend == "file":
                 if (directory / KEK_FILE).exists():
@@ -311,6 +340,7 @@ class Keyring:
         """
         directory = Path(directory)
         path = directory / KEYRING_FILE
+        _check_private(directory)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -330,6 +330,7 @@ def redact(src: Path, out: Path, *args: object, cwd: Path) -> subprocess.Complet
 
 def test_redact_txt_preserves_lines(inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "notes.txt"
+    out.parent.mkdir()  # a missing output directory is refused (tests/test_cli_output_paths.py)
     proc = redact(inputs / "notes.txt", out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"in {TXT_LINES} record(s)" in proc.stderr

@@ -59,7 +59,7 @@ def test_key_lifecycle_and_erasure(tmp_path: Path) -> None:
 
     listed = json.loads(run("keys", "list", "-k", "keys", "--json", cwd=tmp_path).stdout)
     assert {k["scope"] for k in listed} == {"tenant", "subject"}
-    assert all(set(k) == {"id", "scope", "version", "state", "created"} for k in listed)
+    assert all(set(k) == {"id", "scope", "version", "state", "decrypts", "created"} for k in listed)
     old = next(k["id"] for k in listed if k["scope"] == "tenant")
     # no tenant or subject name among the keyring's values (base64 key material may contain any
     # short letter sequence, so compare whole values rather than substrings)

@@ -1,7 +1,8 @@
 """``guardrail audit``: verify, show and prove (the only audit module that imports typer).
 
 Exit codes of ``verify`` (a verdict, so it exits by itself, as ``scan --fail-on`` does): 0 intact, 5 damaged
-(the first bad record's index and the damage kind are printed), 6 intact except a torn final record (a
+or not authentic (the first bad record's index and the damage kind are printed; an unsigned tail, a
+missing or emptied checkpoints file are findings too), 6 intact except a torn final record (a
 crash artefact, reported, never repaired). ``prove`` exits 0 when the proof verifies and 5 when it does
 not. Other errors go through ``guardrail.cli.main``: ``ConfigError`` 2, ``AuditIntegrityError`` 5.
 """
@@ -66,16 +67,50 @@ def verify_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Also check canonical form and schema (slower).")
     ] = False,
+    keyring: Annotated[
+        Path | None,
+        typer.Option(
+            "--keyring",
+            "-k",
+            help="The log's keyring: also check every record's MAC (without it: the public key alone "
+            "checks checkpoints and the writer's seals).",
+        ),
+    ] = None,
+    allow_missing_checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-checkpoints",
+            help="Accept a log whose checkpoints file is missing, empty or shorter than its seals say "
+            "(only after you checked why).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute every leaf and checkpoint root; exit 0 intact, 5 damaged, 6 torn final record."""
-    report = verify(directory, public_key=_key_text(public_key), checkpoints=checkpoints or [], strict=strict)
+    """Recompute every leaf, checkpoint root, seal and (with --keyring) MAC; exit 0 intact, 5 damaged or
+    not authentic, 6 torn final record."""
+    record_key = None
+    if keyring is not None:
+        from guardrail.audit.auth import RECORD_KEY_PURPOSE
+        from guardrail.keys import Keyring
+
+        record_key = Keyring.open(keyring).hmac_key(RECORD_KEY_PURPOSE)
+    report = verify(
+        directory,
+        public_key=_key_text(public_key),
+        checkpoints=checkpoints or [],
+        strict=strict,
+        record_key=record_key,
+        allow_missing_checkpoints=allow_missing_checkpoints,
+    )
     if as_json:
         data = {
             "ok": report.ok,
             "records": report.records,
             "checkpoints_verified": report.checkpoints_verified,
             "covered": report.covered,
+            "signed": report.signed,
+            "unsigned_tail": report.unsigned_tail,
+            "macs_checked": report.macs_checked,
             "first_bad_index": report.first_bad_index,
             "kind": report.kind,
             "message": report.message,

@@ -912,6 +912,8 @@ def redact_file(
                 )
             if not (resume and state is not None):
                 state = None
+            else:
+                _authenticate_checkpoint(files, state, keyring)
             if engine == "ray":
                 from guardrail.datasets.ray_engine import ray_processor
 
@@ -968,6 +970,51 @@ def redact_file(
         close = getattr(tokens, "close", None)
         if close is not None:
             close()
+
+
+def _checkpoint_mac(keyring: Keyring, data: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 under the keyring's ``dataset-checkpoint`` key of the checkpoint's canonical JSON."""
+    fields = {k: v for k, v in data.items() if k != "mac"}
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return hmac.digest(
+        keyring.hmac_key("dataset-checkpoint"), _CHECKPOINT_SCHEMA.encode() + b"\0" + text, "sha256"
+    ).hex()
+
+
+def _authenticate_checkpoint(files: _Sidecars, state: Mapping[str, Any], keyring: Keyring | None) -> None:
+    """A resumed run trusts its checkpoint (counts, positions, digests of the partial files) only when the
+    keyring's MAC over it verifies; the partial files are checked against its digests when opened."""
+    if keyring is None:
+        raise ConfigError(
+            f"{files.checkpoint}: a checkpoint is authenticated under a keyring and this run has none, so it "
+            "cannot be resumed; run again with --force (and pass --keyring for resumable runs)"
+        )
+    mac = state.get("mac")
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, _checkpoint_mac(keyring, state)):
+        raise ConfigError(
+            f"{files.checkpoint}: the checkpoint is not authentic (edited, or not written by a run with this "
+            "keyring); nothing was resumed: run again with --force to start over"
+        )
+
+
+class _PrefixDigest:
+    """SHA-256 of a partial file's first bytes, advanced as the run writes (each byte is read back once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sha = hashlib.sha256()
+        self.upto = 0
+
+    def advance(self, size: int) -> str:
+        with open(self.path, "rb") as f:
+            f.seek(self.upto)
+            while self.upto < size:
+                block = f.read(min(1 << 20, size - self.upto))
+                if not block:
+                    raise ConfigError(f"{self.path}: shorter than written; run again with --force")
+                self.sha.update(block)
+                self.upto += len(block)
+        return self.sha.hexdigest()
 
 
 def _load_checkpoint(files: _Sidecars) -> dict[str, Any]:
@@ -1033,9 +1080,9 @@ def _run(
     with contextlib.ExitStack() as stack:
         rejects_file = None
         if appendable:
-            out_file = _open_partial(files.partial, state, "output_bytes")
+            out_file, out_digest = _open_partial(files.partial, state, "output_bytes")
             stack.callback(out_file.close)
-            rejects_file = _open_partial(files.partial_rejects, state, "rejects_bytes")
+            rejects_file, rejects_digest = _open_partial(files.partial_rejects, state, "rejects_bytes")
             stack.callback(rejects_file.close)
             emit = _line_emitter(out_file, reader, state is None)
         else:
@@ -1065,7 +1112,16 @@ def _run(
                     rejects_list.append(entry)
             if appendable and time.monotonic() - last >= checkpoint_seconds:
                 assert rejects_file is not None
-                _checkpoint(files, out_file, rejects_file, chunk.position, totals, started_at, fingerprint)
+                _checkpoint(
+                    files,
+                    (out_file, out_digest),
+                    (rejects_file, rejects_digest),
+                    chunk.position,
+                    totals,
+                    started_at,
+                    fingerprint,
+                    keyring,
+                )
                 last = time.monotonic()
             if progress is not None:
                 progress(totals.input_records)
@@ -1079,6 +1135,14 @@ def _run(
                 with _private_open(files.partial_rejects, "w") as f:
                     f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in rejects_list)
 
+    if appendable:
+        # the manifest counts what is in the file that will be published, not what the run believes
+        written = _count_written(files.partial, reader)
+        if written != totals.output_records:
+            raise ConfigError(
+                f"{files.partial}: holds {written} records but the run wrote {totals.output_records} "
+                "(changed while the run was going); nothing was published: run again with --force"
+            )
     residual = sum(totals.after.values())
     manifest = Manifest.create(
         input_path=src,
@@ -1162,9 +1226,10 @@ def _check_output_suffix(out: Path, fmt: DatasetFormat) -> None:
         )
 
 
-def _open_partial(path: Path, state: dict[str, Any] | None, key: str) -> Any:
+def _open_partial(path: Path, state: dict[str, Any] | None, key: str) -> tuple[Any, _PrefixDigest]:
+    digest = _PrefixDigest(path)
     if state is None:
-        return _private_open(path, "w")
+        return _private_open(path, "w"), digest
     size = int(state[key])
     if not path.exists() or path.stat().st_size < size:
         raise ConfigError(
@@ -1172,7 +1237,26 @@ def _open_partial(path: Path, state: dict[str, Any] | None, key: str) -> Any:
         )
     with open(path, "r+b") as f:
         f.truncate(size)  # what was written after the last checkpoint is written again
-    return _private_open(path, "a")
+    wanted = state.get(key.replace("_bytes", "_sha256"))
+    if not isinstance(wanted, str) or not hmac.compare_digest(digest.advance(size), wanted):
+        raise ConfigError(
+            f"{path}: the partial output does not match its checkpoint (changed after the run stopped); "
+            "nothing was resumed: run again with --force to start over"
+        )
+    return _private_open(path, "a"), digest
+
+
+def _count_written(path: Path, reader: DatasetReader) -> int:
+    """Records in a written JSONL (one per line) or CSV (rows after the header) partial file."""
+    if reader.format != "csv":
+        count = 0
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                count += block.count(b"\n")
+        return count
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = sum(1 for _ in csv.reader(f))
+    return rows - (1 if _csv_header(reader.path) else 0) if rows else 0
 
 
 def _line_emitter(f: Any, reader: DatasetReader, fresh: bool) -> Callable[[Mapping[str, Any]], None]:
@@ -1198,27 +1282,31 @@ def _line_emitter(f: Any, reader: DatasetReader, fresh: bool) -> Callable[[Mappi
 
 def _checkpoint(
     files: _Sidecars,
-    out_file: Any,
-    rejects_file: Any,
+    out: tuple[Any, _PrefixDigest],
+    rejects: tuple[Any, _PrefixDigest],
     position: int,
     totals: _Totals,
     started_at: datetime,
     fingerprint: str,
+    keyring: Keyring | None,
 ) -> None:
+    (out_file, out_digest), (rejects_file, rejects_digest) = out, rejects
     _fsync_file(out_file)
     _fsync_file(rejects_file)
-    _write_checkpoint(
-        files,
-        {
-            "schema": _CHECKPOINT_SCHEMA,
-            "fingerprint": fingerprint,
-            "position": position,
-            "output_bytes": out_file.tell(),
-            "rejects_bytes": rejects_file.tell(),
-            "totals": totals.to_dict(),
-            "started_at": started_at.isoformat(),
-        },
-    )
+    data: dict[str, Any] = {
+        "schema": _CHECKPOINT_SCHEMA,
+        "fingerprint": fingerprint,
+        "position": position,
+        "output_bytes": out_file.tell(),
+        "output_sha256": out_digest.advance(out_file.tell()),
+        "rejects_bytes": rejects_file.tell(),
+        "rejects_sha256": rejects_digest.advance(rejects_file.tell()),
+        "totals": totals.to_dict(),
+        "started_at": started_at.isoformat(),
+    }
+    # without a keyring the checkpoint only says that a run stopped here: it cannot be resumed
+    data["mac"] = _checkpoint_mac(keyring, data) if keyring is not None else ""
+    _write_checkpoint(files, data)
 
 
 def _audit_export(

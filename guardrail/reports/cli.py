@@ -132,10 +132,12 @@ def _finish(
 def _check_output(output: Path, force: bool) -> None:
     """Refuse a bad output before reading a large log."""
     from guardrail.errors import OutputExistsError
+    from guardrail.io import check_output_path
     from guardrail.reports.render import FORMATS
 
     if output.suffix.lower() not in FORMATS:
         raise ReportError(f"{output}: the extension must be .html, .md or .json (it picks the report format)")
+    check_output_path(output, option="--output")
     if output.exists() and not force:
         raise OutputExistsError(f"{output}: exists; pass --force to overwrite it")
 
