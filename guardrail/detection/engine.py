@@ -213,6 +213,7 @@ class PresidioDetector:
 
     def _finish(self, text: str, found: list[Finding]) -> list[Finding]:
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
+        found = _personal_names(text, found)
         found.extend(_propagate(text, found))
         found.extend(_coordinated_names(text, found))
         found = _given_names(text, found)
@@ -228,6 +229,45 @@ class PresidioDetector:
         if value.strip().casefold() in self._allow:
             return True
         return any(p.fullmatch(value) for p in self._allow_patterns)
+
+
+# Names found on weak evidence (the small model's label, a given-name list, a role word) that are
+# brands, products or software in a commerce sense, or clinical vocabulary, are not personal data.
+_NAMED_TYPES = frozenset({"PERSON", "ORGANIZATION", "LOCATION"})
+_STRONG_NAME = 0.8
+
+
+_LEGAL_NAME = re.compile(
+    r"[\s,](?:Inc|Incorporated|Corp|Corporation|Ltd|Limited|LLC|LLP|PLC|Plc|plc|AG|SA|BV|NV|GmbH|KG|SE|SpA|"
+    r"Srl|SAS|SARL|Oy|Oyj|AB|ASA|A/S|ApS|Pty|Holdings|Group|Bancorp|Trust)\b\.?\s*$"
+)
+
+
+def _personal_names(text: str, found: list[Finding]) -> list[Finding]:
+    from guardrail.detection.recognizers.vocabulary import (
+        COMMERCE_AFTER,
+        COMMERCE_BEFORE,
+        EMPLOYMENT_BEFORE,
+        not_personal,
+    )
+
+    out = []
+    for f in found:
+        if f.entity in _NAMED_TYPES and (f.score < _STRONG_NAME or f.recognizer == "SpacyNerRecognizer"):
+            before, after = text[max(0, f.start - 40) : f.start], text[f.end : f.end + 30]
+            if _LEGAL_NAME.search(text, f.start, f.end) or EMPLOYMENT_BEFORE.search(before):
+                out.append(f)  # "MoneyGram International Inc.", "joined Goldman Sachs": identifies someone
+                continue
+            if not_personal(text[f.start : f.end], before=before, after=after):
+                continue
+            if (
+                f.entity == "ORGANIZATION"
+                and f.recognizer == "SpacyNerRecognizer"
+                and (COMMERCE_BEFORE.search(before) or COMMERCE_AFTER.match(after))
+            ):
+                continue  # "bought at X", "supplier to X", "the X app": a business in a commerce sense
+        out.append(f)
+    return out
 
 
 _NHS_CONTEXT = re.compile(r"\bnhs\b|health service|chi number|\bnhs(?:no|number)")
