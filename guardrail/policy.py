@@ -75,6 +75,9 @@ BUILTIN_ENTITIES: frozenset[str] = frozenset(
         "VEHICLE_ID",
         "DEVICE_ID",
         "UK_NHS",
+        "NATIONAL_ID",
+        "USERNAME",
+        "OTHER_ID",
         "UUID",
     }
 )

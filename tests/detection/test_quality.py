@@ -101,3 +101,101 @@ def test_month_alone_is_a_date_element_for_safe_harbor_only(
     month = text.rsplit(maxsplit=1)[-1].rstrip(".")
     assert not covered(gr_default, text, month)
     assert covered(gr_hipaa, text, month)
+
+
+# --------------------------------------------------------------------------- recall: identifiers
+
+from guardrail.detection.recognizers.national import (  # noqa: E402
+    aadhaar_ok,
+    bsn_ok,
+    cpf_ok,
+    dni_ok,
+    jmbg_ok,
+    pesel_ok,
+    steuer_id_ok,
+)
+
+IDENTIFIERS = {
+    # context ids: the label tells what the value is
+    "order": ("Hi, my order #B-90412 still has not shipped.", "B-90412"),
+    "tracking with spaces": ("It's with the courier, tracking 8812 4471 0093.", "8812 4471 0093"),
+    "customer number with filler": ("Your customer number for all queries is QX-7712-009.", "QX-7712-009"),
+    "booking answer": ("Agent: What is your booking reference?\nUser: P4KD9Z", "P4KD9Z"),
+    "order answer": ("Agent: Order number?\nUser: WX-55120-77, thanks", "WX-55120-77"),
+    "employee no": ("Employee no.: E-22815\nName: J. Doe", "E-22815"),
+    "case": ("Fraud case FRD-209914 opened by the night team.", "FRD-209914"),
+    "payment key": ('{"customer": "cus_Q8fT2kLm90", "amount": 1200}', "cus_Q8fT2kLm90"),
+    # clinical ids
+    "room": ("Pt moved to Rm 7W-220 overnight.", "7W-220"),
+    "bed": ("Admitted to ICU bed 12-C, sedated.", "12-C"),
+    "interpreter": ("Interpreter Lucia (#58812) used for consent.", "58812"),
+    "job number": ("Dictated 05/08  JOB #: 7731190", "7731190"),
+    "emr label": ("Pt: T. Nakamura   EMR: K7713390   41 yo F", "K7713390"),
+    "hosp number": ("Hosp # 55102983, admitted via ED.", "55102983"),
+    # national ids: labelled (a typo still counts) and checksum-verified formats
+    "pesel labelled": ("Name: Anna Nowak, PESEL 90010112345", "90010112345"),
+    "bsn with filler": ("For the form you asked his BSN, it is 111222333.", "111222333"),
+    "nie": ("Titular: Mark Hughes, NIE X1234567L, pasaporte aparte.", "X1234567L"),
+    "cpf unlabelled": ("Segue o documento: 111.444.777-35, obrigado.", "111.444.777-35"),
+    "uk nino": ("NI no: QQ 12 34 56 C, tax code 1257L", "QQ 12 34 56 C"),
+    "codice fiscale": ("Il mio codice è RSSMRA85T10A562S per la fattura.", "RSSMRA85T10A562S"),
+    "passport": ("Passport no. K4477120, expires 2031.", "K4477120"),
+    # usernames and handles
+    "mention": ("thanks @maria_runs for the tip!", "@maria_runs"),
+    "reddit": ("Posted by u/quiet_fox_22 in r/legaladvice", "u/quiet_fox_22"),
+    "labelled username": ("Your username is jtorres88 and the password is sent separately.", "jtorres88"),
+    "author line": ("night_owl_77 replied:\nSame problem here.", "night_owl_77"),
+    "chat author": ("pixel_pete — Today at 20:14\nanyone else lagging?", "pixel_pete"),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), **table(IDENTIFIERS))
+def test_identifier_found(gr: Guardrail, text: str, value: str) -> None:
+    assert fully_covered(gr, text, value)
+
+
+NOT_IDENTIFIERS = {
+    "chat speaker": ("User: thanks, that works", "thanks"),
+    "mention of a word in prose": ("Meet me at 5, bring the charger.", "charger"),
+    "room without digits": ("The waiting room was full.", "full"),
+    "order without an id": ("My order arrived broken.", "broken"),
+    "email is not a handle": ("write to ana@example.org today", "example"),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), **table(NOT_IDENTIFIERS))
+def test_not_an_identifier(gr: Guardrail, text: str, value: str) -> None:
+    assert value in text
+    start = text.index(value)
+    assert not any(
+        f.entity in {"USERNAME", "ACCOUNT_NUMBER", "OTHER_ID", "NATIONAL_ID"}
+        and f.start < start + len(value)
+        and start < f.end
+        for f in gr.detect(text)
+    )
+
+
+@pytest.mark.parametrize(
+    ("check", "valid", "invalid"),
+    [
+        (cpf_ok, "111.444.777-35", "111.444.777-36"),
+        (pesel_ok, "44051401359", "44051401358"),
+        (bsn_ok, "111222333", "111222334"),
+        (steuer_id_ok, "86095742719", "86095742718"),
+        (dni_ok, "12345678Z", "12345678A"),
+        (dni_ok, "X1234567L", "X1234567M"),
+        (jmbg_ok, "0101006500006", "0101006500007"),
+        (aadhaar_ok, "2341 2341 2346", "2341 2341 2347"),
+    ],
+    ids=["cpf", "pesel", "bsn", "steuer-id", "dni", "nie", "jmbg", "aadhaar"],
+)
+def test_national_id_checksums(check: object, valid: str, invalid: str) -> None:
+    assert callable(check)
+    assert check(valid)
+    assert not check(invalid)
+
+
+def test_checksum_gates_unlabelled_formats(gr: Guardrail) -> None:
+    good, bad = "Ref 111.444.777-35 ok", "Ref 111.444.777-36 ok"
+    assert any(f.entity == "NATIONAL_ID" for f in gr.detect(good))
+    assert not any(f.entity == "NATIONAL_ID" for f in gr.detect(bad))
