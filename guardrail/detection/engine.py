@@ -216,6 +216,7 @@ class PresidioDetector:
         found = _personal_names(text, found)
         found.extend(_propagate(text, found))
         found.extend(_coordinated_names(text, found))
+        found.extend(_name_aliases(text, found))
         found = _given_names(text, found)
         found = _extend_addresses(text, found)
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
@@ -369,6 +370,36 @@ def _given_names(text: str, found: list[Finding]) -> list[Finding]:
             out.append(f)
             continue
         out.append(Finding(m.start(1), f.end, "PERSON", f.score, f.recognizer))
+    return out
+
+
+# What follows a person's name in brackets is the same person: the name in its own script
+# ("Park Ji-woo (박지우)", "Wei Zhang (张伟)") or a nickname ('Ahmed, Zainab (goes by "Zee")', '("Femi")').
+_ALIAS = re.compile(
+    r"[ \t]*\((?:(?:goes\s+by|aka|a\.k\.a\.|called|prefers|nickname:?)[ \t]+)?[\"“'‘]?"
+    r"(?P<v>[^\W\d_][^()\"”'’\n,;:]{0,30}?)[\"”'’]?\)"
+)
+_ALIAS_AFTER = re.compile(
+    r"[ \t]*,?[ \t]*(?:goes\s+by|aka|a\.k\.a\.|known\s+as)[ \t]+[\"“'‘](?P<v>[^\"”'’\n]{1,30})[\"”'’]"
+)
+
+
+def _name_aliases(text: str, found: list[Finding]) -> list[Finding]:
+    out = []
+    for f in found:
+        if f.entity != "PERSON":
+            continue
+        m = _ALIAS.match(text, f.end) or _ALIAS_AFTER.match(text, f.end)
+        if m is None:
+            continue
+        alias = m.group("v").strip()
+        # a name in a non-Latin script, or a quoted or "goes by" nickname; not "(admin)" or "(MD)"
+        quoted = m.group(0).lstrip(" \t(")[:1] in "\"“'‘" or "by" in m.group(0) or "aka" in m.group(0)
+        foreign = any(ord(c) > 0x2FF for c in alias) and not any("a" <= c.lower() <= "z" for c in alias)
+        if alias and (quoted or foreign) and len(alias.split()) <= 4:
+            out.append(
+                Finding(m.start("v"), m.start("v") + len(m.group("v").rstrip()), "PERSON", 0.7, "Alias")
+            )
     return out
 
 

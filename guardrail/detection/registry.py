@@ -102,6 +102,7 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
     from guardrail.detection.recognizers.national import national_id_recognizer
     from guardrail.detection.recognizers.ner import NerRecognizer
     from guardrail.detection.recognizers.person import GivenNameRecognizer, person_recognizer
+    from guardrail.detection.recognizers.structured import FIELD_ENTITIES, StructuredFieldRecognizer
 
     candidates: list[Any] = [
         *identifier_recognizers(),
@@ -119,6 +120,9 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
         card_recognizer(),
     ]
     out = [r for r in candidates if r.supported_entities[0] in entities]
+    structured = sorted(entities & set(FIELD_ENTITIES.values()))
+    if structured:
+        out.append(StructuredFieldRecognizer(entities=structured))
     ner = sorted(entities & {"PERSON", "ORGANIZATION", "LOCATION", "NRP", "DATE_TIME"})
     if ner:
         out.append(NerRecognizer(entities=ner))

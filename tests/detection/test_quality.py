@@ -199,3 +199,57 @@ def test_checksum_gates_unlabelled_formats(gr: Guardrail) -> None:
     good, bad = "Ref 111.444.777-35 ok", "Ref 111.444.777-36 ok"
     assert any(f.entity == "NATIONAL_ID" for f in gr.detect(good))
     assert not any(f.entity == "NATIONAL_ID" for f in gr.detect(bad))
+
+
+# --------------------------------------------------------------------------- recall: names
+
+NAMES = {
+    "thanks": ("Agent: Thanks Siobhan. I found the parcel.", "Siobhan"),
+    "thank you comma": ("Thank you, Themba! Have a good day.", "Themba"),
+    "self named": ("Hello, I'm Oisin. Can you check my account?", "Oisin"),
+    "call me": ("My full name is long, you can call me Thu.", "Thu"),
+    "lower-case my name is": ("ok. my name is priya natarajan", "priya natarajan"),
+    "lower-case thanks": ("thx david", "david"),
+    "native script": ("Name: Chen Jing (陈静), room 4", "陈静"),
+    "nickname": ('Pt: OKONKWO, CHINEDU ("Chi")   44 yo M', "Chi"),
+    "caps surname first": ("Patient: LINDQVIST, ASTRID M   MRN 88120", "LINDQVIST, ASTRID M"),
+    "caps full name": ("Pt: HAROLD JAMES BECKETT   age: 77", "HAROLD JAMES BECKETT"),
+    "dictation initials": ("Electronically signed.\nRTW/pkm\n", "RTW/pkm"),
+    "sign-off": ("see you all soon\n– Saoirse", "Saoirse"),
+    "json name": ('{"id": 1, "name": "Tomasz Wrona", "role": "admin"}', "Tomasz Wrona"),
+    "csv given name": ("id,first_name,last_name,email\n7,Ayumi,Kobayashi,ak@example.jp\n", "Ayumi"),
+    "csv surname": ("id,first_name,last_name,email\n7,Ayumi,Kobayashi,ak@example.jp\n", "Kobayashi"),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), **table(NAMES))
+def test_name_found(gr: Guardrail, text: str, value: str) -> None:
+    assert fully_covered(gr, text, value)
+
+
+STRUCTURED = {
+    "json id": ('{"user_id": 55120, "plan": "pro"}', "55120"),
+    "json email": ('{"email": "k.ito@example.jp"}', "k.ito@example.jp"),
+    "key=value user": ("level=warn user=mtanaka action=login", "mtanaka"),
+    "key=value ip": ("src_ip=10.20.30.40 status=403", "10.20.30.40"),
+    "csv dob": ("name,dob,city\nA. Berg,1988-02-14,Malmö\n", "1988-02-14"),
+    "csv city": ("name,dob,city\nA. Berg,1988-02-14,Malmö\n", "Malmö"),
+    "gps": ("Last ping from the phone: 48.8584, 2.2945 at night.", "48.8584, 2.2945"),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), **table(STRUCTURED))
+def test_structured_value_found(gr: Guardrail, text: str, value: str) -> None:
+    assert fully_covered(gr, text, value)
+
+
+NOT_NAMES = {
+    "csv title column": ("id,first_name,title\n7,Ayumi,Data Engineer\n", "Engineer"),
+    "json plan value": ('{"id": 1, "plan": "Premium"}', "Premium"),
+    "bracketed role": ("Posted by Jo Baker (admin) today", "admin"),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), **table(NOT_NAMES))
+def test_not_a_name(gr: Guardrail, text: str, value: str) -> None:
+    assert not covered(gr, text, value)

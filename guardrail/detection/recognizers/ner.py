@@ -29,6 +29,8 @@ _NOT_ENTITIES = frozenset(
 )
 _RELATIVE = re.compile(r"(?i)(?:the\s+)?(?:last|next|this|every|each|previous|following|coming)\s+\D*$")
 _NAMED = frozenset({"PERSON", "ORGANIZATION", "LOCATION"})
+# the parts of an entity between CSV separators (a comma without a space) and key=value fields
+_CELL = re.compile(r"(?:[^,=\s]|,(?=\s)|\s(?![\w.-]+=))+")
 
 # A weekday, a time of day or a duration alone is not a date of a person's life ("ships on Monday",
 # "at 10:00"); a month or a holiday alone is weak evidence (0.45): the Safe Harbor pack (threshold
@@ -87,6 +89,10 @@ class NerRecognizer(LocalRecognizer):
                 cut = re.search(r"\n|[ \t]{2,}", text[start:end])
                 if cut is not None and cut.start() > 1:
                     end = start + cut.start()
+            # a CSV cell or a key=value field ends an entity: "Nishimura,1997-03-22" is two values
+            cells = [(m.start(), m.end()) for m in _CELL.finditer(text, start, end)]
+            if len(cells) > 1:
+                start, end = max(cells, key=lambda c: sum(ch.isalpha() for ch in text[c[0] : c[1]]))
             value = text[start:end]
             if not value.strip() or _NAME_JUNK.match(value) or value.casefold() in _NOT_ENTITIES:
                 continue

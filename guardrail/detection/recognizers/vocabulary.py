@@ -216,11 +216,21 @@ def not_personal(value: str, *, before: str = "", after: str = "", clinical: boo
     ``clinical``) clinical vocabulary. ``before`` and ``after`` are the text around the name."""
     if commerce_name(value, before=before, after=after) or (clinical and clinical_term(value, after=after)):
         return True
-    # "Started Apixaban", "Continue Plavix": a capitalised word glued to a known term by the model
     words = value.split()
+    if words and _JOB_TITLE.search(value):
+        return True  # "Data Engineer", "Head of Operations", "VP Finance": a job title, never a name
+    # "Started Apixaban", "Continue Plavix": a capitalised word glued to a known term by the model
     if len(words) == 2 and words[0].lower() not in _given():
         return commerce_name(words[1]) or (clinical and clinical_term(words[1]))
     return False
+
+
+_JOB_TITLE = re.compile(
+    r"(?i)(?:^(?:head|vp|svp|evp|director|chief)\s+of\b|^(?:vp|svp|cfo|ceo|cto|coo)\s|\b(?:engineer|manager|director|analyst|"
+    r"scientist|executive|trainee|controller|partner|officer|specialist|consultant|architect|developer|designer|"
+    r"coordinator|assistant|intern|administrator|superintendent|accountant|recruiter|representative|"
+    r"supervisor|technician|operator|inspector)s?(?:\s+(?:I|II|III|IV))?$)"
+)
 
 
 def _given() -> frozenset[str]:
