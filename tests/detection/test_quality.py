@@ -7,6 +7,8 @@ written for these tests, not taken from the evaluation corpora.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from guardrail import Guardrail
@@ -253,3 +255,32 @@ NOT_NAMES = {
 @pytest.mark.parametrize(("text", "value"), **table(NOT_NAMES))
 def test_not_a_name(gr: Guardrail, text: str, value: str) -> None:
     assert not covered(gr, text, value)
+
+
+# --------------------------------------------------------------------------- type stability, own tokens
+
+PLACEHOLDERS = [
+    "Hi <PERSON>, your order is ready.",
+    "Thanks <PERSON_3>, I sent it to <EMAIL_ADDRESS_2>.",
+    "Call <PERSON_3ffsbnqyim> back about <LOCATION_7Q2K9XMMPA>.",
+    "Meeting with PERSON_3ffsbnqyim moved.",
+]
+
+
+@pytest.mark.parametrize("text", PLACEHOLDERS, ids=["replace", "numbered", "keyed and vault", "bare token"])
+def test_own_placeholders_are_never_findings(gr: Guardrail, text: str) -> None:
+    token = re.compile(r"<[A-Z_0-9a-z]+>|PERSON_[a-z0-9]+")
+    spans = [m.span() for m in token.finditer(text)]
+    for f in gr.detect(text):
+        assert not any(f.start < b and a < f.end for a, b in spans), (text[f.start : f.end], f.entity)
+
+
+def test_placeholder_next_to_a_real_name_keeps_the_name(gr: Guardrail) -> None:
+    text = "Dear <PERSON_2> and Dr. Ingrid Halvorsen, see attached."
+    assert covered(gr, text, "Ingrid Halvorsen")  # positive control: detection still runs
+
+
+def test_one_value_one_type_in_a_document(gr: Guardrail) -> None:
+    text = "My name is Jonas Eklund. Later that day Jonas Eklund called again about the refund."
+    types = {f.entity for f in gr.detect(text) if "Jonas" in text[f.start : f.end]}
+    assert types == {"PERSON"}

@@ -109,9 +109,15 @@ def person_recognizer() -> RuleRecognizer:
                 "self named",
                 rf"(?i:\b(?:i'?m|i\s+am|call\s+me|this\s+is|it'?s|name'?s|known\s+as|goes\s+by)\b)[ \t]+(?P<v>{_NAMED})"
                 rf"(?=[ \t]*(?:[,.!?;)\"”]|$|\n|(?i:from|here|speaking|with)\b))",
-                0.55,
+                0.7,
             ),
             # lower-case names where a name is expected: "my name is karthik raghunathan", "thx marcus"
+            # a name given as one's own outranks any guess of the model ("my name is Jonas Eklund")
+            Rule(
+                "my name is capitalised",
+                rf"(?i:\b(?:my\s+name\s+is|my\s+name's|i\s+am\s+called|i'?m\s+called)\b)[ \t]*(?P<v>{_NAMED})",
+                0.9,
+            ),
             Rule(
                 "my name is",
                 r"(?i:\b(?:my\s+name\s+is|my\s+name's|full\s+name\s*:)[ \t]*)"
