@@ -284,3 +284,20 @@ def test_one_value_one_type_in_a_document(gr: Guardrail) -> None:
     text = "My name is Jonas Eklund. Later that day Jonas Eklund called again about the refund."
     types = {f.entity for f in gr.detect(text) if "Jonas" in text[f.start : f.end]}
     assert types == {"PERSON"}
+
+
+POSTCODES = {
+    "polish": ("Ship it to ul. Lipowa 3/2, 31-042 Kraków.", "31-042 Kraków"),
+    "swedish": ("Adress: Storgatan 12, 114 51 Stockholm", "114 51 Stockholm"),
+    "danish": ("Home address: Nørrebrogade 40, 2200 København N", "2200 København N"),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), **table(POSTCODES))
+def test_postcode_and_city_after_an_address(gr: Guardrail, text: str, value: str) -> None:
+    assert fully_covered(gr, text, value)
+
+
+def test_year_after_a_comma_is_not_a_postcode(gr: Guardrail) -> None:
+    text = "We bought it in March, 2019 Toyota Corolla, still running."
+    assert not any(f.entity == "LOCATION" and "2019" in text[f.start : f.end] for f in gr.detect(text))
