@@ -246,6 +246,8 @@ def test_structured_value_found(gr: Guardrail, text: str, value: str) -> None:
 
 
 NOT_NAMES = {
+    "greeting to all": ("Hi All, the release notes are attached.", "All"),
+    "thanks team": ("Thanks Team! Great sprint.", "Team"),
     "csv title column": ("id,first_name,title\n7,Ayumi,Data Engineer\n", "Engineer"),
     "json plan value": ('{"id": 1, "plan": "Premium"}', "Premium"),
     "bracketed role": ("Posted by Jo Baker (admin) today", "admin"),

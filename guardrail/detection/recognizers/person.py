@@ -35,7 +35,13 @@ _KIN = (
 )
 # a name that is not a bare honorific: "for Mr. <PERSON>" (a redacted name) must not make "Mr" a name
 _HONORIFICS = r"Mr|Mrs|Ms|Mx|Miss|Mister|Madam|Mme|Mlle|Dr|Doctor|Prof|Professor|Rev|Sir|Herr|Frau"
-_NAMED = rf"(?!(?:{_HONORIFICS})\b){NAME}"
+# words that follow "Hi", "Thanks" or "I'm" capitalised without being anyone's name
+_NOT_ADDRESSEE = (
+    r"(?!(?:All|Team|Everyone|Everybody|Folks|Guys|There|Sir|Madam|World|Important|Urgent|Sure|Done|Fine|"
+    r"Good|Great|Here|Back|Again|Both|Each|Support|Admin|Mate|Friend|Friends|Sorry|Happy|Glad|Ready|Not|"
+    r"Just|So|Very|Really|New|Also|Still|Available|Interested|Looking|Writing|Calling|Following)\b)"
+)
+_NAMED = rf"(?!(?:{_HONORIFICS})\b){_NOT_ADDRESSEE}{NAME}"
 _ROLES = (
     r"patient|pt|name|full\s+name|spouse|husband|wife|partner|mother|father|mom|dad|son|daughter|brother|"
     r"sister|sibling|child|grandmother|grandfather|grandson|granddaughter|aunt|uncle|cousin|niece|nephew|"
@@ -101,13 +107,13 @@ def person_recognizer() -> RuleRecognizer:
                 "addressed",
                 rf"(?i:\b(?:thanks|thank\s+you|thx|ty|cheers|hi|hiya|hello|hey|dear|bye|goodbye|good\s+(?:morning|"
                 rf"afternoon|evening)|congrats|congratulations)\b)[ \t]*,?[ \t]+(?:(?:{_TITLES})\.?[ \t]+)?"
-                rf"(?P<v>{_NAMED})(?=[ \t]*(?:[,.!?:;)]|$|\n))",
+                rf"(?P<v>{_NOT_ADDRESSEE}{_NAMED})(?=[ \t]*(?:[,.!?:;)]|$|\n))",
                 0.6,
             ),
             # a name someone gives for themselves: "I'm Ffion.", "you can call me Hà", "this is Reza from"
             Rule(
                 "self named",
-                rf"(?i:\b(?:i'?m|i\s+am|call\s+me|this\s+is|it'?s|name'?s|known\s+as|goes\s+by)\b)[ \t]+(?P<v>{_NAMED})"
+                rf"(?i:\b(?:i'?m|i\s+am|call\s+me|this\s+is|it'?s|name'?s|known\s+as|goes\s+by)\b)[ \t]+(?P<v>{_NOT_ADDRESSEE}{_NAMED})"
                 rf"(?=[ \t]*(?:[,.!?;)\"”]|$|\n|(?i:from|here|speaking|with)\b))",
                 0.7,
             ),
