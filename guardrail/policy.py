@@ -76,6 +76,9 @@ BUILTIN_ENTITIES: frozenset[str] = frozenset(
         "VEHICLE_ID",
         "DEVICE_ID",
         "UK_NHS",
+        "NATIONAL_ID",
+        "USERNAME",
+        "OTHER_ID",
         "UUID",
     }
 )

@@ -52,6 +52,7 @@ from guardrail.datasets.formats import (
     open_writer,
 )
 from guardrail.datasets.manifest import Manifest, dataset_card, manifest_path_for, sha256_file
+from guardrail.detection.engine import stable_types_across
 from guardrail.errors import ConfigError, GuardrailError, OutputExistsError
 from guardrail.findings import Finding
 from guardrail.io import set_field
@@ -304,10 +305,14 @@ class RecordProcessor:
             data = copy.deepcopy(record.data) if record.texts else record.data
             before: Counter[str] = Counter()
             rescans: list[tuple[int, tuple[tuple[int, int], ...]]] = []
-            scope = _NameParts.for_record(self.tokens, record.texts, found[pos : pos + len(record.texts)])
-            for path, text in record.texts:
-                result = self.redactor.redact(text, found[pos], scope=scope)
-                pos += 1
+            # one value, one type across the record's turns, so one token per person (issue 12)
+            record_found = stable_types_across(
+                [t for _, t in record.texts], found[pos : pos + len(record.texts)]
+            )
+            pos += len(record.texts)
+            scope = _NameParts.for_record(self.tokens, record.texts, record_found)
+            for (path, text), findings in zip(record.texts, record_found, strict=True):
+                result = self.redactor.redact(text, findings, scope=scope)
                 before.update(f.entity for f in result.findings)
                 if result.text != text:
                     set_field(data, path, result.text)

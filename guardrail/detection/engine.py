@@ -16,7 +16,7 @@ from guardrail.errors import DetectionError
 from guardrail.findings import Finding
 from guardrail.policy import DEFAULT_SPACY_MODEL, Policy
 
-__all__ = ["PresidioDetector", "model_for"]
+__all__ = ["PresidioDetector", "model_for", "stable_types", "stable_types_across"]
 
 # Context words near a finding raise its score (as Presidio's enhancer does, but on raw lower-cased text:
 # the NER-only pipeline has no lemmas, and this is faster).
@@ -212,9 +212,12 @@ class PresidioDetector:
         return out
 
     def _finish(self, text: str, found: list[Finding]) -> list[Finding]:
+        found = _outside_placeholders(text, found)
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
+        found = _personal_names(text, found)
         found.extend(_propagate(text, found))
         found.extend(_coordinated_names(text, found))
+        found.extend(_name_aliases(text, found))
         found = _given_names(text, found)
         found = _extend_addresses(text, found)
         found = [f for f in found if not self._allowed(text[f.start : f.end])]
@@ -222,12 +225,173 @@ class PresidioDetector:
             for m in self._deny.finditer(text):
                 entity = self._deny_entity.get(m.group().casefold(), "DENY_LIST")
                 found.append(Finding(m.start(), m.end(), entity, 1.0, "DenyList"))
-        return resolve(found)
+        return stable_types(text, resolve(found))
 
     def _allowed(self, value: str) -> bool:
         if value.strip().casefold() in self._allow:
             return True
         return any(p.fullmatch(value) for p in self._allow_patterns)
+
+
+# Names found on weak evidence (the small model's label, a given-name list, a role word) that are
+# brands, products or software in a commerce sense, or clinical vocabulary, are not personal data.
+_NAMED_TYPES = frozenset({"PERSON", "ORGANIZATION", "LOCATION"})
+_STRONG_NAME = 0.8
+
+
+_LEGAL_NAME = re.compile(
+    r"[\s,](?:Inc|Incorporated|Corp|Corporation|Ltd|Limited|LLC|LLP|PLC|Plc|plc|AG|SA|BV|NV|GmbH|KG|SE|SpA|"
+    r"Srl|SAS|SARL|Oy|Oyj|AB|ASA|A/S|ApS|Pty|Holdings|Group|Bancorp|Trust)\b\.?\s*$"
+)
+
+
+def _personal_names(text: str, found: list[Finding]) -> list[Finding]:
+    from guardrail.detection.recognizers.vocabulary import (
+        COMMERCE_AFTER,
+        COMMERCE_BEFORE,
+        EMPLOYMENT_BEFORE,
+        not_personal,
+    )
+
+    out = []
+    for f in found:
+        if f.entity in _NAMED_TYPES and (f.score < _STRONG_NAME or f.recognizer == "SpacyNerRecognizer"):
+            before, after = text[max(0, f.start - 40) : f.start], text[f.end : f.end + 30]
+            if _LEGAL_NAME.search(text, f.start, f.end) or EMPLOYMENT_BEFORE.search(before):
+                out.append(f)  # "MoneyGram International Inc.", "joined Goldman Sachs": identifies someone
+                continue
+            if not_personal(text[f.start : f.end], before=before, after=after):
+                continue
+            if (
+                f.entity == "ORGANIZATION"
+                and f.recognizer == "SpacyNerRecognizer"
+                and (COMMERCE_BEFORE.search(before) or COMMERCE_AFTER.match(after))
+            ):
+                continue  # "bought at X", "supplier to X", "the X app": a business in a commerce sense
+        out.append(f)
+    return out
+
+
+def _placeholder_regex() -> re.Pattern[str]:
+    from guardrail.policy import BUILTIN_ENTITIES
+
+    names = "|".join(sorted(BUILTIN_ENTITIES | {"DENY_LIST", "REDACTED"}, key=len, reverse=True))
+    # <PERSON>, <PERSON_3>, <PERSON_3ffsbnqyim>, <PERSON_7Q2K9X>, and the bare PERSON_3ffsbnqyim
+    code = r"(?:\d{1,6}|[a-z2-7]{6,16}|[2-9A-Z]{6,16})"
+    return re.compile(rf"<[A-Z][A-Z0-9_]*>|(?<![\w<])(?:{names})_{code}(?![\w>])")
+
+
+_PLACEHOLDER: list[re.Pattern[str]] = []
+
+
+def _outside_placeholders(text: str, found: list[Finding]) -> list[Finding]:
+    """Findings with guardrail's own placeholders and tokens cut out: a re-scan of redacted text (or text
+    redacted earlier) never counts ``<PERSON_3>`` or a vault code as personal data."""
+    if "_" not in text and "<" not in text:
+        return found
+    if not _PLACEHOLDER:
+        _PLACEHOLDER.append(_placeholder_regex())
+    spans = [m.span() for m in _PLACEHOLDER[0].finditer(text)]
+    if not spans:
+        return found
+    out = []
+    for f in found:
+        start, end = f.start, f.end
+        for a, b in spans:
+            if a < end and start < b:
+                # keep the longer part of the finding outside the placeholder, if any
+                left, right = (start, min(end, a)), (max(start, b), end)
+                start, end = max(left, right, key=lambda p: p[1] - p[0])
+        if text[start:end].strip(" \t,.;:()-") and end - start > 0:
+            if (start, end) == (f.start, f.end):
+                out.append(f)
+            else:
+                while start < end and not text[start].isalnum():
+                    start += 1
+                while end > start and not text[end - 1].isalnum():
+                    end -= 1
+                if start < end:
+                    out.append(Finding(start, end, f.entity, f.score, f.recognizer))
+    return out
+
+
+# Within one text, one surface value has one entity type (so one pseudonym token), whatever the model
+# says per sentence: the type with the strongest evidence wins, and pattern or context evidence ("my name
+# is X", a title, a field) outranks the model's label.
+_STABLE_TYPES = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP", "USERNAME"})
+
+
+def _evidence(f: Finding) -> float:
+    return f.score + (0.0 if f.recognizer in ("SpacyNerRecognizer", "Propagation") else 0.2)
+
+
+def stable_types(text: str, found: list[Finding]) -> list[Finding]:
+    """``found`` with every surface value of a name-like type relabelled to its best-evidenced type."""
+    return stable_types_across([text], [found])[0]
+
+
+def stable_types_across(texts: Sequence[str], found: Sequence[list[Finding]]) -> list[list[Finding]]:
+    """:func:`stable_types` over several texts of one record or document (the turns of a chat): one
+    surface value, one entity type in all of them; a lone part of a person's full name ("Jonas" after
+    "Jonas Eklund") is a person too."""
+    best: dict[str, Finding] = {}
+    parts: set[str] = set()
+    for text, fs in zip(texts, found, strict=True):
+        for f in fs:
+            if f.entity in _STABLE_TYPES:
+                key = " ".join(text[f.start : f.end].split()).casefold()
+                if key not in best or _evidence(f) > _evidence(best[key]):
+                    best[key] = f
+    for key, f in best.items():
+        if f.entity == "PERSON" and " " in key:
+            parts.update(w for w in key.split() if len(w) > 2)
+    if len(texts) > 1:
+        found = _propagate_across(texts, found, best)
+    out: list[list[Finding]] = []
+    for text, fs in zip(texts, found, strict=True):
+        row = []
+        for f in fs:
+            if f.entity in _STABLE_TYPES:
+                key = " ".join(text[f.start : f.end].split()).casefold()
+                entity = "PERSON" if key in parts else best[key].entity
+                if entity != f.entity:
+                    row.append(Finding(f.start, f.end, entity, f.score, f.recognizer))
+                    continue
+            row.append(f)
+        out.append(row)
+    return out
+
+
+def _propagate_across(
+    texts: Sequence[str], found: Sequence[list[Finding]], best: dict[str, Finding]
+) -> list[list[Finding]]:
+    """People's names and name parts found in one text of a record, found in its other texts too
+    ("Thanks, Mateus" in the reply to "I'm Mateus Eklund")."""
+    from guardrail.detection.recognizers.gazetteers import AMBIGUOUS_NAMES
+
+    names: set[str] = set()
+    for key, f in best.items():
+        if f.entity == "PERSON":
+            for word in key.split():
+                if len(word) > 2 and word not in AMBIGUOUS_NAMES and word not in _TITLE_WORDS:
+                    names.add(word)
+    if not names:
+        return list(found)
+    pattern = re.compile(
+        r"(?<![\w@.-])(?:"
+        + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        + r")(?![\w@-])",
+        re.IGNORECASE,
+    )
+    out = []
+    for text, fs in zip(texts, found, strict=True):
+        extra = [
+            Finding(m.start(), m.end(), "PERSON", 0.6, "Propagation")
+            for m in pattern.finditer(text)
+            if m.group()[:1].isupper() and not any(f.start < m.end() and m.start() < f.end for f in fs)
+        ]
+        out.append(resolve([*fs, *extra]) if extra else fs)
+    return out
 
 
 _NHS_CONTEXT = re.compile(r"\bnhs\b|health service|chi number|\bnhs(?:no|number)")
@@ -329,6 +493,36 @@ def _given_names(text: str, found: list[Finding]) -> list[Finding]:
             out.append(f)
             continue
         out.append(Finding(m.start(1), f.end, "PERSON", f.score, f.recognizer))
+    return out
+
+
+# What follows a person's name in brackets is the same person: the name in its own script
+# ("Park Ji-woo (박지우)", "Wei Zhang (张伟)") or a nickname ('Ahmed, Zainab (goes by "Zee")', '("Femi")').
+_ALIAS = re.compile(
+    r"[ \t]*\((?:(?:goes\s+by|aka|a\.k\.a\.|called|prefers|nickname:?)[ \t]+)?[\"“'‘]?"
+    r"(?P<v>[^\W\d_][^()\"”'’\n,;:]{0,30}?)[\"”'’]?\)"
+)
+_ALIAS_AFTER = re.compile(
+    r"[ \t]*,?[ \t]*(?:goes\s+by|aka|a\.k\.a\.|known\s+as)[ \t]+[\"“'‘](?P<v>[^\"”'’\n]{1,30})[\"”'’]"
+)
+
+
+def _name_aliases(text: str, found: list[Finding]) -> list[Finding]:
+    out = []
+    for f in found:
+        if f.entity != "PERSON":
+            continue
+        m = _ALIAS.match(text, f.end) or _ALIAS_AFTER.match(text, f.end)
+        if m is None:
+            continue
+        alias = m.group("v").strip()
+        # a name in a non-Latin script, or a quoted or "goes by" nickname; not "(admin)" or "(MD)"
+        quoted = m.group(0).lstrip(" \t(")[:1] in "\"“'‘" or "by" in m.group(0) or "aka" in m.group(0)
+        foreign = any(ord(c) > 0x2FF for c in alias) and not any("a" <= c.lower() <= "z" for c in alias)
+        if alias and (quoted or foreign) and len(alias.split()) <= 4:
+            out.append(
+                Finding(m.start("v"), m.start("v") + len(m.group("v").rstrip()), "PERSON", 0.7, "Alias")
+            )
     return out
 
 

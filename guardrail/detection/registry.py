@@ -95,14 +95,20 @@ def _presidio_recognizers(entities: frozenset[str]) -> list[Any]:
 
 def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
     from guardrail.detection.recognizers.dates import age_recognizer, date_recognizer
-    from guardrail.detection.recognizers.identifiers import identifier_recognizers
+    from guardrail.detection.recognizers.handles import username_recognizer
+    from guardrail.detection.recognizers.identifiers import context_id_recognizers, identifier_recognizers
     from guardrail.detection.recognizers.location import location_recognizers, zip_recognizer
     from guardrail.detection.recognizers.misc import DemonymRecognizer, card_recognizer, company_recognizer
+    from guardrail.detection.recognizers.national import national_id_recognizer
     from guardrail.detection.recognizers.ner import NerRecognizer
     from guardrail.detection.recognizers.person import GivenNameRecognizer, person_recognizer
+    from guardrail.detection.recognizers.structured import FIELD_ENTITIES, StructuredFieldRecognizer
 
     candidates: list[Any] = [
         *identifier_recognizers(),
+        *context_id_recognizers(),
+        national_id_recognizer(),
+        username_recognizer(),
         *location_recognizers(),
         zip_recognizer(),
         date_recognizer(),
@@ -114,6 +120,9 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
         card_recognizer(),
     ]
     out = [r for r in candidates if r.supported_entities[0] in entities]
+    structured = sorted(entities & set(FIELD_ENTITIES.values()))
+    if structured:
+        out.append(StructuredFieldRecognizer(entities=structured))
     ner = sorted(entities & {"PERSON", "ORGANIZATION", "LOCATION", "NRP", "DATE_TIME"})
     if ner:
         out.append(NerRecognizer(entities=ner))

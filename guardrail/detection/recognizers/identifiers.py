@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from guardrail.detection.recognizers.base import Rule, RuleRecognizer, luhn_ok
 
-__all__ = ["identifier_recognizers", "labelled"]
+__all__ = ["context_id_recognizers", "identifier_recognizers", "labelled"]
 
 # A value after a label: letters, digits and inner separators, at least two digits somewhere.
 _VALUE = r"(?P<v>(?=[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9]|[-/.](?=[A-Za-z0-9])){3,24})"
@@ -99,6 +99,76 @@ def phone_ok(value: str) -> bool:
     return not (_DATE_LIKE.match(core) or _DATE_PREFIX.match(core) or _IPV4_LIKE.match(core))
 
 
+# Identifiers known by their context: orders, parcels, bookings, tickets, cases, claims, customers,
+# employees (ACCOUNT_NUMBER: an id tied to a person), and ids of rooms, beds, runs, jobs, messages,
+# interpreters (OTHER_ID). A value has a digit and is written in capitals and digits, so words never are.
+_CONTEXT_LABELS = (
+    r"order|orders|pedido|commande|bestellung|ordine|tracking|track(?:ing)?\s+(?:no|number|id)|shipment|parcel|"
+    r"waybill|consignment|awb|booking|confirmation|reservation|itinerary|pnr|ticket|case|claim|incident|"
+    r"alert|application|reference|ref|customer|cust\.?|client|member(?:ship)?|employee|emp\.?|staff|payroll|"
+    r"pers\.?-?nr\.?|personnel|personalnummer|uid|contract|invoice|subscription|loyalty|policy|loan|"
+    r"mortgage|acc(?:ount)?\.?|a/c|sort\s+code|iban|wallet|request|req\.?\s+id|dispute|complaint|"
+    r"pir|return|rma|refund|quote|quotation|proposal|opportunity|deal|lead|account\s+id|badge"
+)
+_CONTEXT_VALUE = r"(?P<v>#?(?=[A-Z0-9 ./-]*\d)(?=(?:[^\s]*\d){3}|[A-Z0-9]{6,})[A-Z0-9](?:[A-Z0-9]|[-/.](?=[A-Z0-9])|[ ](?=\d{3,}\b)){3,30})"
+_CONTEXT_GAP = (
+    r"(?:\s*(?:(?i:number|num|nbr|no|nr|n[º°o]|id|ref(?:erence)?|code|#)\.?))*"
+    r"(?:\s+(?i:for|any|all|follow-up|further|queries|is|was|will|be|now|still|the|your|my|our|his|her|of|as|on|in))*"
+    r"\s*(?:[:#=(]|(?i:\bis\b))?\s*"
+)
+_OTHER_LABELS = (
+    r"room|rm|bed|bay|cubicle|run|interp(?:reter)?|job|msg|message|rx|prescription|script|client\s+id|"
+    r"lockbox(?:\s+code)?|key\s*safe(?:\s+code)?|gate\s+code|door\s+code|access\s+code|locker|ID"
+)
+_QUESTION = (
+    r"(?i:(?:order|booking|confirmation|reservation|tracking|reference|ticket|case|claim|customer|account|"
+    r"member|policy|membership|application|employee)\b[^\n?]{0,40}\?)[^\n]{0,60}\n+[ \t]*"
+    r"(?:[A-Z][\w ]{0,15}:[ \t]*)?(?i:(?:it'?s|it\s+is|sure|yes|ok|here)[,:]?\s+)?"
+)
+_ANSWER_ID = r"(?P<v>#?(?=[A-Z0-9-]*\d)[A-Z0-9](?:[A-Z0-9]|[- ](?=[A-Z0-9])){4,24})(?![\w-])"
+
+
+def context_id_recognizers() -> list[RuleRecognizer]:
+    """Ids named by the words before them, or given as the answer to a question asking for one."""
+    return [
+        RuleRecognizer(
+            entity="ACCOUNT_NUMBER",
+            name="ContextIdRecognizer",
+            rules=[
+                Rule(
+                    "context labelled",
+                    rf"(?<![\w-])(?i:{_CONTEXT_LABELS})(?![\w-]){_CONTEXT_GAP}{_CONTEXT_VALUE}(?![\w-])",
+                    0.8,
+                ),
+                # "Order number?" / "User: NH-771-20458": the id answering the question before it
+                Rule("answer to question", rf"{_QUESTION}{_ANSWER_ID}", 0.8),
+                # "cus_Nf3kQ2x9", "acct_1Mx...", "usr-88213": prefixed keys of payment and SaaS systems
+                Rule(
+                    "prefixed key",
+                    r"(?<![\w-])(?:cus|acct|usr|user|cust|uid|emp|ord|mem|sub)_(?=[A-Za-z]*\d)[A-Za-z0-9]{6,32}(?![\w-])",
+                    0.8,
+                ),
+            ],
+            context=["order", "tracking", "booking", "ticket", "case", "claim", "customer", "employee"],
+        ),
+        RuleRecognizer(
+            entity="OTHER_ID",
+            name="OtherIdRecognizer",
+            rules=[
+                Rule(
+                    "labelled",
+                    rf"(?<![\w-])(?i:{_OTHER_LABELS})(?![\w-])(?:\s*(?:(?i:number|no|nr|id)\.?|#))*\s*[:#]?\s*#?"
+                    r"(?P<v>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){1,14})(?![\w-])",
+                    0.7,
+                    validate=_has_digits(1),
+                ),
+                # "interpreter Beatriz (#22713)"
+                Rule("interpreter number", r"(?i:interp\w*)\s+[A-Z][\w'-]+\s*\(#?(?P<v>\d{3,10})\)", 0.8),
+            ],
+        ),
+    ]
+
+
 def identifier_recognizers() -> list[RuleRecognizer]:
     """The identifier recognizers guardrail adds to Presidio's."""
     mrn_labels = (
@@ -107,12 +177,14 @@ def identifier_recognizers() -> list[RuleRecognizer]:
         r"(?:patient|medical|hospital)\s+file|"
         r"patient\s+(?:id|identifier|number|no)|(?:patient|pt)(?=\s*#)|hospital\s+(?:number|no|id)|unit\s+number|case\s+(?:number|no)|"
         # other record identifiers (HIPAA (R)): accession, specimen, encounter, visit and order numbers
-        r"accession|specimen|encounter|visit\s+(?:id|number|no)|FIN|CSN|order\s+(?:id|number|no)|requisition"
+        r"accession|specimen|encounter|visit\s+(?:id|number|no)|FIN|CSN|order\s+(?:id|number|no)|requisition|"
+        # label variants: "MR: 00418832", "MR No.", "EMR #", "Hosp #", "Pt ID", "Med Rec #", "Acc:", "Req#"
+        r"MR|EMR|EHR|Hosp(?:ital)?(?=\s*#)|Pt\.?\s+ID|Med\s+Rec|acc|req"
     )
     plan_labels = (
         r"health\s*plan(?:\s+beneficiary)?|beneficiary|member(?:ship)?|subscriber|policy(?:\s+holder)?|"
         r"insurance(?:\s+(?:policy|member|plan|card))?|insurer|group|medicare(?:\s+beneficiary)?|"
-        r"medicaid|MBI|HICN|plan"
+        r"medicaid|MBI|HICN|plan|insur(?:ance)?\s+id|payer\s+id|coverage\s+id"
     )
     account_labels = (
         r"account|acct\.?|a/c|billing\s+account|bank\s+account|checking|savings|routing|"
@@ -121,14 +193,15 @@ def identifier_recognizers() -> list[RuleRecognizer]:
     licence_labels = (
         r"licen[cs]e|driver'?s?\s+licen[cs]e|DL|certificate|cert\.?|certification|registration|"
         r"permit|DEA|NPI|passport|badge|employee\s+(?:id|number|no)|staff\s+(?:id|number)|"
-        r"student\s+(?:id|number)|tax\s+(?:id|number)|TIN|EIN|national\s+id|ID\s+card"
+        r"student\s+(?:id|number)|tax\s+(?:id|number)|TIN|EIN|national\s+id|ID\s+card|lic|CDL|CLIA"
     )
     vehicle_labels = (
-        r"VIN|vehicle\s+identification|licen[cs]e\s+plate|plate|tag|registration\s+plate|reg\.?\s+plate"
+        r"VIN|vehicle\s+identification|licen[cs]e\s+plate|plate|tag|registration\s+plate|reg\.?\s+plate|"
+        r"reg|registration|immatricul[ée]e?|immatriculation|kenteken|kennzeichen|targa|matr[íi]cula"
     )
     device_labels = (
         r"serial|S/N|SN|device(?:\s+(?:id|identifier|serial))?|UDI|IMEI|MEID|ESN|implant|pacemaker|"
-        r"pump|model\s+and\s+serial|asset\s+tag|lot"
+        r"pump|model\s+and\s+serial|asset\s+tag|lot|transmitter|sensor|receiver"
     )
     two = _has_digits(2)
     return [
@@ -180,6 +253,8 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             name="LicenseNumberRecognizer",
             rules=[
                 Rule("licence labelled", labelled(licence_labels), 0.85, validate=two),
+                # "lic R 188214": a short letter prefix, a space, the number
+                Rule("licence prefix number", labelled(licence_labels, r"(?P<v>[A-Z]{1,3} \d{4,12})"), 0.85),
                 Rule("npi labelled", labelled("NPI", r"(?P<v>\d{10})"), 0.9, validate=npi_ok),
             ],
             context=["license", "licence", "certificate", "dea", "npi", "registration"],
@@ -203,6 +278,8 @@ def identifier_recognizers() -> list[RuleRecognizer]:
             rules=[
                 Rule("vin", r"\b(?P<v>[A-HJ-NPR-Z0-9]{17})\b", 0.95, flags=re.IGNORECASE, validate=vin_ok),
                 Rule("vin labelled", labelled("VIN", r"(?P<v>[A-HJ-NPR-Z0-9]{11,17})"), 0.9),
+                # "VIN in the service book: ...": a VIN-shaped value after a VIN label in the same line
+                Rule("vin line", r"\bVIN\b[^\n:]{0,40}:\s*(?P<v>[A-HJ-NPR-Z0-9]{17})\b", 0.9),
                 Rule(
                     "plate labelled",
                     labelled(

@@ -149,6 +149,14 @@ def location_recognizers() -> list[RuleRecognizer]:
                     0.8,
                 ),
                 Rule("city state zip", rf"\b{_CITY},\s*(?:{_STATE_CODES})\s+\d{{5}}(?:-\d{{4}})?\b", 0.9),
+                # ", 80-827 Gdańsk", ", 413 09 Göteborg", ", 2200 København N": a postcode and a city after
+                # a comma (an address line before it); years are not postcodes
+                Rule(
+                    "postcode city",
+                    r"(?<=,)[ \t]*(?P<v>(?!(?:19|20)\d\d\b)(?:\d{2}-\d{3}|\d{3}[ ]\d{2}|\d{4,5})[ \t]+"
+                    r"[A-ZÀ-ÞĀ-Ž][\w'’-]+(?:[ -][A-ZÀ-ÞĀ-Ž][\w'’-]+){0,2}(?:[ ][A-Z]\b)?)(?=[ \t]*(?:[,.;)?!]|\n|$))",
+                    0.6,
+                ),
             ],
             context=[
                 "address",

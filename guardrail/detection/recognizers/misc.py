@@ -27,7 +27,7 @@ def company_recognizer() -> RuleRecognizer:
             ),
             Rule(
                 "work for",
-                r"(?i:\b(?:work(?:s|ed|ing)?\s+(?:for|at)|employed\s+(?:by|at)|employer\s*(?:is|:))\s+)(?P<v>[A-Z][\w&'’.-]*(?:[ \t]+[A-Z0-9][\w&'’./-]*){0,6})",
+                r"(?i:\b(?:work(?:s|ed|ing)?\s+(?:for|at)|employed\s+(?:by|at)|employer\s*(?:is|:)|join(?:s|ed)|hired\s+by)\s+)(?P<v>[A-Z][\w&'’.-]*(?:[ \t]+[A-Z0-9][\w&'’./-]*){0,6})",
                 0.6,
             ),
         ],

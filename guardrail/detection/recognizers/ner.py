@@ -29,6 +29,31 @@ _NOT_ENTITIES = frozenset(
 )
 _RELATIVE = re.compile(r"(?i)(?:the\s+)?(?:last|next|this|every|each|previous|following|coming)\s+\D*$")
 _NAMED = frozenset({"PERSON", "ORGANIZATION", "LOCATION"})
+# the parts of an entity between CSV separators (a comma without a space) and key=value fields
+_CELL = re.compile(r"(?:[^,=\s]|,(?=\s)|\s(?![\w.-]+=))+")
+
+# A weekday, a time of day or a duration alone is not a date of a person's life ("ships on Monday",
+# "at 10:00"); a month or a holiday alone is weak evidence (0.45): the Safe Harbor pack (threshold
+# 0.4) removes it as a date element, the default pack (0.5) keeps it.
+_LEAD = r"(?:(?:on|in|by|from|until|till|since|before|after|during|this|next|last|every|each|the|a|an|of|early|late|mid|end|beginning|start|between|and|or|to)[\s-]+)*"
+_WEEKDAY = (
+    r"(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day)?s?|(?:mon|tues|wednes|thurs|fri|satur|sun)days?"
+)
+_TIME_OF_DAY = (
+    r"(?:\d{1,2}(?::\d{2})?\s*(?:[ap]\.?m\.?|h|hrs)?|\d{1,2}:\d{2}(?::\d{2})?|noon|midnight|morning|afternoon|"
+    r"evening|night|tonight|today|tomorrow|yesterday|arvo|weekend|lunchtime|overnight)"
+)
+_CALENDAR_WORD = re.compile(
+    rf"(?i)^{_LEAD}(?:(?:{_WEEKDAY})(?:(?:\s*[/,&–-]\s*|\s+(?:or|and|to)\s+)(?:{_WEEKDAY}))*(?:[\s,]+(?:at\s+)?{_TIME_OF_DAY})*"
+    rf"|{_TIME_OF_DAY}(?:\s*(?:-|–|to|and|until|at)\s*{_TIME_OF_DAY})*(?:\s+(?:time|local))?)$"
+)
+_HOLIDAYS = (
+    r"christmas(?:\s+eve|\s+day)?|xmas|easter|orthodox\s+easter|new\s+year(?:'s|’s)?(?:\s+(?:eve|day))?|"
+    r"thanksgiving|halloween|diwali|holi|eid(?:\s+al-\w+)?|ramadan|hanukkah|passover|lunar\s+new\s+year|"
+    r"chinese\s+new\s+year|golden\s+week|black\s+friday|boxing\s+day|labou?r\s+day|memorial\s+day|"
+    r"independence\s+day|bank\s+holiday|black\s+history\s+month|summer|winter|spring|autumn|fall"
+)
+_MONTH_ONLY = re.compile(rf"(?i)^{_LEAD}(?:{MONTHS}\.?|{_HOLIDAYS})(?:\s*(?:-|–|to|/)\s*{MONTHS}\.?)?$")
 _NAME_JUNK = re.compile(r"^[\W\d_]+$")
 
 
@@ -64,6 +89,10 @@ class NerRecognizer(LocalRecognizer):
                 cut = re.search(r"\n|[ \t]{2,}", text[start:end])
                 if cut is not None and cut.start() > 1:
                     end = start + cut.start()
+            # a CSV cell or a key=value field ends an entity: "Nishimura,1997-03-22" is two values
+            cells = [(m.start(), m.end()) for m in _CELL.finditer(text, start, end)]
+            if len(cells) > 1:
+                start, end = max(cells, key=lambda c: sum(ch.isalpha() for ch in text[c[0] : c[1]]))
             value = text[start:end]
             if not value.strip() or _NAME_JUNK.match(value) or value.casefold() in _NOT_ENTITIES:
                 continue
@@ -75,9 +104,14 @@ class NerRecognizer(LocalRecognizer):
                 and not text[end + 1 : end + 3].strip().startswith(('"', "“", "'"))
             ):
                 continue  # a field label at the start of a line ("Vehicle:", "Pacemaker:")
-            if label == "DATE_TIME" and (not _DATE_EVIDENCE.search(value) or _RELATIVE.match(value)):
-                continue  # "5 days", "yesterday", "the last Sunday": no calendar date
             score = self._score
+            if _CALENDAR_WORD.match(value.strip()):
+                continue  # "Monday", "Mon/Wed/Fri", "at 10:00": no date of a person's life, no name
+            if label == "DATE_TIME":
+                if _MONTH_ONLY.match(value.strip()):
+                    score = 0.45
+                elif not _DATE_EVIDENCE.search(value) or _RELATIVE.match(value):
+                    continue  # "5 days", "yesterday", "the last Sunday": no calendar date
             if label in {"ORGANIZATION", "PERSON", "LOCATION"} and value.isupper() and len(value) <= 4:
                 score = 0.35  # short all-caps tokens are mostly abbreviations (CAP, GERD, ...)
             results.append(RecognizerResult(label, start, end, score, recognition_metadata=dict(meta)))

@@ -35,7 +35,13 @@ _KIN = (
 )
 # a name that is not a bare honorific: "for Mr. <PERSON>" (a redacted name) must not make "Mr" a name
 _HONORIFICS = r"Mr|Mrs|Ms|Mx|Miss|Mister|Madam|Mme|Mlle|Dr|Doctor|Prof|Professor|Rev|Sir|Herr|Frau"
-_NAMED = rf"(?!(?:{_HONORIFICS})\b){NAME}"
+# words that follow "Hi", "Thanks" or "I'm" capitalised without being anyone's name
+_NOT_ADDRESSEE = (
+    r"(?!(?:All|Team|Everyone|Everybody|Folks|Guys|There|Sir|Madam|World|Important|Urgent|Sure|Done|Fine|"
+    r"Good|Great|Here|Back|Again|Both|Each|Support|Admin|Mate|Friend|Friends|Sorry|Happy|Glad|Ready|Not|"
+    r"Just|So|Very|Really|New|Also|Still|Available|Interested|Looking|Writing|Calling|Following)\b)"
+)
+_NAMED = rf"(?!(?:{_HONORIFICS})\b){_NOT_ADDRESSEE}{NAME}"
 _ROLES = (
     r"patient|pt|name|full\s+name|spouse|husband|wife|partner|mother|father|mom|dad|son|daughter|brother|"
     r"sister|sibling|child|grandmother|grandfather|grandson|granddaughter|aunt|uncle|cousin|niece|nephew|"
@@ -96,6 +102,71 @@ def person_recognizer() -> RuleRecognizer:
             ),
             # a speaker in a transcript: 'Lukas: "Who are you?"'
             Rule("speaker", rf"(?m)^[ \t]*(?P<v>{_WORD}(?:[ \t]+{_WORD})?)[ \t]*:[ \t]*[\"“']", 0.7),
+            # a greeting or thanks addressing one person: "Thanks Aoife.", "Thank you, Dimitris!", "Hi Kenji,"
+            Rule(
+                "addressed",
+                rf"(?i:\b(?:thanks|thank\s+you|thx|ty|cheers|hi|hiya|hello|hey|dear|bye|goodbye|good\s+(?:morning|"
+                rf"afternoon|evening)|congrats|congratulations)\b)[ \t]*,?[ \t]+(?:(?:{_TITLES})\.?[ \t]+)?"
+                rf"(?P<v>{_NOT_ADDRESSEE}{_NAMED})(?=[ \t]*(?:[,.!?:;)]|$|\n))",
+                0.6,
+            ),
+            # a name someone gives for themselves: "I'm Ffion.", "you can call me Hà", "this is Reza from"
+            Rule(
+                "self named",
+                rf"(?i:\b(?:i'?m|i\s+am|call\s+me|this\s+is|it'?s|name'?s|known\s+as|goes\s+by)\b)[ \t]+(?P<v>{_NOT_ADDRESSEE}{_NAMED})"
+                rf"(?=[ \t]*(?:[,.!?;)\"”]|$|\n|(?i:from|here|speaking|with)\b))",
+                0.7,
+            ),
+            # lower-case names where a name is expected: "my name is karthik raghunathan", "thx marcus"
+            # a name given as one's own outranks any guess of the model ("my name is Jonas Eklund")
+            Rule(
+                "my name is capitalised",
+                rf"(?i:\b(?:my\s+name\s+is|my\s+name's|i\s+am\s+called|i'?m\s+called)\b)[ \t]*(?P<v>{_NAMED})",
+                0.9,
+            ),
+            Rule(
+                "my name is",
+                r"(?i:\b(?:my\s+name\s+is|my\s+name's|full\s+name\s*:)[ \t]*)"
+                r"(?P<v>[a-zß-öø-ÿ][a-zß-öø-ÿ'-]{1,}(?:[ \t][a-zß-öø-ÿ][a-zß-öø-ÿ'-]{1,}){0,2})(?=[ \t]*(?:[,.!?]|$|\n))",
+                0.7,
+            ),
+            Rule(
+                "lower-case name",
+                r"(?i:\b(?:name\s*:|i'?m|i\s+am|call\s+me|thx|thanks|regards|cheers|"
+                r"triage\s+rn\s*:|rn\s*:|signed\s*:)[ \t]*,?[ \t]*)"
+                r"(?P<v>[a-zß-öø-ÿ][a-zß-öø-ÿ'-]{2,}(?:[ \t][a-zß-öø-ÿ][a-zß-öø-ÿ'-]{2,}){0,2})(?=[ \t]*(?:[,.!?]|$|\n))",
+                0.55,
+                validate=lambda v: v.split()[0].lower() in given_names(),
+            ),
+            # a sign-off line: "– Kari", "- emeka", "—Br. Yaqub (admin)"
+            Rule(
+                "sign-off",
+                rf"(?m)^[ \t]*(?:-|–|—|--)[ \t]*(?:(?:{_TITLES}|Br|Sr|Fr)\.?[ \t]+)?"
+                rf"(?P<v>{_NAMED}|[a-zß-ÿ]{{3,}}(?:[ .][a-zß-ÿ]{{1,}})?)[ \t]*(?:\([^)\n]{{1,20}}\)|,[^\n]{{0,30}})?[ \t]*$",
+                0.6,
+                validate=lambda v: not v.islower() or v.split()[0].split(".")[0] in given_names(),
+            ),
+            # ALL-CAPS names after a name or role field: "Pt: WAYNE A. LUNDQUIST", "Copy to: NDLOVU, SIPHO MD"
+            Rule(
+                "caps after field",
+                rf"(?i:\b(?:pt|patient|name|client|resident|member|insured|copy\s+to|cc|attending|ordering|"
+                rf"referring|provider|physician|guarantor|subscriber)\b)[ \t]*:[ \t]*"
+                rf"(?P<v>[{_UP}][{_UP}'’-]+(?:,[ ]?|[ ])[{_UP}][{_UP}'’-]*\.?(?:[ ][{_UP}][{_UP}'’-]*\.?){{0,2}})"
+                rf"(?=[ \t]*(?:\(|[ \t]{{2}}|\n|$|,|MD\b|DO\b|RN\b|NP\b))",
+                0.75,
+            ),
+            # dictation and sign-off initials: "DJE/ljt", "GPP/church/olinger", "558213/kmj", "XGT:holmes"
+            Rule(
+                "dictation initials",
+                r"(?m)^[ \t]*(?P<v>[A-Z]{2,4}(?:[/:][A-Za-z]{2,12}){1,3})[ \t]*$",
+                0.6,
+            ),
+            Rule("job initials", r"(?m)(?<=\d)/(?P<v>[a-z]{2,4})[ \t]*$", 0.6),
+            Rule(
+                "initials sign-off",
+                r"(?m)^[ \t]*--?[ \t]*(?P<v>[a-z]{2,4}),[ \t]*(?:CMA|RN|LPN|MA|NP|PA|MD|CNA)\b",
+                0.6,
+            ),
         ],
         context=["patient", "name", "mr", "mrs", "ms", "dr", "spouse", "contact", "signed"],
     )
