@@ -184,7 +184,7 @@ def commerce_name(value: str, *, before: str = "", after: str = "") -> bool:
         return True
     words = forms[0].split(maxsplit=1)
     head = words[0].removesuffix("'s") if words else ""
-    if len(words) == 2 and len(head) > 1 and head in brands:
+    if len(words) == 2 and len(head) > 1 and head in brands and not _given_then_name(value):
         return True
     if len(words) == 2 and head in ambiguous and _MODEL_WORD.match(words[1]):
         return True
@@ -203,7 +203,7 @@ def clinical_term(value: str, *, after: str = "") -> bool:
         return True
     words = forms[0].split()
     head = words[0].removesuffix("'s") if words else ""
-    if len(words) >= 2 and len(head) > 2 and head in terms:
+    if len(words) >= 2 and len(head) > 2 and head in terms and not _given_then_name(value):
         return True  # "Gleason 3+4", "Hodgkin lymphoma", "Dexcom G7"
     if head in ambiguous or any(f in ambiguous for f in forms):
         rest = " ".join(words[1:])
@@ -231,6 +231,18 @@ _JOB_TITLE = re.compile(
     r"coordinator|assistant|intern|administrator|superintendent|accountant|recruiter|representative|"
     r"supervisor|technician|operator|inspector)s?(?:\s+(?:I|II|III|IV))?$)"
 )
+
+
+def _given_then_name(value: str) -> bool:
+    """A given name followed by a capitalised word ("Ada Finch", "Addison Reyes"): a person, even when
+    the given name is also a product or an eponym."""
+    words = value.split()
+    return (
+        len(words) >= 2
+        and words[0].lower() in _given()
+        and words[1][:1].isupper()
+        and words[1].rstrip(".,'’s").isalpha()
+    )
 
 
 def _given() -> frozenset[str]:
