@@ -271,7 +271,10 @@ def test_failing_redact_gate_names_residual_records(
 
     rows = [
         {"id": "a-1", "messages": [{"role": "user", "content": "Hello, I need an appointment."}]},
-        {"id": "b-2", "messages": [{"role": "user", "content": "Thanks, write to me at jo.park@example.org."}]},
+        {
+            "id": "b-2",
+            "messages": [{"role": "user", "content": "Thanks, write to me at jo.park@example.org."}],
+        },
         {"id": "c@3 x", "messages": [{"role": "user", "content": "Thanks again, Harold Finch."}]},
     ]
     (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
