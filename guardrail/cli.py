@@ -967,13 +967,23 @@ def keys_rotate(
         out.print("no tenant keys to rotate")
 
 
-def _open_store(keyring: Path, store: Path, tenant: str) -> tuple[Any, Any]:
+def _open_store(keyring: Path, store: Path, tenant: str, name: str | None = None) -> tuple[Any, Any]:
     from guardrail.crypto import Sealer
     from guardrail.keys import Keyring
     from guardrail.llama_index.storage import load_storage_context
 
     ring = Keyring.open(keyring)
-    return ring, load_storage_context(store, sealer=Sealer(ring), keyring=ring, tenant=tenant)
+    return ring, load_storage_context(store, sealer=Sealer(ring), keyring=ring, tenant=tenant, name=name)
+
+
+def _binding_name(path: Path, name: str | None) -> str | None:
+    """The name a store is bound to when re-encrypted: --name, the persisted one, or (a store written
+    before bindings) its directory's name, so that two old stores do not end up with the same binding."""
+    from guardrail.llama_index.storage import persisted_name
+
+    if name is not None or persisted_name(path) is not None:
+        return name
+    return path.resolve().name.replace(":", "-") or "default"
 
 
 @keys_app.command("reencrypt")
@@ -996,9 +1006,20 @@ def keys_reencrypt(
             "stays closed).",
         ),
     ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="Bind the store to this storage name (one --store only; default: its persisted name, or "
+            "for a store written before bindings, its directory's name).",
+        ),
+    ] = None,
     audit_log: AuditOpt = None,
 ) -> None:
-    """Re-seal every record of persisted stores under the tenant's primary key, and report progress.
+    """Re-seal every record of persisted stores under the tenant's primary key, bound to its collection.
+
+    Records written before bindings (envelope version 1) are counted as unbound and re-sealed bound.
 
     Old ciphertext (a copy, a backup, a restored file) keeps opening until its key version is destroyed:
     --destroy-old does that once the given stores no longer use it."""
@@ -1006,9 +1027,11 @@ def keys_reencrypt(
 
     if destroy_old and dry_run:
         raise ConfigError("--destroy-old destroys keys; it cannot be combined with --dry-run")
+    if name is not None and len(store) != 1:
+        raise ConfigError("--name names one store: give exactly one --store with it")
     in_use: Counter[str] = Counter()
     for path in store:
-        ring, storage = _open_store(keyring, path, tenant)
+        ring, storage = _open_store(keyring, path, tenant, None if dry_run else _binding_name(path, name))
         report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
         if not dry_run:
             storage.persist(persist_dir=str(path))
@@ -1016,6 +1039,12 @@ def keys_reencrypt(
         for key_id, n in sorted(report.by_key.items()):
             mark = " (primary)" if key_id == primary else ""
             out.print(f"{path}: {key_id}{mark}: {n} record(s)")
+        if report.unbound:
+            out.print(
+                f"{path}: {report.unbound} record(s) not bound to their collection (written before "
+                "bindings: a copy of one into another collection would open there)"
+                + ("; run without --dry-run to bind them" if dry_run else "; re-sealed bound")
+            )
         out.print(
             f"{path}: {report.resealed} of {report.total} record(s) re-sealed"
             + (" (dry run)" if dry_run else "")

@@ -103,18 +103,26 @@ class Guardrail:
             )
         return self.keyring
 
-    def storage_context(self, vector_store: Any = None) -> Any:
+    def storage_context(self, vector_store: Any = None, *, name: str | None = None) -> Any:
         """A LlamaIndex ``StorageContext`` whose docstore, index store and vector store are encrypted.
+
+        Every record is bound to its place: a vector node to its vector store's collection, a docstore or
+        index-store record to the storage's ``name`` and collection, so a ciphertext copied elsewhere does
+        not open.
 
         Args:
             vector_store: any LlamaIndex vector store to wrap (``None``: an encrypted SimpleVectorStore).
+            name: the storage's name (default: the vector store's collection; ``"default"`` for a Simple
+                store: name each persisted Simple storage, e.g. ``name="kb-restricted"``).
 
         Raises:
-            ConfigError: no keyring was given.
+            ConfigError: no keyring was given; an invalid name.
         """
         from guardrail.llama_index.storage import build_storage_context
 
-        return self._track(build_storage_context(vector_store=vector_store, **self._storage_args()))
+        return self._track(
+            build_storage_context(vector_store=vector_store, name=name, **self._storage_args())
+        )
 
     def _storage_args(self) -> dict[str, Any]:
         from guardrail.crypto import Sealer
@@ -383,15 +391,22 @@ class Guardrail:
             return RedactedEmbedding(self, embed_model)
         return embed_model  # a LlamaIndex embedding model is itself a transform
 
-    def load_storage_context(self, persist_dir: str | Path, *, vector_store: Any = None) -> Any:
+    def load_storage_context(
+        self, persist_dir: str | Path, *, vector_store: Any = None, name: str | None = None
+    ) -> Any:
         """Reopen a storage context persisted with ``storage.persist(persist_dir)``.
+
+        Args:
+            name: the storage's name (default: the one persisted with it).
 
         Raises:
             KeyringError: the keyring or tenant does not open the store.
         """
         from guardrail.llama_index.storage import load_storage_context
 
-        storage = load_storage_context(persist_dir, vector_store=vector_store, **self._storage_args())
+        storage = load_storage_context(
+            persist_dir, vector_store=vector_store, name=name, **self._storage_args()
+        )
         # an erasure writes a reopened storage back to its directory
         storage._guardrail_persist_dir = Path(persist_dir)  # type: ignore[attr-defined]
         if Path(persist_dir) not in self._persist_dirs:
