@@ -849,25 +849,40 @@ AuditOpt = Annotated[
 ]
 
 
-def _audit_key_op(
-    audit_log: Path | None, ring: Any, category: str, action: str, actor: str | None = None, **fields: Any
-) -> None:
-    """Append one key-operation event (key.rotate, key.shred) when an audit log is given, with its actor."""
-    if audit_log is None:
-        return
-    from guardrail import __version__
-    from guardrail.audit import AuditLog
-    from guardrail.audit.events import actor_member
+class _KeyOpAudit:
+    """The audit log of a key operation, opened (and its records after the last checkpoint authenticated)
+    BEFORE the keyring changes: a log that cannot be opened or is not authentic stops the operation
+    with nothing changed (fail closed). ``record`` appends one event, durably (sync)."""
 
-    fields.setdefault("actor", actor_member(actor))
+    def __init__(self, audit_log: Path | None, ring: Any, actor: str | None = None) -> None:
+        self._log: Any = None
+        self._actor = actor
+        if audit_log is not None:
+            from guardrail.audit import AuditLog
 
-    with AuditLog.for_keyring(audit_log, ring) as log:
-        log.append(
+            self._log = AuditLog.for_keyring(audit_log, ring)
+
+    def __enter__(self) -> _KeyOpAudit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._log is not None:
+            self._log.close()
+
+    def record(self, category: str, action: str, **fields: Any) -> None:
+        if self._log is None:
+            return
+        from guardrail import __version__
+        from guardrail.audit.events import actor_member
+
+        fields.setdefault("actor", actor_member(self._actor))
+        self._log.append(
             {
                 "event": {"category": category, "action": action, "outcome": "success"},
                 "source": {"app": f"guardrail@{__version__}", "component": "cli"},
                 **fields,
-            }
+            },
+            sync=True,
         )
 
 
@@ -958,9 +973,10 @@ def keys_rotate(
     from guardrail.keys import Keyring
 
     ring = Keyring.open(keyring)
-    rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
-    keys = [{"type": "key", "id": i.id, "labels": [f"version-{i.version}"]} for i in rotated]
-    _audit_key_op(audit_log, ring, "key.rotate", "U", actor, resources=keys)
+    with _KeyOpAudit(audit_log, ring, actor) as audit:  # the log opens first: no rotation it cannot record
+        rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
+        keys = [{"type": "key", "id": i.id, "labels": [f"version-{i.version}"]} for i in rotated]
+        audit.record("key.rotate", "U", resources=keys)
     for info in rotated:
         out.print(f"new primary {info.id} (version {info.version})")
     if not rotated:
@@ -1029,34 +1045,56 @@ def keys_reencrypt(
         raise ConfigError("--destroy-old destroys keys; it cannot be combined with --dry-run")
     if name is not None and len(store) != 1:
         raise ConfigError("--name names one store: give exactly one --store with it")
+    from guardrail.keys import Keyring
+
     in_use: Counter[str] = Counter()
-    for path in store:
-        ring, storage = _open_store(keyring, path, tenant, None if dry_run else _binding_name(path, name))
-        report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
-        if not dry_run:
-            storage.persist(persist_dir=str(path))
-        primary = ring.primary_id(tenant)
-        for key_id, n in sorted(report.by_key.items()):
-            mark = " (primary)" if key_id == primary else ""
-            out.print(f"{path}: {key_id}{mark}: {n} record(s)")
-        if report.unbound:
+    # the audit log opens before anything is re-sealed or destroyed (a dry run changes nothing)
+    with _KeyOpAudit(None if dry_run else audit_log, Keyring.open(keyring)) as audit:
+        for path in store:
+            ring, storage = _open_store(keyring, path, tenant, None if dry_run else _binding_name(path, name))
+            report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
+            primary = ring.primary_id(tenant)
+            if not dry_run:
+                storage.persist(persist_dir=str(path))
+                stored_name = storage.index_store._kvstore.name
+                audit.record(
+                    "key.rotate",
+                    "U",
+                    resources=[
+                        {"type": "key", "id": primary, "labels": ["reencrypt-target", "primary"]},
+                        {
+                            "type": "store",
+                            "id": stored_name,
+                            "labels": [
+                                "reencrypted",
+                                f"records:{report.total}",
+                                f"resealed:{report.resealed}",
+                                f"unbound-before:{report.unbound}",
+                            ],
+                        },
+                    ],
+                )
+            for key_id, n in sorted(report.by_key.items()):
+                mark = " (primary)" if key_id == primary else ""
+                out.print(f"{path}: {key_id}{mark}: {n} record(s)")
+            if report.unbound:
+                out.print(
+                    f"{path}: {report.unbound} record(s) not bound to their collection (written before "
+                    "bindings: a copy of one into another collection would open there)"
+                    + ("; run without --dry-run to bind them" if dry_run else "; re-sealed bound")
+                )
             out.print(
-                f"{path}: {report.unbound} record(s) not bound to their collection (written before "
-                "bindings: a copy of one into another collection would open there)"
-                + ("; run without --dry-run to bind them" if dry_run else "; re-sealed bound")
+                f"{path}: {report.resealed} of {report.total} record(s) re-sealed"
+                + (" (dry run)" if dry_run else "")
             )
-        out.print(
-            f"{path}: {report.resealed} of {report.total} record(s) re-sealed"
-            + (" (dry run)" if dry_run else "")
-        )
-        if destroy_old:  # counted again from the persisted headers, as `keys destroy` does
-            ring, storage = _open_store(keyring, path, tenant)
-            in_use.update(reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key)
-    if destroy_old:
-        _destroy_retired(keyring, tenant, in_use, audit_log)
+            if destroy_old:  # counted again from the persisted headers, as `keys destroy` does
+                ring, storage = _open_store(keyring, path, tenant)
+                in_use.update(reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key)
+        if destroy_old:
+            _destroy_retired(keyring, tenant, in_use, audit)
 
 
-def _destroy_retired(keyring: Path, tenant: str, in_use: Counter[str], audit_log: Path | None) -> None:
+def _destroy_retired(keyring: Path, tenant: str, in_use: Counter[str], audit: _KeyOpAudit) -> None:
     from guardrail.keys import Keyring
 
     ring = Keyring.open(keyring)
@@ -1070,11 +1108,11 @@ def _destroy_retired(keyring: Path, tenant: str, in_use: Counter[str], audit_log
             out.print(f"kept {key_id} (version {info.version}): {in_use[key_id]} record(s) still use it")
             continue
         ring.destroy(key_id, in_use=0)
-        destroyed.append({"type": "key", "id": key_id, "labels": ["retired", f"version-{info.version}"]})
+        labels = ["retired", f"version-{info.version}"]
+        audit.record("key.shred", "D", resources=[{"type": "key", "id": key_id, "labels": labels}])
+        destroyed.append(key_id)
         out.print(f"destroyed {key_id} (version {info.version}): data sealed under it no longer opens")
-    if destroyed:
-        _audit_key_op(audit_log, ring, "key.shred", "D", resources=destroyed)
-    else:
+    if not destroyed:
         out.print("no retired version to destroy")
 
 
@@ -1091,10 +1129,9 @@ def keys_destroy(
 
     ring, storage = _open_store(keyring, store, tenant)
     in_use = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key.get(key_id, 0)
-    ring.destroy(key_id, in_use=in_use)
-    _audit_key_op(
-        audit_log, ring, "key.shred", "D", resources=[{"type": "key", "id": key_id, "labels": ["retired"]}]
-    )
+    with _KeyOpAudit(audit_log, ring) as audit:  # opened first: no destruction it cannot record
+        ring.destroy(key_id, in_use=in_use)
+        audit.record("key.shred", "D", resources=[{"type": "key", "id": key_id, "labels": ["retired"]}])
     out.print(f"destroyed key {key_id}")
 
 
@@ -1113,11 +1150,12 @@ def keys_shred(
     if (tenant is None) == (subject is None) and subject is None:
         raise ConfigError("give --tenant T, or --subject S (with --tenant T if not 'default')")
     ring = Keyring.open(keyring)
-    destroyed = (
-        ring.shred_subject(tenant or "default", subject) if subject else ring.shred_tenant(str(tenant))
-    )
-    keys = [{"type": "key", "id": k, "labels": ["shredded"]} for k in destroyed]
-    _audit_key_op(audit_log, ring, "key.shred", "D", resources=keys)
+    with _KeyOpAudit(audit_log, ring) as audit:  # opened first: no shredding it cannot record
+        destroyed = (
+            ring.shred_subject(tenant or "default", subject) if subject else ring.shred_tenant(str(tenant))
+        )
+        keys = [{"type": "key", "id": k, "labels": ["shredded"]} for k in destroyed]
+        audit.record("key.shred", "D", resources=keys)
     out.print(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
 
 
