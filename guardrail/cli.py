@@ -56,10 +56,69 @@ class _Root(TyperGroup):
             if command.short_help is None and command.help:  # click would cut "GDPR Art. 15" at "Art."
                 command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
             for param in command.params:  # `--field FIELD`, not `--field <list[str]>`
-                if param.metavar is None and not getattr(param, "is_flag", False) and param.name:
-                    param.metavar = param.name.upper()
+                if getattr(param, "is_flag", False) or not param.name:
+                    continue
+                if param.metavar is None:
+                    param.metavar = _metavar(command.name, param.name, param.nargs)
+                if param.param_type_name == "argument":
+                    _plain_argument(param)
         _refuse_flag_values(self, args)
         return super().parse_args(ctx, args)
+
+
+# what a value is, in the words of the help (`--keyring DIR`, `scan FILE...`), by parameter name;
+# (command, name) where one name means different things
+_METAVARS = {
+    "keyring": "DIR",
+    "audit_log": "DIR",
+    "audit_dir": "AUDIT_DIR",
+    "directory": "DIR",
+    "store": "DIR",
+    "path": "DIR",
+    "findings": "FILE",
+    "gate_report": "FILE",
+    "output": "FILE",
+    "vault": "FILE",
+    "certificate": "FILE",
+    "public_key": "FILE",
+    "file": "FILE",
+    "module": "FILE",
+    "input": "FILE",
+    "inputs": "FILE",
+    "fail_on": "N",
+    "jobs": "N",
+    "years": "N",
+    "checkpoint_seconds": "SECONDS",
+    "since": "TIME",
+    "until": "TIME",
+    "requested_on": "DATE",
+    "tokens": "TOKEN",
+    ("scan", "on_error"): "stop|skip",
+    ("redact", "on_error"): "stop|skip|quarantine",
+    "engine": "local|ray",
+    "backend": "file|passphrase|pkcs11",
+    ("verify", "checkpoints"): "FILE",
+    ("apply", "checkpoints"): "DIR",
+    ("demo", "output"): "DIR",
+    ("build", "output"): "FILE",
+}
+
+
+def _metavar(command: str | None, name: str, nargs: int) -> str:
+    label = _METAVARS.get((command or "", name)) or _METAVARS.get(name) or name.upper()
+    return f"{label}..." if nargs == -1 else label
+
+
+def _plain_argument(param: Any) -> None:
+    """An argument as click writes it: `FILE...` in the usage line and the help, no python type."""
+    name = param.metavar
+
+    def usage() -> str:
+        return name if param.required else f"[{name}]"
+
+    param.display_type_rich = lambda ctx: None
+    param._usage_display_name = usage
+    param._rich_display_name = lambda: name
 
 
 def _refuse_flag_values(root: Any, args: list[str]) -> None:

@@ -248,7 +248,12 @@ class AuditLog:
     def for_keyring(cls, directory: str | os.PathLike[str], keyring: Any, **options: Any) -> AuditLog:
         """Open the log with a keyring's audit keys: ``hmac_key("audit-checkpoint")`` signs checkpoints
         and seals, ``hmac_key("audit-record")`` authenticates records (``options``: as for the constructor).
+        ``keyring`` is a :class:`~guardrail.keys.Keyring` or the path of its directory.
         """
+        if isinstance(keyring, str | os.PathLike):
+            from guardrail.keys import as_keyring
+
+            keyring = as_keyring(keyring)
         return cls(
             directory,
             signing_key=keyring.hmac_key(SIGNING_KEY_PURPOSE),

@@ -23,6 +23,7 @@ here); a record whose key was destroyed is erased data and is skipped (and repor
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,6 +98,15 @@ class ReleasePoint:
             self.on_erased(record)
 
 
+def _ring(keyring: Any) -> Any:
+    """A keyring given as its directory's path is opened (any other key source is used as it is)."""
+    if isinstance(keyring, str | os.PathLike):
+        from guardrail.keys import as_keyring
+
+        return as_keyring(keyring)
+    return keyring
+
+
 def subjects_of(metadata: dict[str, Any] | None) -> list[str]:
     """Data-subject ids named in metadata (``subjects: [...]`` or ``subject: "..."``)."""
     if not metadata:
@@ -146,7 +156,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         self.name = name
         self.release_point = release_point or ReleasePoint()
         self._sealer = sealer
-        self._keyring = keyring
+        self._keyring = _ring(keyring)
         self.tenant = tenant
         self.store = store
 
@@ -365,7 +375,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         )
         self._inner = inner
         self._sealer = sealer
-        self._keyring = keyring
+        self._keyring = _ring(keyring)
         self._release_point = release_point or ReleasePoint(on_release)
         if shield is not None:
             from guardrail.embeddings import OverfetchReranker
