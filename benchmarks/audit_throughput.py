@@ -7,6 +7,8 @@ What is measured (one process, a fresh log directory under ``--dir`` or a tempor
                            shares one ``fdatasync`` among the records queued meanwhile). Target >= 5,000/s.
 * ``append_single_async``  one thread calls ``append(event, sync=False)`` then ``flush()`` (batches of up to
                            512 records or 5 ms). Target >= 5,000/s.
+* ``fdatasync_ms_p50``     the disk's median ``fdatasync`` (10 KB appends) in the same directory: with T
+                           threads each waiting for its record, T / fdatasync is the ceiling.
 * ``verify``               :func:`guardrail.audit.verify` over the whole log (``--records``, default
                            200,000, written by the two runs above plus single-thread async appends):
                            leaves, seq, event ids, Merkle roots at every checkpoint, signatures
@@ -113,6 +115,8 @@ class Report:
     machine: str = platform.machine()
     cpus: int = os.cpu_count() or 1
     bytes_per_record: float | None = None
+    load_average: float = field(default_factory=lambda: os.getloadavg()[0])
+    fdatasync_ms_p50: float | None = None
     measurements: list[Measurement] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -121,6 +125,24 @@ class Report:
             d["per_s"] = m.per_s
             d["ratio_to_target"] = m.ratio
         return json.dumps(data, indent=1)
+
+
+def fdatasync_p50(directory: Path, samples: int = 50) -> float:
+    """The median time of one ``fdatasync`` of a 10 KB append in ``directory`` (ms): the floor of a
+    synchronous group commit, so the sync numbers can be read against the disk they ran on."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    times = []
+    try:
+        for _ in range(samples):
+            os.write(fd, b"x" * 10_000)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return sorted(times)[len(times) // 2] * 1000
 
 
 def run(measurement: Measurement, action: Any) -> None:
@@ -151,6 +173,7 @@ def main() -> None:
     report = Report()
     events = [make_event(i) for i in range(1000)]
     try:
+        report.fdatasync_ms_p50 = fdatasync_p50(base)
         log = AuditLog(directory, signing_key=SEED, record_key=RECORD_KEY)
         per_thread = max(args.sync_records // args.threads, 1)
 
@@ -214,7 +237,12 @@ def main() -> None:
     if args.json:
         print(report.to_json())
         return
-    print(f"python {report.python} on {report.machine}, {report.cpus} CPU(s), load {os.getloadavg()[0]:.2f}")
+    print(
+        f"python {report.python} on {report.machine}, {report.cpus} CPU(s), load {report.load_average:.2f} "
+        f"at the start, {os.getloadavg()[0]:.2f} at the end; fdatasync p50 {report.fdatasync_ms_p50:.2f} ms "
+        f"(about the most {args.threads} synchronous appenders reach on it: "
+        f"{args.threads * 1000 / (report.fdatasync_ms_p50 or 1):,.0f}/s)"
+    )
     if report.bytes_per_record:
         print(f"stored record: {report.bytes_per_record:.0f} bytes")
     for m in report.measurements:
