@@ -333,3 +333,21 @@ def test_reencrypt_binds_old_records_and_reports_them(keyring_dir: Path, embed: 
     )
     assert named.returncode == 2
     assert "exactly one --store" in named.stderr
+
+
+@pytest.mark.parametrize("place", ["chroma", "qdrant"], indirect=True)
+def test_reencrypt_binds_an_old_database_collection(place: Place, keyring_dir: Path, embed: Any) -> None:
+    """The Python API does for Chroma and Qdrant what `keys reencrypt` does for persisted directories."""
+    gr = _setup(place, keyring_dir, embed, unbound=True)
+    for collection in (RESTRICTED, GENERAL):
+        storage = place.storage(gr, collection)
+        report = reencrypt(storage, keyring=keyring_dir, tenant=TENANT)
+        assert report.unbound == report.resealed == 1
+        assert reencrypt(storage, keyring=keyring_dir, tenant=TENANT, dry_run=True).unbound == 0
+    nodes, _ = _retrieve(place.storage(gr, RESTRICTED), embed, SECRET)
+    assert nodes is not None and SECRET in nodes[0].get_content()  # still serves its data, now bound
+    sealed = place.copy_raw(RESTRICTED_ID, RESTRICTED, GENERAL)
+    assert envelope_version(decode_text(sealed, record="?")) == 2
+    nodes, seen = _retrieve(place.storage(gr, GENERAL), embed, SECRET)
+    assert RESTRICTED_ID not in seen
+    assert all(SECRET not in n.get_content() for n in nodes or [])
