@@ -345,7 +345,8 @@ def test_reencrypt_binds_an_old_database_collection(place: Place, keyring_dir: P
         assert report.unbound == report.resealed == 1
         assert reencrypt(storage, keyring=keyring_dir, tenant=TENANT, dry_run=True).unbound == 0
     nodes, _ = _retrieve(place.storage(gr, RESTRICTED), embed, SECRET)
-    assert nodes is not None and SECRET in nodes[0].get_content()  # still serves its data, now bound
+    assert nodes is not None
+    assert SECRET in nodes[0].get_content()
     sealed = place.copy_raw(RESTRICTED_ID, RESTRICTED, GENERAL)
     assert envelope_version(decode_text(sealed, record="?")) == 2
     nodes, seen = _retrieve(place.storage(gr, GENERAL), embed, SECRET)
