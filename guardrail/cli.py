@@ -849,10 +849,26 @@ AuditOpt = Annotated[
 ]
 
 
+ActorOpt = Annotated[
+    str | None, typer.Option("--actor", help="Who performs it (recorded; default: your OS user).")
+]
+RequestRefOpt = Annotated[
+    str | None,
+    typer.Option("--request-ref", help="Your reference of the request or change (a ticket id, not a name)."),
+]
+
+
 def _audit_key_op(
-    audit_log: Path | None, ring: Any, category: str, action: str, actor: str | None = None, **fields: Any
+    audit_log: Path | None,
+    ring: Any,
+    category: str,
+    action: str,
+    actor: str | None = None,
+    request_ref: str | None = None,
+    **fields: Any,
 ) -> None:
-    """Append one key-operation event (key.rotate, key.shred) when an audit log is given, with its actor."""
+    """Append one key-operation event (key.rotate, key.shred) when an audit log is given, with its actor
+    and the request reference."""
     if audit_log is None:
         return
     from guardrail import __version__
@@ -860,6 +876,8 @@ def _audit_key_op(
     from guardrail.audit.events import actor_member
 
     fields.setdefault("actor", actor_member(actor))
+    if request_ref:
+        fields.setdefault("request", {"ref": request_ref, "kind": "key management"})
 
     with AuditLog.for_keyring(audit_log, ring) as log:
         log.append(
@@ -950,9 +968,8 @@ def keys_rotate(
         str | None, typer.Option("--tenant", "-t", help="Rotate one tenant (default: all).")
     ] = None,
     audit_log: AuditOpt = None,
-    actor: Annotated[
-        str | None, typer.Option("--actor", help="Who rotates (recorded; default: your OS user).")
-    ] = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """Make a new DEK version primary; older versions stay decrypt-only until re-encrypted and destroyed."""
     from guardrail.keys import Keyring
@@ -960,7 +977,7 @@ def keys_rotate(
     ring = Keyring.open(keyring)
     rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
     keys = [{"type": "key", "id": i.id, "labels": [f"version-{i.version}"]} for i in rotated]
-    _audit_key_op(audit_log, ring, "key.rotate", "U", actor, resources=keys)
+    _audit_key_op(audit_log, ring, "key.rotate", "U", actor, request_ref, resources=keys)
     for info in rotated:
         out.print(f"new primary {info.id} (version {info.version})")
     if not rotated:
@@ -997,6 +1014,8 @@ def keys_reencrypt(
         ),
     ] = False,
     audit_log: AuditOpt = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """Re-seal every record of persisted stores under the tenant's primary key, and report progress.
 
@@ -1024,10 +1043,17 @@ def keys_reencrypt(
             ring, storage = _open_store(keyring, path, tenant)
             in_use.update(reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key)
     if destroy_old:
-        _destroy_retired(keyring, tenant, in_use, audit_log)
+        _destroy_retired(keyring, tenant, in_use, audit_log, actor, request_ref)
 
 
-def _destroy_retired(keyring: Path, tenant: str, in_use: Counter[str], audit_log: Path | None) -> None:
+def _destroy_retired(
+    keyring: Path,
+    tenant: str,
+    in_use: Counter[str],
+    audit_log: Path | None,
+    actor: str | None,
+    request_ref: str | None,
+) -> None:
     from guardrail.keys import Keyring
 
     ring = Keyring.open(keyring)
@@ -1044,7 +1070,7 @@ def _destroy_retired(keyring: Path, tenant: str, in_use: Counter[str], audit_log
         destroyed.append({"type": "key", "id": key_id, "labels": ["retired", f"version-{info.version}"]})
         out.print(f"destroyed {key_id} (version {info.version}): data sealed under it no longer opens")
     if destroyed:
-        _audit_key_op(audit_log, ring, "key.shred", "D", resources=destroyed)
+        _audit_key_op(audit_log, ring, "key.shred", "D", actor, request_ref, resources=destroyed)
     else:
         out.print("no retired version to destroy")
 
@@ -1056,6 +1082,8 @@ def keys_destroy(
     store: StoreOpt,
     tenant: TenantOpt = "default",
     audit_log: AuditOpt = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """Destroy a retired key version, only once no record of the store uses it."""
     from guardrail.llama_index.storage import reencrypt
@@ -1064,7 +1092,13 @@ def keys_destroy(
     in_use = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key.get(key_id, 0)
     ring.destroy(key_id, in_use=in_use)
     _audit_key_op(
-        audit_log, ring, "key.shred", "D", resources=[{"type": "key", "id": key_id, "labels": ["retired"]}]
+        audit_log,
+        ring,
+        "key.shred",
+        "D",
+        actor,
+        request_ref,
+        resources=[{"type": "key", "id": key_id, "labels": ["retired"]}],
     )
     out.print(f"destroyed key {key_id}")
 
@@ -1077,6 +1111,8 @@ def keys_shred(
         str | None, typer.Option("--subject", help="Shred one data subject (of --tenant, default 'default').")
     ] = None,
     audit_log: AuditOpt = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """Destroy keys: every record sealed under them becomes unreadable, backups included."""
     from guardrail.keys import Keyring
@@ -1088,7 +1124,7 @@ def keys_shred(
         ring.shred_subject(tenant or "default", subject) if subject else ring.shred_tenant(str(tenant))
     )
     keys = [{"type": "key", "id": k, "labels": ["shredded"]} for k in destroyed]
-    _audit_key_op(audit_log, ring, "key.shred", "D", resources=keys)
+    _audit_key_op(audit_log, ring, "key.shred", "D", actor, request_ref, resources=keys)
     out.print(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
 
 

@@ -319,10 +319,15 @@ class _Tally:
             for r in resources
         )
         component = _text(get(record, "source", "component"))
+        actor, request = get(record, "actor", "ref"), get(record, "request", "ref")
+        who = (
+            actor if isinstance(actor, str) else "not recorded",
+            request if isinstance(request, str) else "-",
+        )
         if category == "key.rotate":
-            self.rotations.append((at, component, len(resources), keys or "-"))
+            self.rotations.append((at, component, len(resources), keys or "-", *who))
         elif category == "key.shred":
-            self.shreds.append((at, component, len(resources), keys or "-"))
+            self.shreds.append((at, component, len(resources), keys or "-", *who))
         else:
             subjects = record.get("subjects")
             refs = ", ".join(s for s in subjects if isinstance(s, str)) if isinstance(subjects, list) else "-"
@@ -852,6 +857,8 @@ def _keys(t: _Tally) -> Section:
         Column("component", "component"),
         Column("keys", "keys", True),
         Column("key_ids", "key ids (labels)"),
+        Column("actor", "performed by"),
+        Column("request", "request reference"),
     )
     key_tables = [
         Table(block_id, title, key_cols, tuple(reversed(recent)), total=t.key_counts[category])
