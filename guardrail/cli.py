@@ -1248,7 +1248,8 @@ def retention_apply(
     verb = "past retention (dry run, nothing deleted)" if dry_run else "deleted"
     out.print(
         f"{verb}: {result.chunks} chunk(s), {result.vault_tokens} vault token(s), "
-        f"{result.checkpoints} dataset checkpoint file(s)",
+        f"{result.checkpoints} dataset checkpoint file(s); "
+        f"{len(result.keys_shredded)} subject key(s) {'to shred' if dry_run else 'shredded'}",
         markup=False,
     )
 
