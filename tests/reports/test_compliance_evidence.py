@@ -657,3 +657,28 @@ def test_dsar_opens_with_a_plain_language_summary(world: World) -> None:
     assert "Azure OpenAI (EU)" in text
     assert "rag.retrieval" not in text  # sentences, not event codes
     assert report.sections[2].title.startswith("Annex for the data protection officer")
+
+
+def test_dsar_storage_period_comes_from_the_policy_retention(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guardrail.reports.model import Blank
+
+    report = build_dsar(world.audit, subject_ref=world.ref2, policies=(world.policy,))
+    facts = dict(report.block("dsar_summary").items)  # type: ignore[union-attr]
+    period = str(facts["storage period (15(1)(d))"])
+    assert "phi data: 6 year(s)" in period
+    assert "internal data: 1 year(s)" in period
+    assert "clinic@2.0.0" in period
+    plain = " ".join(getattr(b, "text", "") for b in report.sections[1].blocks)
+    assert "We keep it for at most: phi data: 6 year(s)" in plain
+    # the policy file is not a shipped pack: without it the period stays for the controller to fill
+    alone = dict(build_dsar(world.audit, subject_ref=world.ref2).block("dsar_summary").items)  # type: ignore[union-attr]
+    assert isinstance(alone["storage period (15(1)(d))"], Blank)
+    out = tmp_path / "dsar.md"
+    code, output = cli(
+        capsys, monkeypatch, "report", "dsar", world.audit, "--subject-ref", world.ref2, "--policy",
+        world.policy, "-o", out, "--allow-empty",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "phi data: 6 year(s)" in out.read_text()
