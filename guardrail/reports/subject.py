@@ -133,6 +133,12 @@ _CATEGORY_WORDS = {
 }
 
 
+_REPORT_WORDS = {
+    "dsar": "access request, Art. 15",
+    "disclosures": "accounting of disclosures, 45 CFR 164.528",
+}
+
+
 def _days(period: int | str) -> str:
     from guardrail.governance import parse_duration
 
@@ -178,6 +184,7 @@ def _plain_language(
     erasures: int,
     categories: list[str],
     periods: Sequence[str] = (),
+    reports: int = 0,
 ) -> tuple[Block, ...]:
     """Art. 12(1): what the log holds about the person, in sentences rather than event codes."""
     if first is None:
@@ -209,6 +216,11 @@ def _plain_language(
         )
     if periods:
         lines.append("We keep it for at most: " + "; ".join(periods) + ".")
+    if reports:
+        lines.append(
+            f"We prepared {reports} report(s) about the use of your data (answers to requests such as this "
+            "one); they contain no content of your documents."
+        )
     if erasures:
         lines.append(f"Your data was erased at your request ({erasures} erasure(s) recorded).")
     lines.append(
@@ -302,8 +314,16 @@ def build_dsar(
         for p in record.get("processors") or ():
             if isinstance(p, dict):
                 processors[processor_words(p)] += 1
-        purpose = purpose_words(purpose_code(record), get(record, "purpose", "name"))
-        if category != "rag.ingest":
+        if category == "report.generate":
+            # a report about the subject (an earlier access request, an accounting): listed, not counted
+            # as a use of their data for a purpose
+            kind = next(
+                (_text(r.get("id")) for r in record.get("resources") or () if isinstance(r, dict)), "report"
+            )
+            purpose = f"report about the subject ({_REPORT_WORDS.get(kind, kind)})"
+        else:
+            purpose = purpose_words(purpose_code(record), get(record, "purpose", "name"))
+        if category not in ("rag.ingest", "report.generate"):
             purposes[purpose] += 1
             for role in _roles(record).split(", "):
                 if role != "-":
@@ -344,7 +364,9 @@ def build_dsar(
     if with_principals:
         columns.append(Column("principal", "principal"))
     columns += [Column("resources", "chunks", True), Column("decision", "decision")]
-    n_access = sum(n for c, n in totals.items() if c not in ("ft.scan", "ft.export", "dsar.erasure"))
+    n_access = sum(
+        n for c, n in totals.items() if c not in ("ft.scan", "ft.export", "dsar.erasure", "report.generate")
+    )
     subject_blocks: tuple[Block, ...] = (
         Note(
             f"The data subject is identified here only by the keyed reference {ref}, under which the audit "
@@ -394,6 +416,7 @@ def build_dsar(
         erasures=len(erasures),
         categories=sorted(entities or shared),
         periods=retention_periods(list(in_force.values())),
+        reports=totals["report.generate"],
     )
     sections = (
         Section("plain", "Your data: a summary in plain language (Art. 12(1))", plain),
@@ -407,7 +430,7 @@ def build_dsar(
                     "Events that touched the subject's documents",
                     tuple(columns),
                     tuple(access),
-                    total=n_access,
+                    total=n_access + totals["report.generate"],
                     empty="no event touched this subject's documents in the period",
                 ),
             ),
