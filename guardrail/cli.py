@@ -908,14 +908,27 @@ AuditOpt = Annotated[
 ]
 
 
+ActorOpt = Annotated[
+    str | None, typer.Option("--actor", help="Who performs it (recorded; default: your OS user).")
+]
+RequestRefOpt = Annotated[
+    str | None,
+    typer.Option("--request-ref", help="Your reference of the request or change (a ticket id, not a name)."),
+]
+
+
 class _KeyOpAudit:
     """The audit log of a key operation, opened (and its records after the last checkpoint authenticated)
     BEFORE the keyring changes: a log that cannot be opened or is not authentic stops the operation
-    with nothing changed (fail closed). ``record`` appends one event, durably (sync)."""
+    with nothing changed (fail closed). ``record`` appends one event, durably (sync), with its actor and
+    the request reference."""
 
-    def __init__(self, audit_log: Path | None, ring: Any, actor: str | None = None) -> None:
+    def __init__(
+        self, audit_log: Path | None, ring: Any, actor: str | None = None, request_ref: str | None = None
+    ) -> None:
         self._log: Any = None
         self._actor = actor
+        self._request_ref = request_ref
         if audit_log is not None:
             from guardrail.audit import AuditLog
 
@@ -935,6 +948,8 @@ class _KeyOpAudit:
         from guardrail.audit.events import actor_member
 
         fields.setdefault("actor", actor_member(self._actor))
+        if self._request_ref:
+            fields.setdefault("request", {"ref": self._request_ref, "kind": "key management"})
         self._log.append(
             {
                 "event": {"category": category, "action": action, "outcome": "success"},
@@ -1024,15 +1039,16 @@ def keys_rotate(
         str | None, typer.Option("--tenant", "-t", help="Rotate one tenant (default: all).")
     ] = None,
     audit_log: AuditOpt = None,
-    actor: Annotated[
-        str | None, typer.Option("--actor", help="Who rotates (recorded; default: your OS user).")
-    ] = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """Make a new DEK version primary; older versions stay decrypt-only until re-encrypted and destroyed."""
     from guardrail.keys import Keyring
 
     ring = Keyring.open(keyring)
-    with _KeyOpAudit(audit_log, ring, actor) as audit:  # the log opens first: no rotation it cannot record
+    with _KeyOpAudit(
+        audit_log, ring, actor, request_ref
+    ) as audit:  # the log opens first: no rotation it cannot record
         rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
         keys = [{"type": "key", "id": i.id, "labels": [f"version-{i.version}"]} for i in rotated]
         audit.record("key.rotate", "U", resources=keys)
@@ -1091,6 +1107,8 @@ def keys_reencrypt(
         ),
     ] = None,
     audit_log: AuditOpt = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """Re-seal every record of persisted stores under the tenant's primary key, bound to its collection.
 
@@ -1108,7 +1126,7 @@ def keys_reencrypt(
 
     in_use: Counter[str] = Counter()
     # the audit log opens before anything is re-sealed or destroyed (a dry run changes nothing)
-    with _KeyOpAudit(None if dry_run else audit_log, Keyring.open(keyring)) as audit:
+    with _KeyOpAudit(None if dry_run else audit_log, Keyring.open(keyring), actor, request_ref) as audit:
         for path in store:
             ring, storage = _open_store(keyring, path, tenant, None if dry_run else _binding_name(path, name))
             report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
@@ -1182,13 +1200,17 @@ def keys_destroy(
     store: StoreOpt,
     tenant: TenantOpt = "default",
     audit_log: AuditOpt = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """Destroy a retired key version, only once no record of the store uses it."""
     from guardrail.llama_index.storage import reencrypt
 
     ring, storage = _open_store(keyring, store, tenant)
     in_use = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key.get(key_id, 0)
-    with _KeyOpAudit(audit_log, ring) as audit:  # opened first: no destruction it cannot record
+    with _KeyOpAudit(
+        audit_log, ring, actor, request_ref
+    ) as audit:  # opened first: no destruction it cannot record
         ring.destroy(key_id, in_use=in_use)
         audit.record("key.shred", "D", resources=[{"type": "key", "id": key_id, "labels": ["retired"]}])
     out.print(f"destroyed key {key_id}")
@@ -1202,6 +1224,8 @@ def keys_shred(
         str | None, typer.Option("--subject", help="Shred one data subject (of --tenant, default 'default').")
     ] = None,
     audit_log: AuditOpt = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """Destroy keys: every record sealed under them becomes unreadable, backups included."""
     from guardrail.keys import Keyring
@@ -1209,7 +1233,9 @@ def keys_shred(
     if (tenant is None) == (subject is None) and subject is None:
         raise ConfigError("give --tenant T, or --subject S (with --tenant T if not 'default')")
     ring = Keyring.open(keyring)
-    with _KeyOpAudit(audit_log, ring) as audit:  # opened first: no shredding it cannot record
+    with _KeyOpAudit(
+        audit_log, ring, actor, request_ref
+    ) as audit:  # opened first: no shredding it cannot record
         destroyed = (
             ring.shred_subject(tenant or "default", subject) if subject else ring.shred_tenant(str(tenant))
         )
@@ -1338,7 +1364,8 @@ def retention_apply(
     verb = "past retention (dry run, nothing deleted)" if dry_run else "deleted"
     out.print(
         f"{verb}: {result.chunks} chunk(s), {result.vault_tokens} vault token(s), "
-        f"{result.checkpoints} dataset checkpoint file(s)",
+        f"{result.checkpoints} dataset checkpoint file(s); "
+        f"{len(result.keys_shredded)} subject key(s) {'to shred' if dry_run else 'shredded'}",
         markup=False,
     )
 

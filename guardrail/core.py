@@ -350,8 +350,16 @@ class Guardrail:
         self._audit_event(
             {"category": "rag.ingest", "action": "C", "outcome": "success"},
             subjects=sorted({self._subject_ref(s) for r in resources for s in r.subjects}),
-            resources=[
-                {"type": "chunk", "id": n.node_id, "labels": [r.classification]}
+            resources=[  # purposes and subject refs per chunk: retention periods and key shredding
+                {
+                    "type": "chunk",
+                    "id": n.node_id,
+                    "labels": [r.classification],
+                    **({"purposes": list(r.purposes)} if r.purposes else {}),
+                    **(
+                        {"subjects": sorted({self._subject_ref(s) for s in r.subjects})} if r.subjects else {}
+                    ),
+                }
                 for n, r in zip(nodes, resources, strict=True)
             ],
             pii={"detector": "presidio", "counts": counts, **per_subject},
