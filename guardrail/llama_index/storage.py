@@ -49,10 +49,14 @@ def build_storage_context(
     namespace: str = "default",
     shield: Any = None,
     overfetch: int = 3,
+    release_point: ReleasePoint | None = None,
 ) -> StorageContext:
     """A ``StorageContext`` whose document store, index store and vector store are encrypted; the
-    vector store and the docstore release nodes through one shared :class:`ReleasePoint`."""
-    release_point = ReleasePoint()
+    vector store and the docstore release nodes through one shared :class:`ReleasePoint` (by default
+    one that releases everything: ``Guardrail`` passes its closed-by-default
+    :class:`~guardrail.llama_index.release.GuardedReleasePoint`)."""
+    refuse_unfilterable(vector_store)
+    release_point = release_point if release_point is not None else ReleasePoint()
     # SimpleDocumentStore/SimpleIndexStore are typed for SimpleKVStore but work over any in-memory
     # kvstore; the encrypted one subclasses BaseInMemoryKVStore so that their persist() writes it.
     docstore = SimpleDocumentStore(
@@ -80,7 +84,25 @@ def build_storage_context(
         shield=shield,
         overfetch=overfetch,
     )
+    if hasattr(release_point, "peek"):
+        kv = docstore._kvstore
+        collection = docstore._node_collection
+        release_point.peek = lambda node_id: kv.peek_metadata(node_id, collection)  # type: ignore[attr-defined]
     return StorageContext.from_defaults(docstore=docstore, index_store=index_store, vector_store=encrypted)
+
+
+def refuse_unfilterable(vector_store: Any) -> None:
+    """Stores that cannot apply metadata filters cannot keep tenants apart: refused up front."""
+    if vector_store is None:
+        return
+    name = type(vector_store).__name__
+    module = type(vector_store).__module__
+    if "faiss" in module.lower() or name == "FaissVectorStore":
+        raise ConfigError(
+            f"{name} cannot be encrypted: it applies no metadata filters, so the tenant and classification "
+            "constraints of every query could not be enforced in the store. Use SimpleVectorStore, Chroma or "
+            "Qdrant (local mode needs no server), or any vector store that supports MetadataFilters"
+        )
 
 
 def load_storage_context(
@@ -93,6 +115,7 @@ def load_storage_context(
     namespace: str = "default",
     shield: Any = None,
     overfetch: int = 3,
+    release_point: ReleasePoint | None = None,
 ) -> StorageContext:
     """Reopen a persisted encrypted storage context.
 
@@ -127,6 +150,7 @@ def load_storage_context(
         namespace=namespace,
         shield=shield,
         overfetch=overfetch,
+        release_point=release_point,
     )
     # Prove the keyring opens the store before handing it out: every index record must open.
     try:
