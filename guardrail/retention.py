@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.errors import ConfigError
-from guardrail.keys import KeyringLike, as_keyring
+from guardrail.keys import Keyring, KeyringLike, as_keyring
 from guardrail.policy import Policy, load_policy
 
 __all__ = ["RetentionResult", "apply_retention", "overdue_chunks"]

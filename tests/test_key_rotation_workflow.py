@@ -15,8 +15,10 @@ from guardrail import Guardrail
 
 
 def _texts(tmp_path: Path, store: str) -> list[str]:
-    storage = Guardrail(keyring=tmp_path / "keys", tenant="acme").load_storage_context(tmp_path / store)
-    return sorted(n.get_content() for n in storage.vector_store.get_nodes())
+    gr = Guardrail(keyring=tmp_path / "keys", tenant="acme")
+    storage = gr.load_storage_context(tmp_path / store)
+    with gr.release_all(reason="test: what the copy opens to"):
+        return sorted(n.get_content() for n in storage.vector_store.get_nodes())
 
 
 def test_restored_pre_rotation_copy_opens_until_destroy_old(tmp_path: Path) -> None:

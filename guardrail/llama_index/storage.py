@@ -68,9 +68,12 @@ def build_storage_context(
     name: str | None = None,
     shield: Any = None,
     overfetch: int = 3,
+    release_point: ReleasePoint | None = None,
 ) -> StorageContext:
     """A ``StorageContext`` whose document store, index store and vector store are encrypted; the
-    vector store and the docstore release nodes through one shared :class:`ReleasePoint`.
+    vector store and the docstore release nodes through one shared :class:`ReleasePoint` (by default
+    one that releases everything: ``Guardrail`` passes its closed-by-default
+    :class:`~guardrail.llama_index.release.GuardedReleasePoint`).
 
     Every record is bound to its place (envelope version 2): vector nodes to
     ``"<vector store class>:<collection>"`` (for a ``SimpleVectorStore``, the collection is ``name``) and
@@ -89,12 +92,13 @@ def build_storage_context(
         ConfigError: an invalid name.
         KeyringError: ``keyring`` is a path that holds no keyring or does not open.
     """
+    refuse_unfilterable(vector_store)
     ring = as_keyring(keyring)
     sealer = sealer if sealer is not None else Sealer(ring)
     inner = vector_store if vector_store is not None else SimpleVectorStore()
     vector_binding = binding_of(inner, name or "default")
     storage_name = _storage_name(name, vector_binding)
-    release_point = ReleasePoint()
+    release_point = release_point if release_point is not None else ReleasePoint()
     # SimpleDocumentStore/SimpleIndexStore are typed for SimpleKVStore but work over any in-memory
     # kvstore; the encrypted one subclasses BaseInMemoryKVStore so that their persist() writes it.
     docstore = SimpleDocumentStore(
@@ -129,6 +133,10 @@ def build_storage_context(
         overfetch=overfetch,
         binding=vector_binding,
     )
+    if hasattr(release_point, "peek"):
+        kv = docstore._kvstore
+        collection = docstore._node_collection
+        release_point.peek = lambda node_id: kv.peek_metadata(node_id, collection)  # type: ignore[attr-defined]
     return StorageContext.from_defaults(docstore=docstore, index_store=index_store, vector_store=encrypted)
 
 
@@ -151,6 +159,20 @@ def persisted_name(persist_dir: str | Path) -> str | None:
     return name
 
 
+def refuse_unfilterable(vector_store: Any) -> None:
+    """Stores that cannot apply metadata filters cannot keep tenants apart: refused up front."""
+    if vector_store is None:
+        return
+    name = type(vector_store).__name__
+    module = type(vector_store).__module__
+    if "faiss" in module.lower() or name == "FaissVectorStore":
+        raise ConfigError(
+            f"{name} cannot be encrypted: it applies no metadata filters, so the tenant and classification "
+            "constraints of every query could not be enforced in the store. Use SimpleVectorStore, Chroma or "
+            "Qdrant (local mode needs no server), or any vector store that supports MetadataFilters"
+        )
+
+
 def load_storage_context(
     persist_dir: str | Path,
     *,
@@ -162,6 +184,7 @@ def load_storage_context(
     name: str | None = None,
     shield: Any = None,
     overfetch: int = 3,
+    release_point: ReleasePoint | None = None,
 ) -> StorageContext:
     """Reopen a persisted encrypted storage context.
 
@@ -208,6 +231,7 @@ def load_storage_context(
         name=name if name is not None else stored_name,
         shield=shield,
         overfetch=overfetch,
+        release_point=release_point,
     )
     # Prove the keyring opens the store before handing it out: every index record must open.
     try:

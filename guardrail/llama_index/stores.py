@@ -22,6 +22,7 @@ here); a record whose key was destroyed is erased data and is skipped (and repor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -89,6 +90,10 @@ class ReleasePoint:
 
     def __repr__(self) -> str:
         return f"ReleasePoint(hook={getattr(self.hook, '__name__', type(self.hook).__name__)})"
+
+    def set_hook(self, hook: ReleaseHook | None, on_erased: Callable[[str], None] | None = None) -> None:
+        self.hook = hook or release_all
+        self.on_erased = on_erased
 
     def release(self, node: BaseNode, *, score: float | None) -> BaseNode | None:
         return self.hook(node, score=score)
@@ -217,7 +222,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         self.inner.put(token, sealed, collection=collection)
 
     async def aput(self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
-        self.put(key, val, collection)
+        await asyncio.to_thread(self.put, key, val, collection)
 
     def put_all(
         self,
@@ -237,7 +242,9 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         self.put_all(kv_pairs, collection, batch_size)
 
     def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
-        token = self._token(collection, key)
+        from guardrail.llama_index.release import original_id
+
+        token = self._token(collection, original_id(key))  # a released keyed reference finds its node
         stored = self.inner.get(token, collection=collection)
         if stored is None:
             return None
@@ -245,7 +252,24 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return None if opened is None else opened[1]
 
     async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
-        return self.get(key, collection)
+        return await asyncio.to_thread(self.get, key, collection)  # decryption and policy off the loop
+
+    def peek_metadata(self, key: str, collection: str) -> dict[str, Any] | None:
+        """A stored node's metadata, opened WITHOUT the release point (the guard reads the labels of a
+        related node to decide whether a relationship may point at it). Never hand it to a caller."""
+        token = self._token(collection, key)
+        stored = self.inner.get(token, collection=collection)
+        if stored is None:
+            return None
+        opened = self._open(token, stored, collection, release=False)
+        if opened is None:
+            return None
+        value = opened[1]
+        data = value.get("__data__") if isinstance(value, dict) else None
+        if isinstance(data, str):
+            data = json.loads(data)
+        metadata = data.get("metadata") if isinstance(data, dict) else None
+        return metadata if isinstance(metadata, dict) else {}
 
     def get_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -256,7 +280,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return out
 
     async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
-        return self.get_all(collection)
+        return await asyncio.to_thread(self.get_all, collection)
 
     def delete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
         return self.inner.delete(self._token(collection, key), collection=collection)
@@ -406,9 +430,13 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     def set_release_hook(
         self, hook: ReleaseHook | None, *, on_erased: Callable[[str], None] | None = None
     ) -> None:
-        """Plug a policy/audit guard into the release point (``None`` restores release-all)."""
-        self._release_point.hook = hook or release_all
-        self._release_point.on_erased = on_erased
+        """Plug a policy/audit guard into the release point (``None`` restores release-all).
+
+        Raises:
+            ConfigError: the store was made or opened through a ``Guardrail`` (its release point is
+                closed unless guarded, and cannot be replaced).
+        """
+        self._release_point.set_hook(hook, on_erased)
 
     # ------------------------------------------------------------------ tokens and contexts
 
@@ -510,13 +538,21 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         return [n.node_id for n in nodes]
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        return self.add(nodes, **kwargs)
+        if self._simple is not None or not _has_async(self._inner, "async_add") or _sync_only(self._inner):
+            return await asyncio.to_thread(self.add, nodes, **kwargs)
+        subjects = {s for n in nodes for s in subjects_of(n.metadata)}
+        await asyncio.to_thread(self._keyring.prepare, self.tenant, sorted(subjects))
+        shadows = await asyncio.to_thread(lambda: [self._shadow(n) for n in nodes])  # sealing off the loop
+        return await self._inner.async_add(shadows, **kwargs)
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         self._inner.delete(self.doc_token(ref_doc_id), **delete_kwargs)
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        self.delete(ref_doc_id, **delete_kwargs)
+        if self._simple is None and _has_async(self._inner, "adelete") and not _sync_only(self._inner):
+            await self._inner.adelete(self.doc_token(ref_doc_id), **delete_kwargs)
+        else:
+            await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
 
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any
@@ -627,6 +663,33 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         return MetadataFilter(key=_DOC_TOKEN_KEY, value=tokens, operator=f.operator)
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        inner_query, simple_empty, rerank = self._inner_query(query)
+        if simple_empty:
+            return VectorStoreQueryResult(nodes=[], ids=[], similarities=[])
+        if _async_only(self._inner):  # e.g. QdrantVectorStore(aclient=AsyncQdrantClient(...)) alone
+            from llama_index.core.async_utils import asyncio_run
+
+            result = asyncio_run(self._inner.aquery(inner_query, **kwargs))
+        else:
+            result = self._inner.query(inner_query, **kwargs)
+        return self._release(result, rerank=rerank)
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """The inner store's own async query (an async-only client works); opening, deciding and
+        redacting run in a worker thread, so the event loop is never blocked."""
+        inner_query, simple_empty, rerank = await asyncio.to_thread(self._inner_query, query)
+        if simple_empty:
+            return VectorStoreQueryResult(nodes=[], ids=[], similarities=[])
+        if self._simple is not None or not _has_async(self._inner, "aquery") or _sync_only(self._inner):
+            result = await asyncio.to_thread(self._inner.query, inner_query, **kwargs)
+        else:
+            result = await self._inner.aquery(inner_query, **kwargs)
+        return await asyncio.to_thread(self._release, result, rerank=rerank)
+
+    def _inner_query(
+        self, query: VectorStoreQuery
+    ) -> tuple[VectorStoreQuery, bool, tuple[list[float], int] | None]:
+        """The query the inner store gets, whether it is known empty, and the re-rank to apply."""
         if query.mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
             raise ConfigError(
                 f"query mode {query.mode.value!r} is not supported on an encrypted store: the database "
@@ -635,13 +698,13 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         filters: MetadataFilters | None = self._filters(query.filters, query.doc_ids)
         # VectorStoreIndex passes [] for "no restriction" to stores that keep text (Chroma, Qdrant read
         # it as falsy); SimpleVectorStore would read [] as "no node"
-        node_ids = query.node_ids or None
+        node_ids = [self._original(i) for i in query.node_ids] if query.node_ids else None
         if self._simple is not None and filters is not None and not _flat(filters):
             # SimpleVectorStore cannot evaluate nested filters: select the ids here
             node_ids = self.matching_ids(filters, node_ids)
             filters = None
             if not node_ids:
-                return VectorStoreQueryResult(nodes=[], ids=[], similarities=[])
+                return query, True, None
         exact = query.query_embedding
         top_k = query.similarity_top_k
         if self._shield is not None and exact is not None:
@@ -663,17 +726,20 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             output_fields=query.output_fields,
             embedding_field=query.embedding_field,
         )
-        result = self._inner.query(inner_query, **kwargs)
-        if exact_query is not None:
-            return self._release(result, rerank=(exact_query, query.similarity_top_k))
-        return self._release(result)
+        rerank = (exact_query, query.similarity_top_k) if exact_query is not None else None
+        return inner_query, False, rerank
 
-    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return self.query(query, **kwargs)
+    @staticmethod
+    def _original(node_id: str) -> str:
+        from guardrail.llama_index.release import original_id
+
+        return original_id(node_id)
 
     def get_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
+        if node_ids is not None:
+            node_ids = [self._original(i) for i in node_ids]
         stored = self._stored(node_ids, filters)
         released = self._release(VectorStoreQueryResult(nodes=stored, ids=[n.node_id for n in stored]))
         return list(released.nodes or [])
@@ -759,6 +825,29 @@ def binding_of(inner: BasePydanticVectorStore, name: str = "default") -> str:
     if not isinstance(label, str) or not label:
         label = name
     return f"{type(inner).__name__}:{label}"
+
+
+def _has_async(store: Any, name: str) -> bool:
+    """Whether ``store`` overrides the base class's async method (which only calls the sync one)."""
+    method = getattr(type(store), name, None)
+    return method is not None and method is not getattr(BasePydanticVectorStore, name, None)
+
+
+def _client_slot(store: Any, name: str) -> tuple[bool, Any]:
+    private = getattr(store, "__pydantic_private__", None) or {}
+    return name in private, private.get(name)
+
+
+def _sync_only(store: Any) -> bool:
+    """A store built with a sync client only (Qdrant's ``aclient`` unset): its async methods fail."""
+    has, value = _client_slot(store, "_aclient")
+    return has and value is None
+
+
+def _async_only(store: Any) -> bool:
+    """A store built with an async client only (Qdrant's ``client`` unset): its sync methods fail."""
+    has, value = _client_slot(store, "_client")
+    return has and value is None and not _sync_only(store)
 
 
 def _flat(filters: MetadataFilters) -> bool:
