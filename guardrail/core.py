@@ -161,7 +161,7 @@ class Guardrail:
         """
         from llama_index.core.base.base_retriever import BaseRetriever
 
-        from guardrail.llama_index.guard import GuardedRetriever, guard_query_engine
+        from guardrail.llama_index.guard import GuardedRetriever
         from guardrail.llama_index.stores import EncryptedVectorStore
 
         if self.audit is None:
@@ -180,7 +180,10 @@ class Guardrail:
                 self.policy, embed_model=getattr(target, "_embed_model", None), named=processors
             )
             return guarded
-        return guard_query_engine(target, self, processors)
+        # query engines, chat engines, Router/SubQuestion: retrieval, answers and memory guarded
+        from guardrail.llama_index.engines import guard_target
+
+        return guard_target(target, self, processors=processors)
 
     def postprocessor(self) -> Any:
         """A node postprocessor for query engines that cannot be rebuilt."""
