@@ -328,6 +328,11 @@ class DatasetSettings(_Model):
 ResponseMode = Literal["redact", "block", "off"]
 
 
+def _yaml_off(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted ``off`` as false: that is what the user wrote."""
+    return "off" if value is False else value
+
+
 class ResponseProfile(_Model):
     """How the answers of a guarded query or chat engine are handled for principals of one profile.
 
@@ -343,6 +348,8 @@ class ResponseProfile(_Model):
     query: Literal["keep", "redact"] | None = None
     restore_in_response: bool = False
 
+    _off = field_validator("mode", mode="before")(classmethod(lambda cls, v: _yaml_off(v)))
+
 
 class ResponseSettings(_Model):
     """The ``responses`` section: the response guard and query guard of guarded engines.
@@ -354,6 +361,8 @@ class ResponseSettings(_Model):
     mode: ResponseMode = "redact"
     query: Literal["keep", "redact"] = "keep"
     profiles: dict[str, ResponseProfile] = {}
+
+    _off = field_validator("mode", mode="before")(classmethod(lambda cls, v: _yaml_off(v)))
     #: characters of a sentence without an end after which a streamed answer is cut at the next space
     window: int = Field(default=240, ge=32, le=4000)
 

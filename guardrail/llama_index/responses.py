@@ -686,7 +686,7 @@ def _token_pattern(entities: Sequence[str]) -> re.Pattern[str]:
         parts = [re.escape(p) for p in entity.split("_")]
         names.append(r"[\s_]?".join(parts))
     return re.compile(
-        rf"(?<![A-Za-z0-9])<?\s*(?P<entity>{'|'.join(names)})(?P<sep>[\s_]?)(?P<n>\d{{1,6}})(?!\d)\s*>?",
+        rf"(?<![A-Za-z0-9])(?:<\s*)?(?P<entity>{'|'.join(names)})(?P<sep>[\s_]?)(?P<n>\d{{1,6}})(?!\d)(?:\s*>)?",
         re.IGNORECASE,
     )
 
