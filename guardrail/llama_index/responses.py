@@ -375,8 +375,7 @@ class ResponseGate:
 
     def redact_text(self, answer: _Answer, text: str) -> str:
         """The whole-text answer path: the same segments and decisions as a stream of ``text``."""
-        stream = self.redactor(answer)
-        return stream.feed(text) + stream.flush()
+        return self.redactor(answer).whole(text)
 
     def _decide(self, answer: _Answer, segments: list[str]) -> list[str]:
         """Each segment as the principal may see it (findings redacted; in block mode, marks the answer)."""
@@ -596,6 +595,11 @@ class _StreamRedactor:
             return ""
         self._buffer = self._buffer[pos:]
         return self._out(self._gate._decide(self._answer, segments))
+
+    def whole(self, text: str) -> str:
+        """``feed(text) + flush()`` in one detection batch (the same segments, so the same result)."""
+        self._buffer += text
+        return self.flush()
 
     def flush(self) -> str:
         segments, _ = _split(self._buffer, self._window, final=True)
