@@ -203,7 +203,7 @@ class Guardrail:
         """
         from llama_index.core.base.base_retriever import BaseRetriever
 
-        from guardrail.llama_index.guard import GuardedRetriever, guard_query_engine
+        from guardrail.llama_index.guard import GuardedRetriever
 
         if self.audit is None:
             raise ConfigError("guarded retrieval writes an audit record for every retrieval: pass audit_log=")
@@ -216,7 +216,10 @@ class Guardrail:
                 self.policy, embed_model=getattr(target, "_embed_model", None), named=processors
             )
             return guarded
-        return guard_query_engine(target, self, processors)
+        # query engines, chat engines, Router/SubQuestion: retrieval, answers and memory guarded
+        from guardrail.llama_index.engines import guard_target
+
+        return guard_target(target, self, processors=processors)
 
     def postprocessor(self) -> Any:
         """A node postprocessor for query engines that cannot be rebuilt."""

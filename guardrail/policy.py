@@ -38,6 +38,8 @@ __all__ = [
     "OperatorSpec",
     "Policy",
     "RedactionSettings",
+    "ResponseProfile",
+    "ResponseSettings",
     "available_packs",
     "load_policy",
 ]
@@ -323,6 +325,57 @@ class DatasetSettings(_Model):
     purpose: str | None = None
 
 
+ResponseMode = Literal["redact", "block", "off"]
+
+
+def _yaml_off(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted ``off`` as false: that is what the user wrote."""
+    return "off" if value is False else value
+
+
+class ResponseProfile(_Model):
+    """How the answers of a guarded query or chat engine are handled for principals of one profile.
+
+    ``mode``: ``redact`` personal data in the answer that the principal may not see (with the profile's
+    operators), ``block`` (withhold the whole answer) or ``off``; unset: the section's ``mode``.
+    ``query``: ``keep`` the query as asked, or ``redact`` it with the profile before the embedding model
+    and the LLM see it; unset: the section's ``query``. ``restore_in_response``: the LLM is sent
+    pseudonyms (``<PERSON_1>``) instead of the values this profile releases in clear, and the answer gets
+    the values back from the request's own token map.
+    """
+
+    mode: ResponseMode | None = None
+    query: Literal["keep", "redact"] | None = None
+    restore_in_response: bool = False
+
+    _off = field_validator("mode", mode="before")(classmethod(lambda cls, v: _yaml_off(v)))
+
+
+class ResponseSettings(_Model):
+    """The ``responses`` section: the response guard and query guard of guarded engines.
+
+    A principal's profile is the one their rule gives them for the policy's PHI classification
+    (``access.phi_classification``); a principal no rule allows it is handled as profile ``redact``.
+    """
+
+    mode: ResponseMode = "redact"
+    query: Literal["keep", "redact"] = "keep"
+    profiles: dict[str, ResponseProfile] = {}
+
+    _off = field_validator("mode", mode="before")(classmethod(lambda cls, v: _yaml_off(v)))
+    #: characters of a sentence without an end after which a streamed answer is cut at the next space
+    window: int = Field(default=240, ge=32, le=4000)
+
+    def for_profile(self, profile: str) -> ResponseProfile:
+        """The settings for ``profile``, with the section's defaults filled in."""
+        own = self.profiles.get(profile, ResponseProfile())
+        return ResponseProfile(
+            mode=own.mode or self.mode,
+            query=own.query or self.query,
+            restore_in_response=own.restore_in_response,
+        )
+
+
 class SafeHarborIdentifier(_Model):
     """How a pack handles one of the 18 identifiers of 45 CFR 164.514(b)(2)."""
 
@@ -355,6 +408,7 @@ class Policy(_Model):
     purposes: dict[str, PurposeSpec] = {}
     processors: list[ProcessorSpec] = []
     retention: RetentionSettings = RetentionSettings()
+    responses: ResponseSettings = ResponseSettings()
     # Reserved for the audit settings; the audit module defines and validates them.
     audit: dict[str, Any] | None = None
     source_text: str = Field(default="", exclude=True, repr=False)
@@ -413,6 +467,20 @@ class Policy(_Model):
             if spec.name in seen:
                 raise _At(f"processor {spec.name!r} is declared twice", i, "name")
             seen.add(spec.name)
+        return value
+
+    @field_validator("responses")
+    @classmethod
+    def _response_profiles_exist(cls, value: ResponseSettings, info: ValidationInfo) -> ResponseSettings:
+        access = info.data.get("access")
+        known = access.profile_names() if access is not None else set()
+        for name in value.profiles:
+            if name not in known:
+                raise _At(
+                    f"redaction profile {name!r} is not defined; known: {', '.join(sorted(known))}",
+                    "profiles",
+                    name,
+                )
         return value
 
     @model_validator(mode="after")

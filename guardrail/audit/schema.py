@@ -53,6 +53,8 @@ CATEGORIES: Final = frozenset(
         "rag.ingest",
         "rag.retrieval",
         "rag.unguarded",
+        "rag.response",
+        "rag.reidentify",
         "ft.scan",
         "ft.export",
         "reidentify",
@@ -89,6 +91,7 @@ CALLER_FIELDS: Final = frozenset(
         "dataset",
         "processors",
         "request",
+        "response",
     }
 )
 FIELDS: Final = LOG_FIELDS | CALLER_FIELDS
