@@ -61,6 +61,7 @@ class Guardrail:
         hmac_key: bytes | None = None,
     ) -> None:
         self.policy = load_policy(policy)
+        _protect_logs()
         self._detector = detector
         self.tenant = tenant
         self.keyring = keyring if isinstance(keyring, Keyring) or keyring is None else Keyring.open(keyring)
@@ -189,6 +190,24 @@ class Guardrail:
         if self.audit is None:
             raise ConfigError("guarded retrieval writes an audit record for every retrieval: pass audit_log=")
         return GuardrailPostprocessor(self)
+
+    def trace(self, handler: Any = None, *, callback_manager: Any = None) -> Any:
+        """Attach a tracing handler (Phoenix, Langfuse, your own) that receives only sanitised payloads.
+
+        ``handler`` is a LlamaIndex ``BaseEventHandler`` or ``BaseSpanHandler`` (added to the root
+        dispatcher) or a legacy ``BaseCallbackHandler`` such as ``LlamaDebugHandler`` (added to
+        ``callback_manager``, by default ``Settings.callback_manager``). Queries, prompts and responses
+        are redacted with the profile the acting principal gets for PHI (strictest without one), nodes
+        appear only as a guard released them to that principal (else as a stub without text), and
+        embeddings are dropped. With no ``handler``, every handler already attached (e.g. by an
+        instrumentor) is put behind the sanitiser. Returns the wrapper(s).
+
+        Raises:
+            ConfigError: ``handler`` is not a LlamaIndex handler.
+        """
+        from guardrail.llama_index.tracing import trace
+
+        return trace(self, handler, callback_manager=callback_manager)
 
     def watch_unguarded(self) -> Any:
         """Record retrievals that bypass the guard as ``rag.unguarded`` audit events.
@@ -490,6 +509,13 @@ class Guardrail:
             self.redactor.redact(t, f, scope=scope if scope is not None else PseudonymScope())
             for t, f in zip(texts, results, strict=True)
         ]
+
+
+def _protect_logs() -> None:
+    """LlamaIndex's own log lines carry chunk text: rewritten while guardrail is in use."""
+    from guardrail.logs import protect_logs
+
+    protect_logs()
 
 
 def _disclosure(principal: Any, *, released: int, denied: bool) -> dict[str, Any]:

@@ -315,9 +315,13 @@ class GuardedRetriever(BaseRetriever):
         return copy
 
     def retrieve(self, str_or_query_bundle: Any) -> list[NodeWithScore]:
+        from guardrail.llama_index.tracing import tracing_request
+
         token = _guarded.set(True)
         try:
-            return super().retrieve(str_or_query_bundle)
+            # its events (and the inner retriever's) reach tracing handlers as this principal may see them
+            with tracing_request(self._principal or current_principal()):
+                return super().retrieve(str_or_query_bundle)
         finally:
             _guarded.reset(token)
 
@@ -356,6 +360,7 @@ class GuardedRetriever(BaseRetriever):
             _request.reset(token)
         # one audit event per retrieval; if it cannot be written, nothing is returned
         self._gr._audit_retrieval(request, query=query_bundle.query_str, k=len(results), started=started)
+        _note_released(principal, released)
         return released
 
 
@@ -388,7 +393,15 @@ class GuardrailPostprocessor(BaseNodePostprocessor):
         self._gr._audit_retrieval(
             request, query=query_bundle.query_str if query_bundle else "", k=len(nodes), started=started
         )
+        _note_released(request.principal, out)
         return out
+
+
+def _note_released(principal: Principal | None, nodes: Sequence[NodeWithScore]) -> None:
+    """What was released may appear in this principal's traces (``guardrail.llama_index.tracing``)."""
+    from guardrail.llama_index.tracing import note_released
+
+    note_released(principal, nodes)
 
 
 def guard_query_engine(engine: Any, guardrail: Any, processors: Sequence[str] = ()) -> Any:
