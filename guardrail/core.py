@@ -141,6 +141,36 @@ class Guardrail:
 
         return Annotator(self)
 
+    def ingestion_cache(
+        self, *, persist_path: str | Path | None = None, collection: str = "llama_cache"
+    ) -> Any:
+        """An encrypted LlamaIndex ``IngestionCache`` (keyed keys, sealed values); with ``persist_path``,
+        the one persisted there (``cache.persist(path)`` writes ciphertext only).
+
+        Raises:
+            ConfigError: no keyring; ``persist_path`` holds plaintext records.
+            DecryptionError: the keyring or tenant does not open the persisted cache.
+        """
+        from guardrail.llama_index.ingestion import open_cache
+
+        return open_cache(self, persist_path, collection)
+
+    def ingestion_pipeline(self, transformations: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+        """A LlamaIndex ``IngestionPipeline`` whose cache, docstore and vector store are encrypted.
+
+        Takes ``IngestionPipeline``'s arguments, plus ``storage=`` (a ``gr.storage_context(...)`` whose
+        vector store and docstore it writes). The cache defaults to :meth:`ingestion_cache`, the docstore
+        to an encrypted one. ``persist(dir)`` / ``load(dir)`` round-trip through the keyring with
+        de-duplication intact; ``run(num_workers=N)`` works with :meth:`annotator` (it pickles by
+        keyring directory, never key material).
+
+        Raises:
+            ConfigError: a plain cache, docstore or vector store was passed; no keyring.
+        """
+        from guardrail.llama_index.ingestion import build_pipeline
+
+        return build_pipeline(self, transformations, **kwargs)
+
     @property
     def _guard(self) -> Any:
         if self._guard_obj is None:

@@ -76,19 +76,39 @@ class RetrievalBlocked(GuardrailError):
 
 
 class Annotator(TransformComponent):
-    """Detects personal data on every node (batched) and stores the spans and labels with it."""
+    """Detects personal data on every node (batched) and stores the spans and labels with it.
 
+    A chunk without its own ``classification`` label takes the policy's PHI classification when any
+    chunk of its document (within one call, or an earlier call of this annotator) holds personal data,
+    or when its document names data subjects; otherwise the default classification.
+
+    It pickles (``IngestionPipeline(num_workers=...)``) as the policy, the keyring *directory*, the
+    tenant and the audit-log directory, and reopens them in the worker: never key material.
+    """
+
+    # in LlamaIndex's transformation hash (its ingestion-cache key): another policy, another entry
+    policy_sha256: str = ""
+    tenant: str = ""
     _guardrail: Any = PrivateAttr()
+    _personal_docs: set[str] = PrivateAttr(default_factory=set)
 
     def __init__(self, guardrail: Any) -> None:
-        super().__init__()
+        super().__init__(policy_sha256=guardrail.policy.sha256, tenant=guardrail.tenant)
         self._guardrail = guardrail
+        self._personal_docs = set()
 
     @classmethod
     def class_name(cls) -> str:
         return "GuardrailAnnotator"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        from guardrail.llama_index.ingestion import GuardrailSpec, reopen_annotator
+
+        return (reopen_annotator, (GuardrailSpec.of(self._guardrail),))
+
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        from guardrail.llama_index.ingestion import document_key, personal_documents
+
         gr = self._guardrail
         texts = [n.get_content() for n in nodes]
         meta_items = [
@@ -102,12 +122,17 @@ class Annotator(TransformComponent):
         text_found, meta_found = found[: len(texts)], found[len(texts) :]
         phi = gr.policy.access.phi_classification
         default = gr.policy.access.default_classification
+        in_meta = {i: True for (i, _, _), spans in zip(meta_items, meta_found, strict=True) if spans}
+        # a chunk of a document that holds personal data anywhere is that document's (issue 10, item 4)
+        self._personal_docs |= personal_documents(nodes, text_found, in_meta)
         for node, spans in zip(nodes, text_found, strict=True):
             node.metadata[SPANS_KEY] = [[f.start, f.end, f.entity] for f in spans]
             node.metadata[META_SPANS_KEY] = {}
             if "classification" not in node.metadata:
-                # conservative default: text in which personal data is detected is treated as PHI
-                node.metadata["classification"] = phi if spans else default
+                # conservative default: a document in which personal data is detected is treated as PHI
+                node.metadata["classification"] = (
+                    phi if document_key(node) in self._personal_docs else default
+                )
             node.metadata.setdefault("tenant", gr.tenant)
             for key in (*_PRIVATE_KEYS, *_LABEL_KEYS):
                 for excluded in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
