@@ -73,9 +73,9 @@ class GuardrailSpec:
         audit = guardrail.audit
         return cls(
             policy=guardrail.policy,
-            keyring=str(keyring.directory) if keyring is not None else None,
+            keyring=str(Path(keyring.directory).resolve()) if keyring is not None else None,
             tenant=guardrail.tenant,
-            audit_log=str(audit.directory) if audit is not None else None,
+            audit_log=str(Path(audit.directory).resolve()) if audit is not None else None,
         )
 
     def open(self) -> Any:
@@ -290,6 +290,14 @@ class GuardedIngestionPipeline(IngestionPipeline):
         super().__init__(**kwargs)
         self._gr = guardrail
 
+    def run(self, *args: Any, num_workers: int | None = None, **kwargs: Any) -> Any:
+        """``IngestionPipeline.run``; with ``num_workers > 1`` the workers are checked first: LlamaIndex's
+        pool waits forever for a worker that died unpickling its task, this raises instead."""
+        if num_workers and num_workers > 1:
+            _offline_tokenizer()
+            _preflight(self.transformations, None if self.disable_cache else self.cache)
+        return super().run(*args, num_workers=num_workers, **kwargs)
+
     def persist(
         self,
         persist_dir: str = "./pipeline_storage",
@@ -342,9 +350,61 @@ class GuardedIngestionPipeline(IngestionPipeline):
             self.docstore = docstore
 
 
+def _offline_tokenizer() -> None:
+    """Workers unpickle SentenceSplitter's tiktoken encoding, which downloads it unless told where
+    LlamaIndex's bundled copy is (LlamaIndex sets this only while it builds its own tokenizer)."""
+    import os
+
+    import llama_index.core
+
+    bundled = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
+    if bundled.is_dir():
+        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(bundled))
+
+
+def _unpickles(blob: bytes) -> str:
+    import pickle
+
+    try:
+        pickle.loads(blob)  # noqa: S301 - our own pickle, made by this process a moment ago
+    except Exception as exc:  # noqa: BLE001 - reported to the parent by type only
+        return type(exc).__name__
+    return ""
+
+
+def _preflight(transformations: Sequence[Any], cache: Any) -> None:
+    import multiprocessing
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        blob = pickle.dumps((list(transformations), cache))
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(
+            f"IngestionPipeline(num_workers=...): the transformations cannot be sent to worker processes "
+            f"({type(exc).__name__}: every transformation must pickle); run with num_workers=None"
+        ) from None
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            failed = pool.submit(_unpickles, blob).result(timeout=300)
+    except (BrokenProcessPool, TimeoutError):
+        failed = "the worker died"
+    if failed:
+        raise ConfigError(
+            f"IngestionPipeline(num_workers=...): a worker process cannot rebuild the transformations "
+            f"({failed}); check that the keyring directory and the audit log are reachable from it, or "
+            "run with num_workers=None"
+        )
+
+
 def build_pipeline(guardrail: Any, transformations: Sequence[Any] | None = None, **kwargs: Any) -> Any:
     """``gr.ingestion_pipeline(...)``."""
     if transformations is not None:
         kwargs["transformations"] = list(transformations)
-    kwargs.setdefault("docstore_strategy", DocstoreStrategy.UPSERTS)
+    has_vectors = kwargs.get("vector_store") is not None or kwargs.get("storage") is not None
+    # upserts need a vector store to delete from; without one LlamaIndex falls back (and warns)
+    kwargs.setdefault(
+        "docstore_strategy", DocstoreStrategy.UPSERTS if has_vectors else DocstoreStrategy.DUPLICATES_ONLY
+    )
     return GuardedIngestionPipeline(guardrail, **kwargs)
