@@ -294,6 +294,10 @@ class SanitisedEventHandler(BaseEventHandler):
     def handle(self, event: Any, **kwargs: Any) -> Any:
         return self.inner.handle(self.sanitiser.event(event), **kwargs)
 
+    def detach(self) -> None:
+        """Stop tracing: remove this handler from the root dispatcher."""
+        _remove(_root().event_handlers, self)
+
 
 class _InstanceRef:
     """Stands for the instrumented object in a span: its class (for span kinds), none of its data."""
@@ -395,6 +399,10 @@ class SanitisedSpanHandler(BaseSpanHandler[Any]):
     def close(self) -> None:
         self.inner.close()
 
+    def detach(self) -> None:
+        """Stop tracing: remove this handler from the root dispatcher."""
+        _remove(_root().span_handlers, self)
+
 
 class SanitisedCallbackHandler(BaseCallbackHandler):
     """A legacy callback handler (``LlamaDebugHandler``, Langfuse's) fed sanitised payloads."""
@@ -406,9 +414,15 @@ class SanitisedCallbackHandler(BaseCallbackHandler):
         )
         self.inner = inner
         self.sanitiser = sanitiser
+        self.manager: Any = None
 
     def __repr__(self) -> str:
         return f"SanitisedCallbackHandler({type(self.inner).__name__})"
+
+    def detach(self) -> None:
+        """Stop tracing: remove this handler from the callback manager it was added to."""
+        if self.manager is not None:
+            _remove(self.manager.handlers, self)
 
     def on_event_start(
         self,
@@ -434,6 +448,16 @@ class SanitisedCallbackHandler(BaseCallbackHandler):
 
     def end_trace(self, trace_id: str | None = None, trace_map: dict[str, list[str]] | None = None) -> None:
         self.inner.end_trace(trace_id, trace_map)
+
+
+def _root() -> Any:
+    from llama_index_instrumentation import get_dispatcher
+
+    return get_dispatcher()
+
+
+def _remove(handlers: list[Any], handler: Any) -> None:
+    handlers[:] = [h for h in handlers if h is not handler]
 
 
 def _ours(handler: Any) -> bool:
@@ -465,8 +489,10 @@ def trace(guardrail: Any, handler: Any = None, *, callback_manager: Any = None) 
         manager = callback_manager or Settings.callback_manager
         for i, c in enumerate(list(manager.handlers)):
             if not _ours(c):
-                manager.handlers[i] = SanitisedCallbackHandler(c, sanitiser)
-                wrapped.append(manager.handlers[i])
+                callback = SanitisedCallbackHandler(c, sanitiser)
+                callback.manager = manager
+                manager.handlers[i] = callback
+                wrapped.append(callback)
         return wrapped
     if isinstance(handler, BaseEventHandler):
         event_wrapper = SanitisedEventHandler(inner=handler, sanitiser=sanitiser)
@@ -478,7 +504,8 @@ def trace(guardrail: Any, handler: Any = None, *, callback_manager: Any = None) 
         return span_wrapper
     if isinstance(handler, BaseCallbackHandler):
         callback_wrapper = SanitisedCallbackHandler(handler, sanitiser)
-        (callback_manager or Settings.callback_manager).add_handler(callback_wrapper)
+        callback_wrapper.manager = callback_manager or Settings.callback_manager
+        callback_wrapper.manager.add_handler(callback_wrapper)
         return callback_wrapper
     from guardrail.errors import ConfigError
 

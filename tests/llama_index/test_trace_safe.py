@@ -353,3 +353,15 @@ def test_log_filter_for_own_handlers() -> None:
     )
     LlamaIndexLogFilter().filter(record)
     assert "Harold" not in record.getMessage()
+
+
+def test_detach_stops_tracing(tmp_path: Path, handlers: list[Any]) -> None:
+    gr = _gr(tmp_path)
+    capture, debug = Capture(events=[]), LlamaDebugHandler()
+    manager = CallbackManager([])
+    tracers = [gr.trace(capture), gr.trace(debug, callback_manager=manager)]
+    assert any(getattr(h, "inner", None) is capture for h in get_dispatcher().event_handlers)
+    for tracer in tracers:
+        tracer.detach()
+    assert all(getattr(h, "inner", None) is not capture for h in get_dispatcher().event_handlers)
+    assert manager.handlers == []
