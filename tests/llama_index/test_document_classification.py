@@ -2,18 +2,16 @@
 subjects, is classified like the document, even when the chunk itself holds no identifier.
 
 The chunk "type 2 diabetes ... metformin" of a patient's note must not reach the support role (no PHI),
-on a real Simple and a real Chroma store; the clinician and the researcher still get it (positive
+on real Simple, Chroma and Qdrant-local stores; the clinician and the researcher still get it (positive
 controls), and a document without personal data stays ``internal`` and reaches support.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Backend
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.node_parser import SentenceSplitter
 
@@ -26,6 +24,9 @@ from guardrail.llama_index.hashing import HashingEmbedding
 IDENTIFYING = "Patient Harold Finch (MRN 88412095) was admitted to the cardiology ward for review."
 CLINICAL = "The type 2 diabetes is managed with metformin twice daily and the diet plan continues unchanged."
 POLICY_TEXT = "The canteen serves lunch from noon and the type of menu changes every week."
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Payload indexes have no effect in the local Qdrant:UserWarning"
+)
 CLINICIAN = Principal("dr-chen", ["clinician"], "treatment")
 RESEARCHER = Principal("r-1", ["researcher"], "research")
 SUPPORT = Principal("s-1", ["support"], "support")
@@ -87,16 +88,10 @@ def test_a_later_call_inherits_what_an_earlier_call_found(tmp_path: Path) -> Non
     assert second[0].metadata["classification"] == "phi"
 
 
-@pytest.fixture(params=["simple", "chroma"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    backend = Backend(request.param, tmp_path / "stores")
-    yield backend
-    backend.close()
-
-
-def test_support_never_gets_the_clinical_chunk(tmp_path: Path, store: Backend) -> None:
+def test_support_never_gets_the_clinical_chunk(tmp_path: Path, backend: Any) -> None:
+    """On each store: Simple, Chroma, Qdrant local (the ``backend`` fixture)."""
     gr = _gr(tmp_path)
-    storage = gr.storage_context(vector_store=store.vector_store())
+    storage = gr.storage_context(vector_store=backend.vector_store())
     index = VectorStoreIndex.from_documents(
         [Document(text=f"{IDENTIFYING} {CLINICAL}"), Document(text=POLICY_TEXT)],
         storage_context=storage,

@@ -13,11 +13,10 @@ import pickle
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Backend
 from llama_index.core import Document
 from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline
 from llama_index.core.ingestion.pipeline import get_transformation_hash
@@ -139,20 +138,14 @@ def test_annotator_and_cache_pickle_without_key_material(tmp_path: Path) -> None
 # --------------------------------------------------------------------------- the pipeline
 
 
-@pytest.fixture(params=["simple", "chroma"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    backend = Backend(request.param, tmp_path / "stores")
-    yield backend
-    backend.close()
-
-
 def _pipeline(gr: Guardrail, storage: object) -> IngestionPipeline:
     return gr.ingestion_pipeline(
         transformations=[SentenceSplitter(), gr.annotator(), HashingEmbedding()], storage=storage
     )
 
 
-def test_pipeline_persist_and_load_keep_dedup_over_encrypted_stores(tmp_path: Path, store: Backend) -> None:
+def test_pipeline_persist_and_load_keep_dedup_over_encrypted_stores(tmp_path: Path, backend: Any) -> None:
+    store = backend
     gr = _gr(tmp_path)
     storage = gr.storage_context(vector_store=store.vector_store())
     first = _pipeline(gr, storage)
@@ -161,7 +154,7 @@ def test_pipeline_persist_and_load_keep_dedup_over_encrypted_stores(tmp_path: Pa
     storage.persist(str(tmp_path / "kb"))
     names = {p.name for p in (tmp_path / "pipeline").iterdir()}
     assert names == {CACHE_FILE, DOCSTORE_FILE}  # never LlamaIndex's llama_cache / docstore.json
-    for directory in (tmp_path / "pipeline", tmp_path / "kb", tmp_path / "stores"):
+    for directory in (tmp_path / "pipeline", tmp_path / "kb", tmp_path / "encrypted"):
         assert not _leaks(_bytes_under(directory)), directory
     gr.close()
     store.close()
@@ -236,6 +229,7 @@ def test_pipeline_cache_hits_on_a_second_run(tmp_path: Path) -> None:
 WORKERS = """
 import json, sys
 from pathlib import Path
+from typing import Any
 from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
 from guardrail import Guardrail

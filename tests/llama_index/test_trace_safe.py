@@ -34,6 +34,10 @@ from guardrail.llama_index.hashing import HashingEmbedding
 from guardrail.llama_index.tracing import WITHHELD, tracing_request
 from guardrail.logs import LlamaIndexLogFilter, protect_logs
 
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Payload indexes have no effect in the local Qdrant:UserWarning"
+)
+
 NOTE = (
     "Discharge plan for Harold Finch (MRN 88412095), 94 y/o, CHF: furosemide 40 mg daily. "
     "Follow-up with Dr. Amara Okafor."
@@ -139,8 +143,10 @@ def _docs() -> list[Document]:
     ]
 
 
-def _engine(gr: Guardrail, *, encrypted: bool = True, callback_manager: Any = None) -> Any:
-    storage = gr.storage_context() if encrypted else None
+def _engine(
+    gr: Guardrail, *, encrypted: bool = True, callback_manager: Any = None, vector_store: Any = None
+) -> Any:
+    storage = gr.storage_context(vector_store=vector_store) if encrypted else None
     index = VectorStoreIndex.from_documents(
         _docs(),
         storage_context=storage,
@@ -160,12 +166,23 @@ def _query(gr: Guardrail, engine: Any, principal: Principal) -> str:
 # --------------------------------------------------------------------------- instrumentation events
 
 
-@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted-simple", "plain-simple"])
 def test_events_carry_only_what_the_researcher_may_see(
-    tmp_path: Path, handlers: list[Any], encrypted: bool
+    tmp_path: Path, handlers: list[Any], backend: Any
 ) -> None:
+    """Every encrypted store: Simple, Chroma, Qdrant local."""
     gr = _gr(tmp_path)
-    engine = _engine(gr, encrypted=encrypted)
+    _check_researcher_trace(gr, _engine(gr, vector_store=backend.vector_store()))
+
+
+def test_events_over_a_plain_index_carry_only_what_the_researcher_may_see(
+    tmp_path: Path, handlers: list[Any]
+) -> None:
+    """A guarded engine over an unencrypted index: the inner retriever's raw hits are stubs."""
+    gr = _gr(tmp_path)
+    _check_researcher_trace(gr, _engine(gr, encrypted=False))
+
+
+def _check_researcher_trace(gr: Guardrail, engine: Any) -> None:
     safe, raw = Capture(events=[]), Capture(events=[])
     gr.trace(safe)
     get_dispatcher().add_event_handler(raw)  # the control: what a directly attached tracer records
