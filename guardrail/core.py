@@ -61,6 +61,7 @@ class Guardrail:
         hmac_key: bytes | None = None,
     ) -> None:
         self.policy = load_policy(policy)
+        _protect_logs()
         self._detector = detector
         self.tenant = tenant
         self.keyring = keyring if isinstance(keyring, Keyring) or keyring is None else Keyring.open(keyring)
@@ -182,6 +183,36 @@ class Guardrail:
 
         return Annotator(self)
 
+    def ingestion_cache(
+        self, *, persist_path: str | Path | None = None, collection: str = "llama_cache"
+    ) -> Any:
+        """An encrypted LlamaIndex ``IngestionCache`` (keyed keys, sealed values); with ``persist_path``,
+        the one persisted there (``cache.persist(path)`` writes ciphertext only).
+
+        Raises:
+            ConfigError: no keyring; ``persist_path`` holds plaintext records.
+            DecryptionError: the keyring or tenant does not open the persisted cache.
+        """
+        from guardrail.llama_index.ingestion import open_cache
+
+        return open_cache(self, persist_path, collection)
+
+    def ingestion_pipeline(self, transformations: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+        """A LlamaIndex ``IngestionPipeline`` whose cache, docstore and vector store are encrypted.
+
+        Takes ``IngestionPipeline``'s arguments, plus ``storage=`` (a ``gr.storage_context(...)`` whose
+        vector store and docstore it writes). The cache defaults to :meth:`ingestion_cache`, the docstore
+        to an encrypted one. ``persist(dir)`` / ``load(dir)`` round-trip through the keyring with
+        de-duplication intact; ``run(num_workers=N)`` works with :meth:`annotator` (it pickles by
+        keyring directory, never key material).
+
+        Raises:
+            ConfigError: a plain cache, docstore or vector store was passed; no keyring.
+        """
+        from guardrail.llama_index.ingestion import build_pipeline
+
+        return build_pipeline(self, transformations, **kwargs)
+
     @property
     def _guard(self) -> Any:
         if self._guard_obj is None:
@@ -228,6 +259,24 @@ class Guardrail:
         if self.audit is None:
             raise ConfigError("guarded retrieval writes an audit record for every retrieval: pass audit_log=")
         return GuardrailPostprocessor(self)
+
+    def trace(self, handler: Any = None, *, callback_manager: Any = None) -> Any:
+        """Attach a tracing handler (Phoenix, Langfuse, your own) that receives only sanitised payloads.
+
+        ``handler`` is a LlamaIndex ``BaseEventHandler`` or ``BaseSpanHandler`` (added to the root
+        dispatcher) or a legacy ``BaseCallbackHandler`` such as ``LlamaDebugHandler`` (added to
+        ``callback_manager``, by default ``Settings.callback_manager``). Queries, prompts and responses
+        are redacted with the profile the acting principal gets for PHI (strictest without one), nodes
+        appear only as a guard released them to that principal (else as a stub without text), and
+        embeddings are dropped. With no ``handler``, every handler already attached (e.g. by an
+        instrumentor) is put behind the sanitiser. Returns the wrapper(s).
+
+        Raises:
+            ConfigError: ``handler`` is not a LlamaIndex handler.
+        """
+        from guardrail.llama_index.tracing import trace
+
+        return trace(self, handler, callback_manager=callback_manager)
 
     def watch_unguarded(self) -> Any:
         """Record retrievals that bypass the guard as ``rag.unguarded`` audit events.
@@ -551,6 +600,13 @@ class Guardrail:
             self.redactor.redact(t, f, scope=scope if scope is not None else PseudonymScope())
             for t, f in zip(texts, results, strict=True)
         ]
+
+
+def _protect_logs() -> None:
+    """LlamaIndex's own log lines carry chunk text: rewritten while guardrail is in use."""
+    from guardrail.logs import protect_logs
+
+    protect_logs()
 
 
 def _disclosure(principal: Any, *, released: int, denied: bool) -> dict[str, Any]:

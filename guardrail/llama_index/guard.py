@@ -113,19 +113,39 @@ class RetrievalBlocked(GuardrailError):
 
 
 class Annotator(TransformComponent):
-    """Detects personal data on every node (batched) and stores the spans and labels with it."""
+    """Detects personal data on every node (batched) and stores the spans and labels with it.
 
+    A chunk without its own ``classification`` label takes the policy's PHI classification when any
+    chunk of its document (within one call, or an earlier call of this annotator) holds personal data,
+    or when its document names data subjects; otherwise the default classification.
+
+    It pickles (``IngestionPipeline(num_workers=...)``) as the policy, the keyring *directory*, the
+    tenant and the audit-log directory, and reopens them in the worker: never key material.
+    """
+
+    # in LlamaIndex's transformation hash (its ingestion-cache key): another policy, another entry
+    policy_sha256: str = ""
+    tenant: str = ""
     _guardrail: Any = PrivateAttr()
+    _personal_docs: set[str] = PrivateAttr(default_factory=set)
 
     def __init__(self, guardrail: Any) -> None:
-        super().__init__()
+        super().__init__(policy_sha256=guardrail.policy.sha256, tenant=guardrail.tenant)
         self._guardrail = guardrail
+        self._personal_docs = set()
 
     @classmethod
     def class_name(cls) -> str:
         return "GuardrailAnnotator"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        from guardrail.llama_index.ingestion import GuardrailSpec, reopen_annotator
+
+        return (reopen_annotator, (GuardrailSpec.of(self._guardrail),))
+
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        from guardrail.llama_index.ingestion import document_key, personal_documents
+
         gr = self._guardrail
         phi = gr.policy.access.phi_classification
         default = gr.policy.access.default_classification
@@ -150,10 +170,15 @@ class Annotator(TransformComponent):
                     spans = _with_text_values(value, spans, texts[j], text_found[j])
             if spans:
                 meta_spans[i][path] = [[f.start, f.end, f.entity] for f in spans]
+        in_meta = {i: True for i, mspans in enumerate(meta_spans) if mspans}
+        # a chunk of a document that holds personal data anywhere is that document's (issue 10, item 4)
+        self._personal_docs |= personal_documents(nodes, text_found, in_meta)
         for node, text, spans, mspans in zip(nodes, texts, text_found, meta_spans, strict=True):
             if "classification" not in node.metadata:
-                # conservative default: a node in which personal data is detected is treated as PHI
-                node.metadata["classification"] = phi if spans or mspans else default
+                # conservative default: a document in which personal data is detected is treated as PHI
+                node.metadata["classification"] = (
+                    phi if spans or mspans or document_key(node) in self._personal_docs else default
+                )
             node.metadata[SPANS_KEY] = [[f.start, f.end, f.entity] for f in spans]
             node.metadata[META_SPANS_KEY] = mspans
             node.metadata[TEXT_DIGEST_KEY] = text_digest(text)
@@ -660,9 +685,13 @@ class GuardedRetriever(BaseRetriever):
         return target  # type: ignore[no-any-return]
 
     def retrieve(self, str_or_query_bundle: Any) -> list[NodeWithScore]:
+        from guardrail.llama_index.tracing import tracing_request
+
         token = _guarded.set(True)
         try:
-            return super().retrieve(str_or_query_bundle)
+            # its events (and the inner retriever's) reach tracing handlers as this principal may see them
+            with tracing_request(self._principal or current_principal()):
+                return super().retrieve(str_or_query_bundle)
         finally:
             _guarded.reset(token)
 
@@ -702,6 +731,7 @@ class GuardedRetriever(BaseRetriever):
             _request.reset(token)
         # one audit event per retrieval; if it cannot be written, nothing is returned
         self._gr._audit_retrieval(request, query=query_bundle.query_str, k=len(results), started=started)
+        _note_released(principal, released)
         return released
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -768,7 +798,15 @@ class GuardrailPostprocessor(BaseNodePostprocessor):
         self._gr._audit_retrieval(
             request, query=query_bundle.query_str if query_bundle else "", k=len(nodes), started=started
         )
+        _note_released(request.principal, out)
         return out
+
+
+def _note_released(principal: Principal | None, nodes: Sequence[NodeWithScore]) -> None:
+    """What was released may appear in this principal's traces (``guardrail.llama_index.tracing``)."""
+    from guardrail.llama_index.tracing import note_released
+
+    note_released(principal, nodes)
 
 
 def guard_query_engine(engine: Any, guardrail: Any, processors: Sequence[str] = ()) -> Any:
