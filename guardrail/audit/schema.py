@@ -63,6 +63,8 @@ CATEGORIES: Final = frozenset(
         "log.checkpoint",
         "report.generate",
         "retention.apply",
+        "canary.make",
+        "canary.tripped",
     }
 )
 ACTIONS: Final = frozenset({"C", "R", "U", "D", "E"})
@@ -88,6 +90,7 @@ CALLER_FIELDS: Final = frozenset(
         "dataset",
         "processors",
         "request",
+        "canary",
     }
 )
 FIELDS: Final = LOG_FIELDS | CALLER_FIELDS

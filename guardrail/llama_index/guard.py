@@ -35,6 +35,7 @@ from guardrail.access import (
     possible_classifications,
 )
 from guardrail.audit.events import processor_members
+from guardrail.canaries import watch as canary_watch
 from guardrail.crypto import DecryptionError
 from guardrail.errors import GuardrailError
 from guardrail.findings import Finding
@@ -205,6 +206,7 @@ class Guard:
             return None
         released, counts = self._redact(node, decision.redaction, request)
         request.decisions.append((node.node_id, decision, counts))
+        canary_watch.observe_release(self.gr, [released], principal=request.principal)
         return released
 
     # ------------------------------------------------------------------ redaction
@@ -434,6 +436,7 @@ def install_unguarded_detector(guardrail: Any) -> Any:
         def handle(self, event: Any, **kwargs: Any) -> None:
             if isinstance(event, RetrievalEndEvent) and _request.get() is None and not _guarded.get():
                 guardrail._audit_unguarded(len(event.nodes or []))
+                canary_watch.observe_unguarded(guardrail, event.nodes or [])
 
     handler = UnguardedRetrievalHandler()
     get_dispatcher().add_event_handler(handler)
