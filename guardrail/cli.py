@@ -555,8 +555,9 @@ def redact(
                     data = result.text + record.data[len(text) :]
                 else:
                     set_field(data, path, result.text)
-            if canaries is not None and isinstance(data, str) and canaries.canaries_in([data]):
-                planted.append(f"line {record.line}: canary {', '.join(canaries.canaries_in([data]))}")
+            found = canaries.canaries_in([data]) if canaries is not None and isinstance(data, str) else {}
+            if found:
+                planted.append(f"line {record.line}: canary {', '.join(found)}")
             if reader.kind == "jsonl":
                 handle.write(json.dumps(data, ensure_ascii=False) + "\n")
             elif writer is not None:

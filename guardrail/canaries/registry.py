@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import unicodedata
@@ -95,7 +97,7 @@ class CanaryMatcher:
     """
 
     def __init__(self, key: bytes, values: dict[bytes, tuple[str, str, int]], firsts: set[bytes]) -> None:
-        self.__key = key
+        self.__mac = hmac.new(key, digestmod=hashlib.sha256)  # pads computed once; copied per token
         self._values = values  # digest -> (canary id, entity, tokens)
         self._firsts = firsts  # digests of first tokens of multi-token values
         self._longest = min(MAX_TOKENS, max((n for _, _, n in values.values()), default=1))
@@ -110,13 +112,15 @@ class CanaryMatcher:
         return len(self._values)
 
     def _digest(self, text: str) -> bytes:
-        return hmac.digest(self.__key, text.encode("utf-8"), "sha256")[:_DIGEST_BYTES]
+        mac = self.__mac.copy()
+        mac.update(text.encode("utf-8"))
+        return mac.digest()[:_DIGEST_BYTES]
 
     def scan(self, text: str) -> list[CanaryHit]:
         """Every planted value in ``text`` (longest match first at a position; overlaps allowed)."""
         if not self._values or not text:
             return []
-        normal = unicodedata.normalize("NFKC", text)
+        normal = text if text.isascii() else unicodedata.normalize("NFKC", text)
         # offsets are those of the NFKC text; the same as the input's for everything but rare forms
         spans = [(m.group().casefold(), m.start(), m.end()) for m in _TOKEN.finditer(normal)]
         hits: list[CanaryHit] = []
@@ -184,6 +188,14 @@ class CanaryRegistry:
     # ------------------------------------------------------------------ file
 
     def _load(self) -> dict[str, Any]:
+        with contextlib.suppress(FileNotFoundError):
+            mode = self.path.stat().st_mode & 0o777
+            if mode & 0o022:
+                # whoever may write it could replace the digests and blind every watch
+                raise CanaryRegistryError(
+                    f"{self.path}: is group- or world-writable (mode {mode:04o}); fix it with: "
+                    f"chmod 600 {self.path}"
+                )
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -207,7 +219,8 @@ class CanaryRegistry:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with open(self.keyring.directory / ".canaries.lock", "a", encoding="utf-8") as lock:
+        fd = os.open(self.keyring.directory / ".canaries.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 self._data = self._load()
