@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from guardrail.canaries.registry import (
     CanaryMatcher,
     CanaryRegistry,
     CanaryRegistryError,
+    strings_of,
 )
 from guardrail.canaries.watch import CanaryAlert, CanaryWatch
 from guardrail.errors import ConfigError, OutputExistsError
@@ -275,21 +276,10 @@ class CanaryCheck:
     entities: tuple[str, ...]
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
 def _line_texts(line: str, jsonl: bool) -> list[str]:
     if jsonl and line.strip():
         try:
-            return list(_strings(json.loads(line)))
+            return list(strings_of(json.loads(line)))
         except ValueError:
             pass  # not JSON after all: scan the raw line
     return [line]

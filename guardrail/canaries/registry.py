@@ -29,7 +29,7 @@ import os
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ __all__ = [
     "CanaryRegistry",
     "CanaryRegistryError",
     "compact",
+    "strings_of",
 ]
 
 #: the keyring purpose whose derived key makes the canary digests (``Keyring.hmac_key``)
@@ -66,6 +67,18 @@ class CanaryRegistryError(ConfigError):
 
 def _tokens(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def strings_of(value: Any) -> Iterator[str]:
+    """Every string in a JSON-like value (a record, a row), depth first."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from strings_of(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from strings_of(item)
 
 
 def compact(value: str) -> str:

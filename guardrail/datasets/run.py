@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
+from guardrail.canaries.registry import strings_of
 from guardrail.datasets.formats import (
     DatasetFormat,
     DatasetReader,
@@ -1116,7 +1117,7 @@ def _run(
                 if p.after:
                     totals.flagged.append(flagged_record(p.record, p.after))
                 if canaries is not None:  # a canary value in the output fails the gate below
-                    planted = canaries.canaries_in(_strings_of(p.data))
+                    planted = canaries.canaries_in(strings_of(p.data))
                     if planted:
                         totals.canaries.append(flagged_record(p.record, dict.fromkeys(planted, 1)))
                 totals.chars += sum(len(t) for _, t in p.record.texts)
@@ -1409,17 +1410,6 @@ def canaries_of(keyring: Keyring | None) -> Any:
     from guardrail.canaries import matcher_for
 
     return matcher_for(keyring)
-
-
-def _strings_of(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings_of(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings_of(item)
 
 
 def _audit_canaries(log: AuditLog | None, records: Sequence[FlaggedRecord], dataset_id: str) -> None:

@@ -246,30 +246,25 @@ class TestRetrieval:
         )
         return gr, gr.guard(index.as_retriever(similarity_top_k=2))
 
-    def test_pseudonymised_release_does_not_trip(self, planted: dict[str, Any], tmp_path: Path) -> None:
+    def _released(self, planted: dict[str, Any], tmp_path: Path, principal: Principal) -> list[str]:
+        """What a guarded retrieval as ``principal`` released, with a canary watch on."""
         gr, retriever = self._guarded(planted, tmp_path)
         watch = gr.canaries()
         try:
-            with gr.acting_as(SUPPORT):
-                got = [n.node.get_content() for n in retriever.retrieve("patient follow-up")]
+            with gr.acting_as(principal):
+                return [n.node.get_content() for n in retriever.retrieve("patient follow-up")]
         finally:
             watch.close()
-        gr.close()
-        released = " ".join(got)
+            gr.close()
+
+    def test_pseudonymised_release_does_not_trip(self, planted: dict[str, Any], tmp_path: Path) -> None:
+        released = " ".join(self._released(planted, tmp_path, SUPPORT))
         assert "<PERSON_1>" in released  # positive control: the canary note was released, pseudonymised
         _assert_no_value_in(planted, released)
         assert _trips(tmp_path / "audit") == []
 
     def test_clear_release_trips_once(self, planted: dict[str, Any], tmp_path: Path) -> None:
-        gr, retriever = self._guarded(planted, tmp_path)
-        watch = gr.canaries()
-        try:
-            with gr.acting_as(DPO):
-                got = [n.node.get_content() for n in retriever.retrieve("patient follow-up")]
-        finally:
-            watch.close()
-        gr.close()
-        assert planted["texts"][0] in got
+        assert planted["texts"][0] in self._released(planted, tmp_path, DPO)
         trips = _trips(tmp_path / "audit")
         assert [(t["canary"]["id"], t["canary"]["where"], t["actor"]["ref"]) for t in trips] == [
             (planted["notes"].ids[0], "rag.release", "dpo-1")
@@ -356,21 +351,25 @@ class TestAnswers:
 class TestDatasets:
     """A dataset run whose output still holds a canary value fails its gate; a redacted one passes."""
 
-    def test_export_with_a_canary_fails_the_gate(self, planted: dict[str, Any], tmp_path: Path) -> None:
+    def _redact(self, planted: dict[str, Any], out: Path, fields: list[str], **options: Any) -> None:
         pol = load_policy("default")
+        redact_file(
+            planted["base"] / "records.jsonl",
+            out,
+            keyring=planted["keys"],
+            tenant="acme",
+            policy=pol,
+            rules=rules_for(pol, fields=fields),
+            **options,
+        )
+
+    def test_export_with_a_canary_fails_the_gate(self, planted: dict[str, Any], tmp_path: Path) -> None:
         out = tmp_path / "out.jsonl"
         with pytest.raises(
             GateFailed, match=r"canary values in 2 record\(s\): line 1 \(id rec-\d+\): canary cn-"
         ) as info:
-            redact_file(
-                planted["base"] / "records.jsonl",
-                out,
-                keyring=planted["keys"],
-                tenant="acme",
-                policy=pol,
-                rules=rules_for(pol, fields=["note"]),  # the identifier fields are left as they are
-                audit_log=tmp_path / "audit",
-            )
+            # the identifier fields are left as they are
+            self._redact(planted, out, ["note"], audit_log=tmp_path / "audit")
         assert not out.exists()
         assert [r.line for r in info.value.records] == [1, 2]
         _assert_no_value_in(planted, str(info.value))
@@ -383,16 +382,8 @@ class TestDatasets:
         assert exports[-1]["event"]["outcome"] == "denied"
 
     def test_redacted_export_passes(self, planted: dict[str, Any], tmp_path: Path) -> None:
-        pol = load_policy("default")
         out = tmp_path / "out.jsonl"
-        redact_file(
-            planted["base"] / "records.jsonl",
-            out,
-            keyring=planted["keys"],
-            tenant="acme",
-            policy=pol,
-            rules=rules_for(pol, fields=["name", "mrn", "ssn", "email", "phone", "note"]),
-        )
+        self._redact(planted, out, ["name", "mrn", "ssn", "email", "phone", "note"])
         _assert_no_value_in(planted, out.read_text(encoding="utf-8"))
         redact_file(planted["base"] / "notes.jsonl", tmp_path / "notes.jsonl", keyring=planted["keys"])
 
