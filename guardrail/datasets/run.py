@@ -485,6 +485,7 @@ def text_redactor(
         found = processor.detector.detect_batch(texts)
         return [processor.redactor.redact(t, f, scope=tokens).text for t, f in zip(texts, found, strict=True)]
 
+    redact.canaries = canaries_of(keyring)  # type: ignore[attr-defined] # redact_dataset's canary gate
     return redact
 
 

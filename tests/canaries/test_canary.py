@@ -152,6 +152,16 @@ class TestRegistry:
         assert matcher.canaries_in([f"Hello {name.split()[0]}, welcome."]) == {}
         assert cid in matcher.canaries_in([f"Hello {name.upper()}, welcome."])
 
+    def test_a_writable_registry_is_refused(self, planted: dict[str, Any]) -> None:
+        path = planted["keys"] / "canaries.json"
+        path.chmod(0o660)
+        try:
+            with pytest.raises(CanaryRegistryError, match="chmod 600"):
+                CanaryRegistry(planted["keys"])
+        finally:
+            path.chmod(0o600)
+        assert len(CanaryRegistry(planted["keys"]).matcher())
+
     def test_another_keyring_cannot_read_the_registry(self, planted: dict[str, Any], tmp_path: Path) -> None:
         other = Keyring.create(tmp_path / "other")
         (tmp_path / "other" / "canaries.json").write_text(
@@ -386,6 +396,21 @@ class TestDatasets:
         self._redact(planted, out, ["name", "mrn", "ssn", "email", "phone", "note"])
         _assert_no_value_in(planted, out.read_text(encoding="utf-8"))
         redact_file(planted["base"] / "notes.jsonl", tmp_path / "notes.jsonl", keyring=planted["keys"])
+
+    def test_hugging_face_redact_dataset_gate(self, planted: dict[str, Any]) -> None:
+        datasets = pytest.importorskip("datasets")
+        from guardrail.datasets import FieldRules, redact_dataset
+        from guardrail.datasets.run import text_redactor
+
+        lines = (planted["base"] / "records.jsonl").read_text(encoding="utf-8").splitlines()
+        dataset = datasets.Dataset.from_list([json.loads(line) for line in lines])
+        redactor = text_redactor("default", planted["keys"], "acme")
+        with pytest.raises(GateFailed, match=r"row 1 \(id rec-\d+\): canary cn-") as info:
+            redact_dataset(dataset, redactor, FieldRules(fields=("note",)))
+        _assert_no_value_in(planted, str(info.value))
+        every = FieldRules(fields=("name", "mrn", "ssn", "email", "phone", "note"))
+        out = redact_dataset(dataset, redactor, every)  # control: all fields redacted, the gate passes
+        _assert_no_value_in(planted, json.dumps(out.to_list()))
 
     def test_no_keyring_no_canary_check(self, planted: dict[str, Any], tmp_path: Path) -> None:
         pol = load_policy("default")
