@@ -65,8 +65,15 @@ _ROUNDS = 8
 # --------------------------------------------------------------------------- watching
 
 
-def start_watch(guardrail: Any, *, alert: Callable[[CanaryAlert], Any] | None = None) -> CanaryWatch:
+def start_watch(
+    guardrail: Any, *, alert: Callable[[CanaryAlert], Any] | None = None, llm_outputs: bool | None = None
+) -> CanaryWatch:
     """``gr.canaries(alert)``: start (or restart) the canary watch of ``guardrail``.
+
+    Answers are watched through the response guard's observer hook when this build has one
+    (``rag.response``: what the user receives); ``llm_outputs`` also watches every raw LLM completion and
+    chat answer (``llm.output``, LlamaIndex instrumentation): ``None`` (default) does so only when there is
+    no response guard, so that one answer trips once.
 
     Raises:
         ConfigError: no keyring or audit log, or no canary registered with the keyring.
@@ -94,8 +101,12 @@ def start_watch(guardrail: Any, *, alert: Callable[[CanaryAlert], Any] | None = 
         responses = None
     add = getattr(responses, "add_answer_observer", None)
     if add is not None:
-        add(answer_observer(guardrail))
-    else:
+        observer = answer_observer(guardrail)
+        add(observer)
+        remove = getattr(responses, "remove_answer_observer", None)
+        if remove is not None:
+            watch.on_close(lambda: remove(observer))
+    if llm_outputs or (llm_outputs is None and add is None):
         watch.install_llm_handler()
     return watch
 

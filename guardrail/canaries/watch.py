@@ -94,6 +94,7 @@ class CanaryWatch:
         self.tripped = 0
         self._lock = threading.Lock()
         self._handler: Any = None
+        self._closers: list[Callable[[], Any]] = []
         self.closed = False
 
     def __repr__(self) -> str:
@@ -201,9 +202,15 @@ class CanaryWatch:
         self._handler = handler
         return handler
 
+    def on_close(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` when the watch closes (e.g. to unregister an observer)."""
+        self._closers.append(fn)
+
     def close(self) -> None:
         """Stop watching (and remove the LLM handler from LlamaIndex's dispatcher)."""
         self.closed = True
+        while self._closers:
+            self._closers.pop()()
         if self._handler is not None:
             from llama_index_instrumentation import get_dispatcher
 

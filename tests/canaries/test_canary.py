@@ -317,7 +317,7 @@ class TestAnswers:
         name, email = _value(planted, cid, "PERSON"), _value(planted, cid, "EMAIL_ADDRESS")
         llm = ScriptedLLM(answer=f"The patient is {name}, reachable at {email}.")
         gr = _gr(planted, tmp_path)
-        watch = gr.canaries()
+        watch = gr.canaries(llm_outputs=True)  # raw LLM answers, with or without a response guard
         try:
             with gr.acting_as(SUPPORT):
                 llm.complete("who is the patient?")
@@ -346,6 +346,31 @@ class TestAnswers:
         observe("Nothing to see.", "rag.response")
         watch.close()
         observe(f"Your SSN on file is {ssn}.", "rag.response")
+        gr.close()
+        assert [t["canary"]["where"] for t in _trips(tmp_path / "audit")] == ["rag.response"]
+
+    def test_the_response_guards_observer_hook_is_used_when_present(
+        self, planted: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import types
+
+        from llama_index_instrumentation import get_dispatcher
+
+        # the contract of the response guard (guardrail.llama_index.responses): observers fn(text, where)
+        observers: list[Any] = []
+        hook = types.ModuleType("guardrail.llama_index.responses")
+        hook.add_answer_observer = observers.append  # type: ignore[attr-defined]
+        hook.remove_answer_observer = observers.remove  # type: ignore[attr-defined]
+        monkeypatch.setitem(__import__("sys").modules, "guardrail.llama_index.responses", hook)
+        handlers = len(get_dispatcher().event_handlers)
+        gr = _gr(planted, tmp_path)
+        watch = gr.canaries()
+        assert len(observers) == 1
+        assert len(get_dispatcher().event_handlers) == handlers  # one answer trips once: no LLM handler
+        ssn = _value(planted, planted["notes"].ids[0], "US_SSN")
+        observers[0](f"SSN {ssn}", "rag.response")
+        watch.close()
+        assert observers == []
         gr.close()
         assert [t["canary"]["where"] for t in _trips(tmp_path / "audit")] == ["rag.response"]
 
@@ -446,7 +471,9 @@ class TestCheckAndLogs:
         self, planted: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
         gr = _gr(planted, tmp_path)
-        watch = gr.canaries(alert=lambda alert: 1 / 0)  # a broken alert hook is logged, not raised
+        watch = gr.canaries(
+            alert=lambda alert: 1 / 0, llm_outputs=True
+        )  # a broken alert hook is logged, not raised
         name = _value(planted, planted["notes"].ids[0], "PERSON")
         with caplog.at_level(logging.DEBUG):
             ScriptedLLM(answer=f"It is {name}.").complete("who?")
@@ -467,7 +494,7 @@ class TestCheckAndLogs:
         from guardrail.reports.activity import build_report
 
         gr = _gr(planted, tmp_path)
-        watch = gr.canaries()
+        watch = gr.canaries(llm_outputs=True)
         ssn = _value(planted, planted["notes"].ids[0], "US_SSN")
         with gr.acting_as(DPO):
             ScriptedLLM(answer=f"SSN {ssn}").complete("x")
