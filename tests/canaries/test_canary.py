@@ -335,6 +335,35 @@ class TestAnswers:
         assert set(trips[0]["canary"]["entities"]) == {"PERSON", "EMAIL_ADDRESS"}
         assert trips[0]["actor"]["ref"] == "agent-7"
 
+    def test_guarded_query_engine_whose_llm_emits_a_canary(
+        self, planted: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """A memorised canary in the answer of a guarded query engine, none in its context."""
+        from llama_index.core.query_engine import RetrieverQueryEngine
+
+        cid = planted["records"].ids[1]
+        gr = _gr(planted, tmp_path)
+        index = VectorStoreIndex.from_documents(
+            [Document(text=OTHER, metadata={"classification": "internal"})],
+            storage_context=gr.storage_context(),
+            transformations=[gr.annotator()],
+            embed_model=HashingEmbedding(),
+        )
+        name, mrn = _value(planted, cid, "PERSON"), _value(planted, cid, "MEDICAL_RECORD_NUMBER")
+        llm = ScriptedLLM(answer=f"Ask {name}, MRN {mrn}.")
+        engine = gr.guard(RetrieverQueryEngine.from_args(index.as_retriever(), llm=llm))
+        watch = gr.canaries()
+        try:
+            with gr.acting_as(DPO):
+                answer = str(engine.query("when is the cafeteria open?"))
+        finally:
+            watch.close()
+        gr.close()
+        assert answer == llm.answer  # the DPO may see it in clear: it reached them
+        trips = _trips(tmp_path / "audit")
+        assert [t["canary"]["id"] for t in trips] == [cid]
+        assert trips[0]["canary"]["where"] != "rag.release"  # the context held no canary
+
     def test_answer_observer_for_the_response_guard(self, planted: dict[str, Any], tmp_path: Path) -> None:
         from guardrail.canaries import answer_observer
 
