@@ -21,6 +21,7 @@ If the audit write fails at the release point, the retrieval fails closed like a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import weakref
@@ -95,6 +96,9 @@ class CanaryWatch:
         self._lock = threading.Lock()
         self._handler: Any = None
         self._closers: list[Callable[[], Any]] = []
+        # nodes the release point already showed us, by identity (weakly: never kept alive), so that the
+        # unguarded handler seeing the same released objects does not count one exposure twice
+        self._released: dict[int, weakref.ref[Any]] = {}
         self.closed = False
 
     def __repr__(self) -> str:
@@ -123,11 +127,29 @@ class CanaryWatch:
             self._trip(canary, entities, where=where, actor=actor, resources=resources, outcome=outcome)
         return list(found)
 
+    def _remember(self, node: Any) -> None:
+        key = id(node)
+
+        def forget(_: Any) -> None:
+            self._released.pop(key, None)
+
+        # a node that is not weak-referenceable may be counted again by the unguarded handler
+        with contextlib.suppress(TypeError):
+            self._released[key] = weakref.ref(node, forget)
+
+    def _seen(self, node: Any) -> bool:
+        ref = self._released.get(id(node))
+        return ref is not None and ref() is node
+
     def observe_nodes(self, nodes: Iterable[Any], *, where: str, actor: Any = None) -> list[str]:
         """:meth:`observe` over nodes (or nodes with scores): their text and string metadata."""
         found: list[str] = []
         for item in nodes:
             node = _node_of(item)
+            if where == "rag.release":
+                self._remember(node)
+            elif self._seen(node):
+                continue  # released (and checked) at the release point a moment ago
             node_id = str(getattr(node, "node_id", "") or "")
             found += self.observe(
                 _node_texts(node), where=where, actor=actor, resources=(node_id,) if node_id else ()

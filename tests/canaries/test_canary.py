@@ -282,6 +282,41 @@ class TestRetrieval:
         assert set(trips[0]["canary"]["entities"]) >= {"PERSON", "US_SSN", "EMAIL_ADDRESS"}
         assert verify(tmp_path / "audit").ok
 
+    def test_direct_retrieval_of_an_encrypted_store_trips_once(
+        self, planted: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """A retriever built on the store behind the guard's back: the release point decides (in clear
+        for the DPO) and the unguarded handler sees the same nodes: one exposure, one event."""
+        gr = _gr(planted, tmp_path)
+        storage = gr.storage_context()
+        VectorStoreIndex.from_documents(
+            self._docs(planted), storage_context=storage, transformations=[gr.annotator()],
+            embed_model=HashingEmbedding(),
+        )  # fmt: skip
+        gr.guard(
+            VectorStoreIndex.from_vector_store(
+                storage.vector_store, embed_model=HashingEmbedding()
+            ).as_retriever()
+        )
+        handler = gr.watch_unguarded()
+        watch = gr.canaries()
+        try:
+            plain = VectorStoreIndex.from_vector_store(storage.vector_store, embed_model=HashingEmbedding())
+            with gr.acting_as(DPO):
+                got = [
+                    n.node.get_content() for n in plain.as_retriever(similarity_top_k=2).retrieve("follow-up")
+                ]
+        finally:
+            watch.close()
+            from llama_index_instrumentation import get_dispatcher
+
+            get_dispatcher().event_handlers.remove(handler)
+        gr.close()
+        assert planted["texts"][0] in got
+        categories = [e["event"]["category"] for e in _events(tmp_path / "audit")]
+        assert "rag.unguarded" in categories
+        assert [t["canary"]["id"] for t in _trips(tmp_path / "audit")] == [planted["notes"].ids[0]]
+
     def test_postprocessor_over_a_plain_store(self, planted: dict[str, Any], tmp_path: Path) -> None:
         from llama_index.core.query_engine import RetrieverQueryEngine
 
