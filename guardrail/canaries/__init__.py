@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,9 @@ __all__ = [
     "CanaryWatch",
     "MadeCanaries",
     "answer_observer",
+    "audit_check",
     "check_file",
+    "check_lines",
     "make_canaries",
     "matcher_for",
     "start_watch",
@@ -287,18 +289,36 @@ class CanaryCheck:
     entities: tuple[str, ...]
 
 
-def _line_texts(line: str, jsonl: bool) -> list[str]:
-    if jsonl and line.strip():
+def _line_texts(line: str) -> list[str]:
+    if line.lstrip().startswith(("{", "[")):
         try:
-            return list(strings_of(json.loads(line)))
+            return list(strings_of(json.loads(line)))  # escapes decoded: "\\n" no longer glues words
         except ValueError:
             pass  # not JSON after all: scan the raw line
     return [line]
 
 
+def check_lines(lines: Iterable[str], *, keyring: KeyringLike) -> list[CanaryCheck]:
+    """Scan model outputs, one per line (a JSON line: every string in it), for the keyring's canaries.
+
+    Raises:
+        ConfigError: no canary was ever made with the keyring.
+    """
+    matcher = matcher_for(keyring)
+    if matcher is None:
+        raise ConfigError(
+            "no canary is registered with this keyring (make some with `guardrail canary make`)"
+        )
+    found: list[CanaryCheck] = []
+    for number, line in enumerate(lines, start=1):
+        hits = matcher.canaries_in(_line_texts(line))
+        found += [CanaryCheck(number, c, tuple(e)) for c, e in hits.items()]
+    return found
+
+
 def check_file(path: str | Path, *, keyring: KeyringLike) -> list[CanaryCheck]:
-    """Scan a file of model outputs (``.jsonl``: every string of each line's JSON; anything else: each
-    line as text) for the keyring's canaries.
+    """Scan a file of model outputs (each line as text; a JSON line: every string in it) for the
+    keyring's canaries.
 
     Raises:
         ConfigError: the file is missing or not UTF-8 text, or no canary was ever made with the keyring.
@@ -306,18 +326,39 @@ def check_file(path: str | Path, *, keyring: KeyringLike) -> list[CanaryCheck]:
     src = Path(path)
     if not src.is_file():
         raise ConfigError(f"{src}: no such file (give a .txt or .jsonl file of model outputs)")
-    matcher = matcher_for(keyring)
-    if matcher is None:
-        raise ConfigError(
-            "no canary is registered with this keyring (make some with `guardrail canary make`)"
-        )
-    jsonl = src.suffix.lower() in (".jsonl", ".ndjson")
-    found: list[CanaryCheck] = []
     try:
         with open(src, encoding="utf-8-sig", newline="") as f:
-            for number, line in enumerate(f, start=1):
-                hits = matcher.canaries_in(_line_texts(line, jsonl))
-                found += [CanaryCheck(number, c, tuple(e)) for c, e in hits.items()]
+            return check_lines(f, keyring=keyring)
     except UnicodeDecodeError:
         raise ConfigError(f"{src}: not UTF-8 text (re-encode it as UTF-8)") from None
-    return found
+
+
+def audit_check(
+    audit_log: str | Path, keyring: KeyringLike, found: Sequence[CanaryCheck], *, source: str
+) -> None:
+    """Record canaries found in model outputs: one ``canary.tripped`` per canary (``model.output``)."""
+    from guardrail import __version__
+    from guardrail.audit import AuditLog
+    from guardrail.canaries.watch import canary_fields
+    from guardrail.keys import as_keyring
+
+    lines: dict[str, list[int]] = {}
+    entities: dict[str, set[str]] = {}
+    for hit in found:
+        lines.setdefault(hit.canary, []).append(hit.line)
+        entities.setdefault(hit.canary, set()).update(hit.entities)
+    log = AuditLog.for_keyring(audit_log, as_keyring(keyring))
+    try:
+        for canary in sorted(lines):
+            fields = canary_fields(canary, sorted(entities[canary]), where="model.output")
+            fields["resources"] = [{"type": "output", "id": f"{source}:{n}"} for n in lines[canary][:100]]
+            log.append(
+                {
+                    "event": {"category": "canary.tripped", "action": "R", "outcome": "success"},
+                    "source": {"app": f"guardrail@{__version__}", "component": "canaries"},
+                    **fields,
+                },
+                sync=True,
+            )
+    finally:
+        log.close()

@@ -108,25 +108,40 @@ def canary_list(
 
 @canary_app.command("check")
 def canary_check(
-    file: Annotated[Path, typer.Argument(help="Model outputs: .txt (a line each) or .jsonl.")],
+    file: Annotated[Path, typer.Argument(help="Model outputs, one per line (.txt, .jsonl), or - for stdin.")],
     keyring: KeyringOpt,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per finding.")] = False,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--audit-log", envvar="GUARDRAIL_AUDIT_LOG", help="Record each canary found (canary.tripped)."
+        ),
+    ] = None,
 ) -> None:
     """Scan model outputs for canary values; exit 1 when one is found (prints canary ids and lines,
     never the values)."""
-    from guardrail.canaries import check_file
+    import sys
+
+    from guardrail.canaries import audit_check, check_file, check_lines
     from guardrail.keys import Keyring
 
-    found = check_file(file, keyring=Keyring.open(keyring))
+    ring = Keyring.open(keyring)
+    name = "<stdin>" if str(file) == "-" else str(file)
+    found = check_lines(sys.stdin, keyring=ring) if str(file) == "-" else check_file(file, keyring=ring)
     for hit in found:
         if json_out:
             record = {"line": hit.line, "canary": hit.canary, "entities": list(hit.entities)}
             _out.print(json.dumps(record), markup=False)
         else:
-            _out.print(f"{file}:{hit.line}: canary {hit.canary} ({', '.join(hit.entities)})", markup=False)
+            _out.print(f"{name}:{hit.line}: canary {hit.canary} ({', '.join(hit.entities)})", markup=False)
+    if found and audit_log is not None:
+        audit_check(audit_log, ring, found, source=Path(name).name)
     if found:
         canaries = len({h.canary for h in found})
         lines = len({h.line for h in found})
-        _err.print(f"{canaries} canar{'y' if canaries == 1 else 'ies'} found on {lines} line(s) of {file}")
+        _err.print(
+            f"{canaries} canar{'y' if canaries == 1 else 'ies'} found on {lines} line(s) of {name}",
+            markup=False,
+        )
         raise typer.Exit(1)
-    _err.print(f"no canary found in {file}", markup=False)
+    _err.print(f"no canary found in {name}", markup=False)

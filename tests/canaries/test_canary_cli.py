@@ -17,12 +17,14 @@ from guardrail.keys import Keyring
 pytestmark = pytest.mark.slow
 
 
-def run(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(*args: object, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("GUARDRAIL_DEBUG", None)
     env.pop("GUARDRAIL_KEYRING", None)
     cmd = [sys.executable, "-m", "guardrail.cli", *(str(a) for a in args)]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=180, check=False
+    )
 
 
 def test_make_check_round_trip_and_gate(tmp_path: Path) -> None:
@@ -43,6 +45,10 @@ def test_make_check_round_trip_and_gate(tmp_path: Path) -> None:
     found = run("canary", "check", "outputs.txt", "-k", "keys", cwd=tmp_path)
     assert found.returncode == 1
     assert found.stdout.strip() == f"outputs.txt:2: canary {ids[0]} (EMAIL_ADDRESS)"
+    piped = run("canary", "check", "-", "-k", "keys", "--json", "--audit-log", "audit", cwd=tmp_path,
+                stdin=json.dumps({"answer": f"Contact\n{email}"}) + "\n")  # fmt: skip
+    assert piped.returncode == 1
+    assert json.loads(piped.stdout) == {"line": 1, "canary": ids[0], "entities": ["EMAIL_ADDRESS"]}
     (tmp_path / "clean.txt").write_text("I don't know.\n", encoding="utf-8")
     clean = run("canary", "check", "clean.txt", "-k", "keys", cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
@@ -70,6 +76,11 @@ def test_make_check_round_trip_and_gate(tmp_path: Path) -> None:
     assert [e["canary"] for e in events if e["event"]["category"] == "canary.make"] == [
         {"ids": ids, "kind": "record", "count": 2}
     ]
+    (checked,) = [e for e in events if e["event"]["category"] == "canary.tripped"]
+    assert checked["canary"] == {"id": ids[0], "where": "model.output", "entities": ["EMAIL_ADDRESS"]}
+    assert checked["resources"] == [{"type": "output", "id": "<stdin>:1"}]
+    for value in values:
+        assert value not in piped.stdout + piped.stderr
 
 
 def test_text_redaction_gate(tmp_path: Path) -> None:
