@@ -110,13 +110,20 @@ def test_text_redaction_gate(tmp_path: Path) -> None:
         (("--kind", "chat", "-n", "1", "-o", "chat.txt"), "--kind chat writes .jsonl"),
         (("--kind", "poem", "-n", "1", "-o", "p.txt"), "--kind 'poem' is not one of note, chat, record"),
         (("--kind", "note", "-n", "1", "-o", "nodir/n.txt"), "no such directory for --output"),
+        (("--kind", "note", "-n", "1", "-o", "adir.txt"), "is a directory; give --output a file path"),
+        (("--kind", "note", "-n", "1", "-o", "a-file/n.txt"), "not a directory, so --output"),
+        (("--kind", "note", "-n", "1", "-o", "taken.txt"), "exists; pass --force"),
     ],
-    ids=["suffix", "kind", "parent"],
+    ids=["suffix", "kind", "parent", "directory", "parent-file", "exists"],
 )
 def test_make_refuses_bad_arguments(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     Keyring.create(tmp_path / "keys")
+    (tmp_path / "adir.txt").mkdir()
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    (tmp_path / "taken.txt").write_text("keep me\n", encoding="utf-8")
     result = run("canary", "make", *args, "-k", "keys", cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "keys" / "canaries.json").exists()
+    assert (tmp_path / "taken.txt").read_text(encoding="utf-8") == "keep me\n"
