@@ -59,6 +59,8 @@ _TOKEN = re.compile(r"[^\W_]+")
 _ID = re.compile(r"cn-[0-9a-f]{10}")
 #: longest planted value, in tokens, that a matcher tries (an e-mail address is 4 to 6)
 MAX_TOKENS = 8
+#: the shortest first word of a planted value (an SSN's area number): shorter words are not looked up
+MIN_CHARS = 3
 
 
 class CanaryRegistryError(ConfigError):
@@ -130,27 +132,37 @@ class CanaryMatcher:
         return mac.digest()[:_DIGEST_BYTES]
 
     def scan(self, text: str) -> list[CanaryHit]:
-        """Every planted value in ``text`` (longest match first at a position; overlaps allowed)."""
+        """Every planted value in ``text`` (overlapping matches included: a name inside an e-mail).
+
+        Offsets are those of the normalised text: the input's own for ASCII text.
+        """
         if not self._values or not text:
             return []
-        normal = text if text.isascii() else unicodedata.normalize("NFKC", text)
-        # offsets are those of the NFKC text; the same as the input's for everything but rare forms
-        spans = [(m.group().casefold(), m.start(), m.end()) for m in _TOKEN.finditer(normal)]
-        hits: list[CanaryHit] = []
-        for i, (token, start, end) in enumerate(spans):
-            digest = self._digest(token)
-            found = self._values.get(digest)
-            if found is not None:
-                hits.append(CanaryHit(found[0], found[1], start, end))
+        lowered = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
+        tokens = _TOKEN.findall(lowered)
+        found: list[tuple[int, int, tuple[str, str, int]]] = []  # first token, last token, value
+        digests: dict[str, bytes] = {}  # this call's words ("the", "patient" repeat): dropped on return
+        for i, token in enumerate(tokens):
+            if len(token) < MIN_CHARS:
+                continue  # no planted value starts with a word this short
+            digest = digests.get(token)
+            if digest is None:
+                digest = digests[token] = self._digest(token)
+            value = self._values.get(digest)
+            if value is not None:
+                found.append((i, i, value))
             if digest not in self._firsts:
                 continue
             joined = token
-            for j in range(i + 1, min(len(spans), i + self._longest)):
-                joined += spans[j][0]
-                found = self._values.get(self._digest(joined))
-                if found is not None:
-                    hits.append(CanaryHit(found[0], found[1], start, spans[j][2]))
-        return hits
+            for j in range(i + 1, min(len(tokens), i + self._longest)):
+                joined += tokens[j]
+                value = self._values.get(self._digest(joined))
+                if value is not None:
+                    found.append((i, j, value))
+        if not found:
+            return []
+        spans = [m.span() for m in _TOKEN.finditer(lowered)]  # offsets, only when something matched
+        return [CanaryHit(v[0], v[1], spans[i][0], spans[j][1]) for i, j, v in found]
 
     def canaries_in(self, texts: Iterable[str]) -> dict[str, list[str]]:
         """``{canary id: [entity types found]}`` over ``texts`` (sorted, without repeats)."""
@@ -288,8 +300,11 @@ class CanaryRegistry:
                 stored = []
                 for index, (entity, value) in enumerate(values):
                     form = compact(value)
-                    if not form:
-                        raise CanaryRegistryError(f"{canary_id}: a {entity} value has no letters or digits")
+                    if not form or len(_tokens(value)[0]) < MIN_CHARS:
+                        raise CanaryRegistryError(
+                            f"{canary_id}: a {entity} value must start with a word of {MIN_CHARS} or more "
+                            "letters or digits"
+                        )
                     context = Context(store="canary", namespace=canary_id, key=str(index), tenant=tenant)
                     stored.append(
                         {
