@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guardrail.canaries.registry import CanaryMatcher
+from guardrail.canaries.registry import CanaryMatcher, strings_of
 
 __all__ = [
     "CanaryAlert",
@@ -64,15 +64,25 @@ class CanaryAlert:
     resources: tuple[str, ...] = ()
 
 
+def _metadata_strings(metadata: Any) -> list[str]:
+    if not isinstance(metadata, dict):
+        return []
+    out: list[str] = []
+    for key, value in metadata.items():
+        if key not in _PRIVATE_METADATA:
+            out.append(str(key))  # keys travel too (a value used as a key)
+            out.extend(strings_of(value))
+    return out
+
+
 def _node_texts(node: Any) -> list[str]:
-    """The text and string metadata of a node (both travel to the caller)."""
+    """The text, string metadata and relationship metadata of a node (all travel to the caller)."""
     get_content = getattr(node, "get_content", None)
     texts: list[str] = [str(get_content())] if get_content is not None else []
-    for key, value in (getattr(node, "metadata", None) or {}).items():
-        if key in _PRIVATE_METADATA:
-            continue
-        values = value if isinstance(value, list | tuple) else [value]
-        texts.extend(v for v in values if isinstance(v, str) and v)
+    texts += _metadata_strings(getattr(node, "metadata", None))
+    for related in (getattr(node, "relationships", None) or {}).values():
+        for info in related if isinstance(related, list) else [related]:
+            texts += _metadata_strings(getattr(info, "metadata", None))
     return texts
 
 

@@ -145,6 +145,23 @@ class TestRegistry:
         found = matcher.canaries_in([f"the number is {mangle(ssn)}."])
         assert (cid in found) is hits
 
+    def test_metadata_and_relationships_are_watched(self, planted: dict[str, Any], tmp_path: Path) -> None:
+        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+        gr = _gr(planted, tmp_path)
+        watch = gr.canaries()
+        email = _value(planted, planted["notes"].ids[0], "EMAIL_ADDRESS")
+        mrn = _value(planted, planted["notes"].ids[1], "MEDICAL_RECORD_NUMBER")
+        node = TextNode(text=OTHER, metadata={"authors": ["x", email]})
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id="d", metadata={"chart": mrn})
+        assert sorted(watch.observe_nodes([node], where="rag.unguarded")) == sorted(planted["notes"].ids)
+        assert (
+            watch.observe_nodes([TextNode(text=OTHER, metadata={"title": "menu"})], where="rag.unguarded")
+            == []
+        )
+        watch.close()
+        gr.close()
+
     def test_given_name_alone_does_not_trip(self, planted: dict[str, Any]) -> None:
         matcher = CanaryRegistry(planted["keys"]).matcher()
         cid = planted["notes"].ids[0]
