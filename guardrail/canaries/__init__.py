@@ -339,6 +339,7 @@ def audit_check(
     """Record canaries found in model outputs: one ``canary.tripped`` per canary (``model.output``)."""
     from guardrail import __version__
     from guardrail.audit import AuditLog
+    from guardrail.audit.events import actor_member
     from guardrail.canaries.watch import canary_fields
     from guardrail.keys import as_keyring
 
@@ -351,6 +352,7 @@ def audit_check(
     try:
         for canary in sorted(lines):
             fields = canary_fields(canary, sorted(entities[canary]), where="model.output")
+            fields["actor"] = actor_member(None)  # who ran the check (the model's outputs reached them)
             fields["resources"] = [{"type": "output", "id": f"{source}:{n}"} for n in lines[canary][:100]]
             log.append(
                 {
