@@ -162,6 +162,9 @@ app.add_typer(manifest_app, name="manifest")
 from guardrail.reports.cli import report_app  # noqa: E402 - the sub-apps are assembled here
 
 app.add_typer(report_app, name="report")
+from guardrail.canaries.cli import canary_app  # noqa: E402 - the sub-apps are assembled here
+
+app.add_typer(canary_app, name="canary")
 keys_app = typer.Typer(
     help="Create and manage keyrings: list, rotate, re-encrypt, destroy, shred.", no_args_is_help=True
 )
@@ -591,6 +594,9 @@ def redact(
     records = 0
     started = time.monotonic()
     progress = _progress(f"redacting {input.name}", input, reader.kind, quiet)
+    from guardrail.datasets.run import canaries_of
+
+    canaries, planted = canaries_of(gr.keyring), []  # a canary value in the output fails the run
     with contextlib.ExitStack() as stack:
         stack.callback(progress.finish)
         handle = stack.enter_context(atomic_output(output, force=force))
@@ -608,6 +614,9 @@ def redact(
                     data = result.text + record.data[len(text) :]
                 else:
                     set_field(data, path, result.text)
+            found = canaries.canaries_in([data]) if canaries is not None and isinstance(data, str) else {}
+            if found:
+                planted.append(f"line {record.line}: canary {', '.join(found)}")
             if reader.kind == "jsonl":
                 handle.write(json.dumps(data, ensure_ascii=False) + "\n")
             elif writer is not None:
@@ -618,6 +627,13 @@ def redact(
             progress(records)
         if writer is not None and not header_written and reader.header:
             writer.writerow(reader.header)
+        if planted:
+            from guardrail.datasets.run import GateFailed
+
+            raise GateFailed(
+                f"gate failed: the output still holds canary values in {len(planted)} record(s): "
+                f"{'; '.join(planted[:10])}; nothing was written"
+            )
     if records == 0 and not reader.skipped:
         err.print(f"warning: {input}: no records (an empty input); the output is empty too", markup=False)
     seconds = time.monotonic() - started

@@ -287,6 +287,22 @@ class Guardrail:
 
         return install_unguarded_detector(self)
 
+    def canaries(self, alert: Any = None, *, llm_outputs: bool | None = None) -> Any:
+        """Watch for the keyring's canaries (``guardrail canary make``) in everything released here:
+        nodes at the release point, ``rag.unguarded`` retrievals (with :meth:`watch_unguarded`), LLM
+        answers. Each canary seen in clear writes one ``canary.tripped`` audit event (where, canary id,
+        entity types; never the value) and calls ``alert`` with a
+        :class:`~guardrail.canaries.CanaryAlert`. Returns the :class:`~guardrail.canaries.CanaryWatch`
+        (``.close()`` stops it). ``llm_outputs=True`` also watches every raw LLM answer (``llm.output``)
+        where a response guard watches what users receive (default: only without a response guard).
+
+        Raises:
+            ConfigError: no keyring or audit log, or no canary is registered with the keyring.
+        """
+        from guardrail.canaries import start_watch
+
+        return start_watch(self, alert=alert, llm_outputs=llm_outputs)
+
     def _new_scope(self) -> PseudonymScope:
         return PseudonymScope()
 

@@ -15,6 +15,11 @@ that every writer records the same fields the same way, and the reports read one
     ``{rule_id: n}``: chunks the pre-filter kept out of the vector query, per deny rule.
 ``resources[].profile``
     the redaction profile applied to each released chunk.
+``canary``
+    ``{id, where, entities}`` for ``canary.tripped`` (where a planted value was seen in clear:
+    ``rag.release``, ``rag.unguarded``, ``llm.output``, ``rag.response``, ``dataset.export``; the entity
+    types of the values seen; never a value) and ``{ids, kind, count}`` for ``canary.make`` (see
+    :mod:`guardrail.canaries`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "actor_member",
+    "canary_member",
     "counts_by_subject",
     "dataset_purpose",
     "processor_members",
@@ -163,3 +169,9 @@ def counts_by_subject(chunks: Iterable[tuple[Sequence[str], Sequence[Any]]]) -> 
                 if isinstance(entity, str):
                     counts[entity] = counts.get(entity, 0) + 1
     return {"by_subject": {ref: dict(sorted(c.items())) for ref, c in sorted(out.items())}} if out else {}
+
+
+def canary_member(canary: str, entities: Iterable[str], *, where: str) -> dict[str, Any]:
+    """The ``canary`` member of a ``canary.tripped`` event: the canary id, where it was seen, the entity
+    types of the planted values seen there (never a value)."""
+    return {"id": canary, "where": where, "entities": sorted(set(entities))}

@@ -66,6 +66,8 @@ CATEGORIES: Final = frozenset(
         "report.generate",
         "retention.apply",
         "store.maintenance",
+        "canary.make",
+        "canary.tripped",
     }
 )
 ACTIONS: Final = frozenset({"C", "R", "U", "D", "E"})
@@ -92,6 +94,7 @@ CALLER_FIELDS: Final = frozenset(
         "processors",
         "request",
         "response",
+        "canary",
     }
 )
 FIELDS: Final = LOG_FIELDS | CALLER_FIELDS

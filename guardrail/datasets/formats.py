@@ -643,12 +643,32 @@ def _fsync(path: Path) -> None:
 # --- Hugging Face datasets ---------------------------------------------------------------------
 
 
+def _canary_gate(canaries: Any, rows: list[dict[str, Any]], indices: list[int]) -> None:
+    from guardrail.canaries.registry import strings_of
+    from guardrail.datasets.run import GateFailed, flagged_record
+
+    flagged = []
+    for row, index in zip(rows, indices, strict=True):
+        found = canaries.canaries_in(strings_of(row))
+        if found:
+            flagged.append(flagged_record(DatasetRecord(index, index + 1, row, []), dict.fromkeys(found, 1)))
+    if flagged:
+        shown = "; ".join(
+            f"row {r.line}"
+            + (f" (id {r.id})" if r.id is not None else "")
+            + f": canary {', '.join(r.entities)}"
+            for r in flagged[:10]
+        )
+        raise GateFailed(f"gate failed: the redacted dataset still holds canary values: {shown}", flagged)
+
+
 def redact_dataset(
     dataset: datasets.Dataset,
     redact_text: Callable[[list[str]], list[str]],
     rules: FieldRules = FieldRules(),
     *,
     batch_size: int = _BATCH,
+    canaries: Any = None,
 ) -> datasets.Dataset:
     """A copy of ``dataset`` with the selected texts replaced by ``redact_text`` (called per batch).
 
@@ -656,10 +676,17 @@ def redact_dataset(
     fields, the features and the dataset's format are kept. Results are never loaded from the
     datasets cache, so a changed ``redact_text`` always applies.
 
+    ``canaries`` (a :class:`~guardrail.canaries.CanaryMatcher`; by default that of a
+    :func:`~guardrail.datasets.run.text_redactor` made with a keyring) is the canary gate: a row of the
+    result that still holds a canary value raises :class:`~guardrail.datasets.run.GateFailed`.
+
     Raises:
         InputFormatError: a row does not fit the selected shape (named by its 1-based row).
         ConfigError: ``redact_text`` returned a different number of texts than it was given.
+        GateFailed: a redacted row still holds a canary value (named by its row and canary id).
     """
+    if canaries is None:
+        canaries = getattr(redact_text, "canaries", None)
     pa = _optional("pyarrow")
     schema = dataset.features.arrow_schema
     shape = _columnar_shape(schema)
@@ -681,6 +708,8 @@ def redact_dataset(
         for row, pairs in zip(rows, selected, strict=True):
             for path, _ in pairs:
                 set_field(row, path, next(replacements))
+        if canaries is not None:
+            _canary_gate(canaries, rows, indices)
         return pa.Table.from_pylist(rows, schema=table.schema)
 
     fmt = dataset.format

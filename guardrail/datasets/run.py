@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
+from guardrail.canaries.registry import strings_of
 from guardrail.datasets.formats import (
     DatasetFormat,
     DatasetReader,
@@ -484,6 +485,7 @@ def text_redactor(
         found = processor.detector.detect_batch(texts)
         return [processor.redactor.redact(t, f, scope=tokens).text for t, f in zip(texts, found, strict=True)]
 
+    redact.canaries = canaries_of(keyring)  # type: ignore[attr-defined] # redact_dataset's canary gate
     return redact
 
 
@@ -727,6 +729,8 @@ class _Totals:
     before: Counter[str] = field(default_factory=Counter)
     after: Counter[str] = field(default_factory=Counter)
     flagged: list[FlaggedRecord] = field(default_factory=list)
+    # records whose output still holds a canary value (guardrail.canaries): line, plain id, canary ids
+    canaries: list[FlaggedRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -738,6 +742,7 @@ class _Totals:
             "after": dict(self.after),
             # positions and counts only: a checkpoint never holds data, so no ids
             "flagged": [[r.line, dict(r.entities)] for r in self.flagged],
+            "canaries": [[r.line, dict(r.entities)] for r in self.canaries],
         }
 
     @classmethod
@@ -752,6 +757,10 @@ class _Totals:
             [
                 FlaggedRecord(int(line), None, {str(k): int(v) for k, v in entities.items()})
                 for line, entities in data.get("flagged", [])
+            ],
+            [
+                FlaggedRecord(int(line), None, {str(k): int(v) for k, v in found.items()})
+                for line, found in data.get("canaries", [])
             ],
         )
 
@@ -950,6 +959,7 @@ def redact_file(
                     checkpoint_seconds=checkpoint_seconds,
                     progress=progress,
                     linker=linker,
+                    canaries=canaries_of(keyring),
                 )
             except GateFailed:
                 raise  # discarded and audited as denied by _run
@@ -1062,6 +1072,7 @@ def _run(
     checkpoint_seconds: float,
     progress: Callable[[int], None] | None,
     linker: SubjectLinker | None = None,
+    canaries: Any = None,
 ) -> RunResult:
     started = time.monotonic()
     if state is not None:
@@ -1106,6 +1117,10 @@ def _run(
                 totals.after.update(p.after)
                 if p.after:
                     totals.flagged.append(flagged_record(p.record, p.after))
+                if canaries is not None:  # a canary value in the output fails the gate below
+                    planted = canaries.canaries_in(strings_of(p.data))
+                    if planted:
+                        totals.canaries.append(flagged_record(p.record, dict.fromkeys(planted, 1)))
                 totals.chars += sum(len(t) for _, t in p.record.texts)
             totals.input_records += len(processed) + len(chunk.rejects)
             totals.output_records += len(processed)
@@ -1168,6 +1183,25 @@ def _run(
     if linker is not None and state is not None:
         linker.add_from(src, format=reader.format)  # records done before the interruption
     subjects = linker.refs() if linker is not None else None
+    if totals.canaries:
+        _audit_export(log, pol, manifest, None, dataset_id, actor, outcome="denied", subjects=subjects)
+        _audit_canaries(log, totals.canaries, dataset_id)
+        _discard(files)
+        shown = "; ".join(
+            f"line {r.line}"
+            + (f" (id {r.id})" if r.id is not None else "")
+            + ": canary "
+            + ", ".join(r.entities)
+            for r in totals.canaries[:10]
+        )
+        more = len(totals.canaries) - 10
+        raise GateFailed(
+            f"gate failed: the output still holds canary values in {len(totals.canaries)} record(s): {shown}"
+            + (f"; and {more} more record(s)" if more > 0 else "")
+            + "; nothing was written (a planted canary must never leave in clear: check the fields and "
+            "roles the run processes, e.g. --field, --role, --skip-field)",
+            totals.canaries,
+        )
     if fail_on is not None and residual > fail_on:
         _audit_export(log, pol, manifest, None, dataset_id, actor, outcome="denied", subjects=subjects)
         _discard(files)
@@ -1370,6 +1404,37 @@ def _audit_export(
         subjects=subjects,
         operators=operators,
     )
+
+
+def canaries_of(keyring: Keyring | None) -> Any:
+    """The matcher of the keyring's canaries (``guardrail canary make``), or ``None`` when there are none."""
+    from guardrail.canaries import matcher_for
+
+    return matcher_for(keyring)
+
+
+def _audit_canaries(log: AuditLog | None, records: Sequence[FlaggedRecord], dataset_id: str) -> None:
+    """One ``canary.tripped`` event per canary held back by the gate (outcome ``denied``: not published)."""
+    if log is None:
+        return
+    from guardrail import __version__
+    from guardrail.canaries.watch import canary_fields
+
+    lines: dict[str, list[int]] = {}
+    for r in records:
+        for canary in r.entities:
+            lines.setdefault(canary, []).append(r.line)
+    for canary in sorted(lines):
+        fields = canary_fields(canary, [], where="dataset.export")
+        fields["resources"] = [{"type": "dataset", "id": dataset_id}]
+        fields["dataset"] = {"id": dataset_id, "lines": lines[canary][:100]}
+        log.append(
+            {
+                "event": {"category": "canary.tripped", "action": "C", "outcome": "denied"},
+                "source": {"app": f"guardrail@{__version__}", "component": "datasets"},
+                **fields,
+            }
+        )
 
 
 def _discard(files: _Sidecars) -> None:

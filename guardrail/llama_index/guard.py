@@ -45,6 +45,7 @@ from guardrail.access import (
     possible_classifications,
 )
 from guardrail.audit.events import processor_members
+from guardrail.canaries import watch as canary_watch
 from guardrail.crypto import DecryptionError
 from guardrail.errors import GuardrailError
 from guardrail.findings import Finding
@@ -281,6 +282,7 @@ class Guard:
         released, counts = self._redact(node, decision.redaction, request, rid=rid, point=point)
         request.decisions.append((rid, decision, counts))
         request.released[released.node_id] = (content_digest(released), released)
+        canary_watch.observe_release(self.gr, [released], principal=request.principal)
         return released
 
     def _decision(self, request: _Request, node: BaseNode | _Labels) -> tuple[Decision, Resource]:
@@ -873,6 +875,7 @@ def install_unguarded_detector(guardrail: Any) -> Any:
                 and not _postprocessor_downstream()
             ):
                 guardrail._audit_unguarded(len(event.nodes or []))
+                canary_watch.observe_unguarded(guardrail, event.nodes or [])
 
     handler = UnguardedRetrievalHandler()
     get_dispatcher().add_event_handler(handler)

@@ -154,6 +154,8 @@ class _Tally:
     principals: _Principals = field(default_factory=_Principals)
     unguarded: int = 0
     unguarded_recent: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    canaries: int = 0  # canary.tripped events (guardrail.canaries)
+    canary_recent: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=RECENT))
     # exposure
     ingested: Counter[str] = field(default_factory=Counter)
     ingest_chunks: int = 0
@@ -207,6 +209,22 @@ class _Tally:
             self.ingest_chunks += len(resources) if isinstance(resources, list) else 0
         elif category in ("key.rotate", "key.shred", "dsar.erasure"):
             self._key_op(record, category, at)
+        elif category == "canary.tripped":
+            self.canaries += 1
+            canary = _obj(record.get("canary"))
+            entities = canary.get("entities")
+            self.canary_recent.append(
+                (
+                    at,
+                    _text(canary.get("id")),
+                    _text(canary.get("where")),
+                    _text(get(record, "actor", "ref")),
+                    ", ".join(e for e in entities if isinstance(e, str))
+                    if isinstance(entities, list)
+                    else "-",
+                    "blocked" if outcome == "denied" else "reached",
+                )
+            )
 
     def _retrieval(self, record: dict[str, Any], category: str, outcome: str, at: str) -> None:
         unguarded = category == "rag.unguarded"
@@ -685,6 +703,8 @@ def _access(t: _Tally) -> Section:
                 "warning",
             )
         )
+    if t.canaries:
+        blocks += _canary_blocks(t)
     blocks += [unguarded, principals]
     total = sum(t.by_outcome.values())
     known = [
@@ -695,6 +715,32 @@ def _access(t: _Tally) -> Section:
     unique = list({pol.sha256: pol for pol in known}.values())
     blocks.append(minimum_necessary_table(unique))
     return Section("access", "Access", tuple(blocks), intro=f"{total} retrieval(s) in the period.")
+
+
+def _canary_blocks(t: _Tally) -> list[Block]:
+    """Shown only when a canary tripped: a planted fake identifier was seen in clear."""
+    return [
+        Note(
+            f"{t.canaries} canary trip(s) (canary.tripped): a planted fake identifier was seen in clear "
+            "(released, answered or exported). Find the path from the 'where' column; the canary id names "
+            "the planted record (`guardrail canary list`).",
+            "danger",
+        ),
+        Table(
+            "canary_trips",
+            "Canary trips",
+            (
+                Column("occurred_at", "occurred at"),
+                Column("canary", "canary"),
+                Column("where", "where"),
+                Column("actor", "principal"),
+                Column("entities", "entity types"),
+                Column("outcome", "outcome"),
+            ),
+            tuple(reversed(t.canary_recent)),
+            total=t.canaries,
+        ),
+    ]
 
 
 def minimum_necessary_table(policies: Iterable[Policy], block_id: str = "minimum_necessary") -> Table:
