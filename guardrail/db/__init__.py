@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -221,11 +222,7 @@ class Database:
                 not a bug of the query (connection lost, timeout, permission).
         """
         psycopg = _psycopg()
-        with self._lock:
-            if os.getpid() != self._pid:
-                self._idle = []  # the parent's sockets are not ours
-                self._pid = os.getpid()
-            conn = self._idle.pop() if self._idle else None
+        conn = self._checkout()
         try:
             if conn is None:
                 conn = self._connect()
@@ -252,6 +249,25 @@ class Database:
                     conn = None
             if conn is not None:
                 conn.close()
+
+    def _checkout(self) -> psycopg.Connection[Any] | None:
+        """An idle connection that is still alive, or None. An idle connection has nothing to read: if its
+        socket is readable, the server said goodbye (a restart, a terminated backend) and it is dropped."""
+        while True:
+            with self._lock:
+                if os.getpid() != self._pid:
+                    self._idle = []  # the parent's sockets are not ours
+                    self._pid = os.getpid()
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return None
+            try:
+                readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+            except (OSError, ValueError):
+                readable = [True]
+            if not readable:
+                return conn
+            conn.close()
 
     def close(self) -> None:
         """Close the idle connections (in use ones close when given back)."""

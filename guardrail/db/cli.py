@@ -74,3 +74,30 @@ def status_command(location: UrlArg) -> None:
         f"{s.vault_tokens} vault tokens",
         markup=False,
     )
+
+
+@db_app.command("adopt-keyring")
+def adopt_keyring_command(
+    location: UrlArg,
+    keyring: Annotated[
+        str, typer.Option("--keyring", "-k", help="The keyring directory whose state moves to the database.")
+    ],
+    refresh_seconds: Annotated[
+        float,
+        typer.Option(
+            "--refresh-seconds",
+            help="The staleness bound: each host checks the state at least this often before a release.",
+        ),
+    ] = 1.0,
+) -> None:
+    """Move a keyring's mutable state (wrapped DEKs, versions, primaries, tombstones) into PostgreSQL.
+    The directory keeps its KEK material and a pointer; copy it to the other hosts."""
+    from guardrail.keys_pg import move_state
+
+    ring = move_state(keyring, location, refresh_seconds=refresh_seconds)
+    out.print(
+        f"keyring state of {keyring} moved to {ring._db.location.display} "
+        f"(keyring {ring._db.location.keyring!r}, {len(ring.list_keys())} keys); "
+        f"releases see a change at most {refresh_seconds:g} s after it commits",
+        markup=False,
+    )

@@ -38,6 +38,7 @@ from guardrail.audit.events import processor_members
 from guardrail.crypto import DecryptionError
 from guardrail.errors import GuardrailError
 from guardrail.findings import Finding
+from guardrail.keys import KeyringError
 from guardrail.llama_index.evidence import withheld_by_prefilter
 
 __all__ = [
@@ -339,6 +340,8 @@ class GuardedRetriever(BaseRetriever):
                 results = self._for(principal).retrieve(query_bundle)
             except DecryptionError as exc:
                 raise RetrievalBlocked(f"a retrieved record could not be opened ({exc.record})") from None
+            except KeyringError as exc:  # e.g. its shared state cannot be checked (guardrail.keys_pg)
+                raise RetrievalBlocked(f"the keyring is not available: {exc}") from None
             released: list[NodeWithScore] = []
             guard = self._gr._guard
             for hit in results:

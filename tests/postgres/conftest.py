@@ -6,10 +6,9 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from pgcluster import READER, READER_PASSWORD, WRITER, WRITER_PASSWORD, Cluster, bindir
+from pgcluster import READER, READER_PASSWORD, WRITER, WRITER_PASSWORD, Cluster, PgLog, bindir
 
 _schemas = itertools.count()
 
@@ -27,28 +26,6 @@ def cluster() -> Iterator[Cluster]:
         yield c
     finally:
         c.destroy()
-
-
-@dataclass(frozen=True)
-class PgLog:
-    """A fresh guardrail schema: the writer's and reader's locations, the superuser's, the schema name."""
-
-    cluster: Cluster
-    schema: str
-    writer: str
-    reader: str
-    admin: str
-
-    def sql(self, statement: str, *args: object) -> list[tuple[object, ...]]:
-        return self.cluster.sql(statement.replace("{s}", self.schema), *args, dbname="guardrail")
-
-    def tamper(self, statement: str, *args: object) -> None:
-        """Run ``statement`` as a superuser with the triggers off (``session_replication_role``)."""
-        import psycopg
-
-        with psycopg.connect(self.cluster.admin_url("guardrail"), autocommit=True) as conn:
-            conn.execute("SET session_replication_role = replica")
-            conn.execute(statement.replace("{s}", f'"{self.schema}"'), args or None)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 SUPERUSER = "postgres"
@@ -141,3 +142,25 @@ class Cluster:
         self.sql(f"CREATE ROLE {WRITER} LOGIN PASSWORD '{WRITER_PASSWORD}'")
         self.sql(f"CREATE ROLE {READER} LOGIN PASSWORD '{READER_PASSWORD}'")
         self.sql(f"CREATE DATABASE {dbname}")
+
+
+@dataclass(frozen=True)
+class PgLog:
+    """A fresh guardrail schema: the writer's and reader's locations, the superuser's, the schema name."""
+
+    cluster: Cluster
+    schema: str
+    writer: str
+    reader: str
+    admin: str
+
+    def sql(self, statement: str, *args: object) -> list[tuple[object, ...]]:
+        return self.cluster.sql(statement.replace("{s}", self.schema), *args, dbname="guardrail")
+
+    def tamper(self, statement: str, *args: object) -> None:
+        """Run ``statement`` as a superuser with the triggers off (``session_replication_role``)."""
+        import psycopg
+
+        with psycopg.connect(self.cluster.admin_url("guardrail"), autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")
+            conn.execute(statement.replace("{s}", f'"{self.schema}"'), args or None)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from _pg_worker import ORIGIN, RECORD_KEY, SEED, event
-from conftest import PgLog
+from pgcluster import PgLog
 
 from guardrail.audit import AuditLog, AuditWriteError, iter_records, prove, verify, verify_proof
 from guardrail.audit.pg import PgAuditLog, export, read_verifier_key

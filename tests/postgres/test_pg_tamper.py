@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audit"))
 from _audit_helpers import RECORD_KEY, SEGMENT, make_log
-from conftest import PgLog
+from pgcluster import PgLog
 from test_audit_tamper import CASES, N
 
 from guardrail.audit import AuditIntegrityError, verify
