@@ -156,6 +156,9 @@ app.add_typer(policy_app, name="policy")
 from guardrail.audit.cli import audit_app  # noqa: E402 - the sub-apps are assembled here
 
 app.add_typer(audit_app, name="audit")
+from guardrail.db.cli import db_app  # noqa: E402
+
+app.add_typer(db_app, name="db")
 from guardrail.datasets.cli import manifest_app  # noqa: E402 - the sub-apps are assembled here
 
 app.add_typer(manifest_app, name="manifest")

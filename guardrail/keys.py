@@ -351,6 +351,10 @@ class Keyring:
             raise KeyringError(f"{path}: unreadable keyring file") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise KeyringError(f"{path}: not a {FORMAT} keyring")
+        if "state" in data:  # the mutable state lives in PostgreSQL (guardrail.keys_pg)
+            from guardrail.keys_pg import open_postgres_state
+
+            return open_postgres_state(directory, data, kek)
         missing = [k for k in ("kek", "check", "index_key", "keys") if k not in data]
         if missing or not isinstance(data.get("kek"), dict) or not isinstance(data.get("keys"), list):
             raise KeyringError(f"{path}: incomplete keyring file (missing {', '.join(missing) or 'fields'})")

@@ -284,3 +284,21 @@ def prove_command(
     if not verify_proof(proof, key.encode()):
         err.print("the proof does not verify", markup=False)
         raise typer.Exit(EXIT_DAMAGED)
+
+
+@audit_app.command("export")
+def export_command(
+    location: Annotated[str, typer.Argument(help="The PostgreSQL log: postgresql://USER@HOST:PORT/DBNAME.")],
+    output: Annotated[Path, typer.Argument(help="A new (or empty) directory for the file log.")],
+) -> None:
+    """Write a consistent snapshot of a PostgreSQL audit log as a file log that `verify` checks offline
+    (audit.pub, segment files, checkpoints): evidence an auditor can take away."""
+    from guardrail.audit.pg import export
+    from guardrail.db import is_postgres_url
+
+    if not is_postgres_url(location):
+        raise ConfigError(f"{location}: export reads a postgresql:// location (a file log is copied as is)")
+    count = export(location, output)
+    out.print(
+        f"exported {count} records to {output}; check it with `guardrail audit verify {output}`", markup=False
+    )

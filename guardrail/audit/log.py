@@ -127,6 +127,17 @@ class AuditLog:
         log.close()
     """
 
+    def __new__(cls, directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> AuditLog:
+        """A ``postgresql://`` location opens the PostgreSQL log (:mod:`guardrail.audit.pg`)."""
+        if cls is AuditLog:
+            from guardrail.db import is_postgres_url
+
+            if is_postgres_url(directory):
+                from guardrail.audit.pg import PgAuditLog
+
+                return super().__new__(PgAuditLog)
+        return super().__new__(cls)
+
     def __init__(
         self,
         directory: str | os.PathLike[str],
@@ -231,6 +242,12 @@ class AuditLog:
         self._background_error: BaseException | None = None
         self._appended_since_checkpoint = False
 
+        self._open_storage(origin)
+        self._writer = threading.Thread(target=self._run, name="guardrail-audit-writer", daemon=True)
+        self._writer.start()
+
+    def _open_storage(self, origin: str | None) -> None:
+        """Open the directory, take the lock, load or create the key and bring the tail up to date."""
         try:
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock_fd = os.open(self._dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -239,15 +256,13 @@ class AuditLog:
         try:
             with self._locked():
                 self._key = self._load_or_create_key(origin)
-                self._mac = RecordMac(record_key, self._key.name)
-                self._sealer = Sealer(signing_key, self._key.name)
+                self._mac = RecordMac(self._record_key, self._key.name)
+                self._sealer = Sealer(self._seed, self._key.name)
                 self._open_tail()
                 self._opening = False
         except BaseException:
             os.close(self._lock_fd)
             raise
-        self._writer = threading.Thread(target=self._run, name="guardrail-audit-writer", daemon=True)
-        self._writer.start()
 
     @classmethod
     def for_keyring(cls, directory: str | os.PathLike[str], keyring: Any, **options: Any) -> AuditLog:
@@ -713,23 +728,28 @@ class AuditLog:
         end = data.rfind(b"\n") + 1
         if end:
             for line in data[: end - 1].split(b"\n"):
-                leaf, mac, seal = check_line(line, t.size)
-                if mac is None and self._opening and t.legacy == t.size:
-                    t.legacy += 1  # written before records carried a MAC: checked against a checkpoint
-                elif mac is None or not self._mac.check(leaf, mac, seal):
-                    raise AuditIntegrityError(
-                        t.size,
-                        "unauthentic",
-                        f"record {t.size} ({path.name}) is not authenticated by this log's record key: "
-                        "someone without the keyring added or rewrote it; nothing is appended after it "
-                        "(run `guardrail audit verify` and restore the log from a verified copy)",
-                    )
-                t.range.append(leaf)
-                t.size += 1
+                self._absorb(line, path.name)
                 t.segment_records += 1
         t.offset += end
         if end < len(data):
             t.torn = True  # left as found; the next record goes to a new segment
+
+    def _absorb(self, line: bytes, where: str) -> None:
+        """Check one stored line written by another writer (format, leaf, seq, MAC) and add its leaf."""
+        t = self._tail
+        leaf, mac, seal = check_line(line, t.size)
+        if mac is None and self._opening and t.legacy == t.size:
+            t.legacy += 1  # written before records carried a MAC: checked against a checkpoint
+        elif mac is None or not self._mac.check(leaf, mac, seal):
+            raise AuditIntegrityError(
+                t.size,
+                "unauthentic",
+                f"record {t.size} ({where}) is not authenticated by this log's record key: "
+                "someone without the keyring added or rewrote it; nothing is appended after it "
+                "(run `guardrail audit verify` and restore the log from a verified copy)",
+            )
+        t.range.append(leaf)
+        t.size += 1
 
     def _sync_checkpoints(self) -> None:
         t = self._tail
@@ -809,22 +829,20 @@ class AuditLog:
         self._seg_fd = (number, fd)
         return fd
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _render(self, batch: list[_Pending]) -> tuple[list[bytes], CompactRange]:
+        """The stored lines (with newlines) of a batch appended at the tail, and the tree after it.
+
+        Records get ``seq`` from the tail's size on; the last one carries the seal (the signed tree head
+        after the batch)."""
         t = self._tail
         recorded = f'"{format_time(self._clock())}"'
-        segment, seg_records = t.segment, t.segment_records
-        if t.torn or seg_records >= self._segment_records:
-            segment, seg_records = segment + 1, 0
-        parts: list[tuple[int, list[bytes]]] = [(segment, [])]
+        lines: list[bytes] = []
         leaves: list[bytes] = []
         seq = t.size
         sha256 = hashlib.sha256
         mac = self._mac.mac
         last_body = ""
         for pending in batch:
-            if seg_records >= self._segment_records:
-                segment, seg_records = segment + 1, 0
-                parts.append((segment, []))
             members = pending.members
             members["schema"] = _SCHEMA_JSON
             members["seq"] = str(seq)
@@ -832,19 +850,31 @@ class AuditLog:
             body = build_body(members)
             digest = sha256(b"\x00" + body.encode("utf-8")).digest()
             leaves.append(digest)
-            parts[-1][1].append(
-                (build_line(body, digest.hex(), mac(digest).decode("ascii")) + "\n").encode("utf-8")
-            )
+            lines.append((build_line(body, digest.hex(), mac(digest).decode("ascii")) + "\n").encode("utf-8"))
             last_body = body
             seq += 1
-            seg_records += 1
-        # the batch's last record carries the seal: the signed tree head after it
         head = t.range.copy()
         head.extend(leaves)
         seal = self._sealer.seal(seq, head.root(), max(t.cp_size, 0))
         leaf = leaves[-1]
         tag = mac(leaf, seal.encode("ascii")).decode("ascii")
-        parts[-1][1][-1] = (build_line(last_body, leaf.hex(), tag, seal) + "\n").encode("utf-8")
+        lines[-1] = (build_line(last_body, leaf.hex(), tag, seal) + "\n").encode("utf-8")
+        return lines, head
+
+    def _write(self, batch: list[_Pending]) -> None:
+        t = self._tail
+        rendered, head = self._render(batch)
+        seq = t.size + len(rendered)
+        segment, seg_records = t.segment, t.segment_records
+        if t.torn or seg_records >= self._segment_records:
+            segment, seg_records = segment + 1, 0
+        parts: list[tuple[int, list[bytes]]] = [(segment, [])]
+        for line in rendered:
+            if seg_records >= self._segment_records:
+                segment, seg_records = segment + 1, 0
+                parts.append((segment, []))
+            parts[-1][1].append(line)
+            seg_records += 1
         written: list[tuple[int, int]] = []  # (fd, offset before) for rollback
         try:
             for number, lines in parts:

@@ -58,6 +58,7 @@ from guardrail.audit.schema import (
     split_integrity,
 )
 from guardrail.audit.storage import CHECKPOINTS, PUBLIC_KEY, Snapshot, iter_lines, read_prefix, snapshot
+from guardrail.db import is_postgres_url
 from guardrail.errors import ConfigError
 
 __all__ = [
@@ -149,6 +150,13 @@ def load_verifier_key(
     Raises:
         ConfigError: missing or malformed.
     """
+    if is_postgres_url(directory):
+        from guardrail.audit.pg import read_verifier_key
+
+        if isinstance(public_key, bytes) and len(public_key) == 32:
+            return VerifierKey(VerifierKey.parse(read_verifier_key(directory)).name, public_key)
+        if public_key is None:
+            public_key = read_verifier_key(directory)
     directory = Path(directory)
     if isinstance(public_key, bytes) and len(public_key) == 32:
         name = _read_key_file(directory / PUBLIC_KEY).name
@@ -247,6 +255,18 @@ def verify(
     Raises:
         ConfigError: the directory, the public key or an extra checkpoint file cannot be read.
     """
+    if is_postgres_url(directory):  # a consistent snapshot, verified as the file log it exports to
+        from guardrail.audit.pg import materialised
+
+        with materialised(directory) as local:
+            return verify(
+                local,
+                public_key=public_key,
+                checkpoints=checkpoints,
+                strict=strict,
+                record_key=record_key,
+                allow_missing_checkpoints=allow_missing_checkpoints,
+            )
     root_dir = Path(directory)
     if not root_dir.is_dir():
         raise ConfigError(f"{root_dir}: not an audit log directory")
@@ -583,6 +603,12 @@ def iter_records(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     Raises:
         ConfigError: not a log directory.
     """
+    if is_postgres_url(directory):
+        from guardrail.audit.pg import materialised
+
+        with materialised(directory) as local:
+            yield from iter_records(local)
+        return
     root_dir = Path(directory)
     if not root_dir.is_dir():
         raise ConfigError(f"{root_dir}: not an audit log directory")
@@ -670,6 +696,11 @@ def prove(
         ConfigError: unknown event, or not yet covered by a checkpoint (wait for the next one).
         AuditIntegrityError: the records do not lead to the checkpoint's root (the log is damaged).
     """
+    if is_postgres_url(directory):
+        from guardrail.audit.pg import materialised
+
+        with materialised(directory) as local:
+            return prove(local, event_id, public_key=public_key)
     root_dir = Path(directory)
     if not root_dir.is_dir():
         raise ConfigError(f"{root_dir}: not an audit log directory")

@@ -156,6 +156,17 @@ class TokenVault:
 
     method: ClassVar[str] = "vault-random"
 
+    def __new__(cls, path: str | Path, *args: object, **kwargs: object) -> TokenVault:
+        """A ``postgresql://`` location opens the PostgreSQL vault (:mod:`guardrail.datasets.tokens_pg`)."""
+        if cls is TokenVault:
+            from guardrail.db import is_postgres_url
+
+            if is_postgres_url(path):
+                from guardrail.datasets.tokens_pg import PgTokenVault
+
+                return super().__new__(PgTokenVault)
+        return super().__new__(cls)
+
     def __init__(self, path: str | Path, *, keyring: KeyringLike, tenant: str, length: int = 6) -> None:
         from guardrail.keys import as_keyring
 

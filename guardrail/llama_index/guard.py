@@ -49,6 +49,7 @@ from guardrail.canaries import watch as canary_watch
 from guardrail.crypto import DecryptionError
 from guardrail.errors import GuardrailError
 from guardrail.findings import Finding
+from guardrail.keys import KeyringError
 from guardrail.llama_index.evidence import withheld_by_prefilter
 from guardrail.llama_index.release import (
     PATH_KEYS,
@@ -727,6 +728,8 @@ class GuardedRetriever(BaseRetriever):
                 results = target.retrieve(query_bundle)
             except DecryptionError as exc:
                 raise RetrievalBlocked(f"a retrieved record could not be opened ({exc.record})") from None
+            except KeyringError as exc:  # e.g. its shared state cannot be checked (guardrail.keys_pg)
+                raise RetrievalBlocked(f"the keyring is not available: {exc}") from None
             released = _own(self._gr._guard, request, results)
             request.withheld = self._withheld(query_bundle, request, len(results))
         finally:
@@ -751,6 +754,8 @@ class GuardedRetriever(BaseRetriever):
                 results = await target.aretrieve(query_bundle)
             except DecryptionError as exc:
                 raise RetrievalBlocked(f"a retrieved record could not be opened ({exc.record})") from None
+            except KeyringError as exc:  # e.g. its shared state cannot be checked (guardrail.keys_pg)
+                raise RetrievalBlocked(f"the keyring is not available: {exc}") from None
             released = await asyncio.to_thread(_own, self._gr._guard, request, results)
             request.withheld = await asyncio.to_thread(self._withheld, query_bundle, request, len(results))
         finally:
