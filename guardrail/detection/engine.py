@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from guardrail.detection.normalize import View, normalised_view
 from guardrail.detection.resolve import resolve
 from guardrail.detection.windows import split_windows
 from guardrail.errors import DetectionError
@@ -141,7 +142,11 @@ class PresidioDetector:
                         self._cache.popitem(last=False)
         return out
 
-    def _detect_uncached(self, texts: Sequence[str]) -> list[list[Finding]]:
+    def _detect_uncached(self, originals: Sequence[str]) -> list[list[Finding]]:
+        # detection runs on each text's normalised view (zero-width controls removed, full-width forms
+        # folded, "at"/"dot" e-mails ...); findings are mapped back to the original offsets at the end
+        views = [normalised_view(t) for t in originals]
+        texts = [v.text for v in views]
         pieces: list[tuple[int, int, int, int, str]] = []  # text index, offset, keep_from, keep_to, piece
         for i, text in enumerate(texts):
             if not text.strip():
@@ -163,7 +168,7 @@ class PresidioDetector:
             raise DetectionError(f"detection failed ({type(exc).__name__})") from (
                 exc if os.environ.get("GUARDRAIL_DEBUG") else None
             )
-        return [self._finish(text, found) for text, found in zip(texts, raw, strict=True)]
+        return [_mapped(view, self._finish(view.text, found)) for view, found in zip(views, raw, strict=True)]
 
     # ------------------------------------------------------------------ internals
 
@@ -231,6 +236,17 @@ class PresidioDetector:
         if value.strip().casefold() in self._allow:
             return True
         return any(p.fullmatch(value) for p in self._allow_patterns)
+
+
+def _mapped(view: View, found: list[Finding]) -> list[Finding]:
+    """``found`` (offsets in the normalised view) with offsets in the original text."""
+    if view.identity:
+        return found
+    out = []
+    for f in found:
+        start, end = view.span(f.start, f.end)
+        out.append(Finding(start, end, f.entity, f.score, f.recognizer))
+    return out
 
 
 # Names found on weak evidence (the small model's label, a given-name list, a role word) that are
@@ -454,13 +470,17 @@ def _coordinated_names(text: str, found: list[Finding]) -> list[Finding]:
     out: list[Finding] = []
     for m in _NAME_LIST.finditer(text):
         items = [(i.start(), i.end()) for i in _LIST_ITEM.finditer(text, m.start(), m.end())]
-        if any(span in people for span in items):
+        named = sum(span in people for span in items)
+        if named:
+            # a word that is also a common word ("Crystal", "Hope") is a person too when two or more other
+            # members of the list are
             out.extend(
                 Finding(s, e, "PERSON", 0.6, "Coordination")
                 for s, e in items
                 if (s, e) not in people
-                and text[s:e].lower() not in AMBIGUOUS_NAMES
+                and (named >= 2 or text[s:e].lower() not in AMBIGUOUS_NAMES)
                 and text[s:e] not in _LIST_STOP
+                and text[s:e] not in _NOT_GIVEN
             )
     return out
 

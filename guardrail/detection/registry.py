@@ -102,6 +102,7 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
     from guardrail.detection.recognizers.national import national_id_recognizer
     from guardrail.detection.recognizers.ner import NerRecognizer
     from guardrail.detection.recognizers.person import GivenNameRecognizer, person_recognizer
+    from guardrail.detection.recognizers.phones import PhoneLibraryRecognizer
     from guardrail.detection.recognizers.structured import FIELD_ENTITIES, StructuredFieldRecognizer
 
     candidates: list[Any] = [
@@ -118,6 +119,7 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
         company_recognizer(),
         DemonymRecognizer(),
         card_recognizer(),
+        PhoneLibraryRecognizer(),
     ]
     out = [r for r in candidates if r.supported_entities[0] in entities]
     structured = sorted(entities & set(FIELD_ENTITIES.values()))

@@ -501,9 +501,11 @@ EMAIL_POSITIVE = {
     "simple": ("Email jane.doe@example.com for details.", "jane.doe@example.com"),
     "plus-and-subdomain": ("Write to j_smith+tag@mail.hospital.org today.", "j_smith+tag@mail.hospital.org"),
     "unknown-top-level-domain": ("Write to user@example.invalidtld please.", "user@example.invalidtld"),
+    # written with words to dodge filters: found through the normalised view (issue 12)
+    "spelled-out": ("Send it to jane at example dot com.", "jane at example dot com"),
 }
 EMAIL_NEGATIVE = {
-    "spelled-out": "Send it to jane at example dot com.",
+    "at-and-dot-as-words-in-prose": "Meet me at the station at noon, then the dot on the map.",
     "no-public-suffix": "Mail user@localhost now.",
 }
 

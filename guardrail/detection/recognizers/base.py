@@ -29,6 +29,8 @@ class Rule:
     score: float
     flags: int = 0
     validate: Validator | None = None
+    # a regex searched in the 32 characters before a match (anchor it with ``$``): a hit drops the match
+    not_after: str | None = None
 
     def compile(self) -> re.Pattern[str]:
         return re.compile(self.regex, self.flags)
@@ -45,7 +47,10 @@ class RuleRecognizer(LocalRecognizer):
         context: Sequence[str] = (),
         name: str | None = None,
     ) -> None:
-        self._rules = [(rule, rule.compile()) for rule in rules]
+        self._rules = [
+            (rule, rule.compile(), re.compile(rule.not_after, re.IGNORECASE) if rule.not_after else None)
+            for rule in rules
+        ]
         super().__init__(
             supported_entities=[entity],
             supported_language="en",
@@ -60,13 +65,15 @@ class RuleRecognizer(LocalRecognizer):
         entity = self.supported_entities[0]
         results: list[RecognizerResult] = []
         metadata = result_metadata(self)
-        for rule, regex in self._rules:
+        for rule, regex, guard in self._rules:
             for match in regex.finditer(text):
                 start, end = match.span("v") if "v" in regex.groupindex else match.span()
                 if start < 0 or start == end:
                     continue
                 score = rule.score
                 if rule.validate is not None and not rule.validate(text[start:end]):
+                    continue
+                if guard is not None and guard.search(text, max(0, start - 32), start):
                     continue
                 results.append(
                     RecognizerResult(entity, start, end, score, recognition_metadata=dict(metadata))

@@ -33,6 +33,14 @@ def _numeric_ok(value: str) -> bool:
     return (1 <= a <= 12 and 1 <= b <= 31) or (1 <= b <= 12 and 1 <= a <= 31)
 
 
+# scores, ratios and vitals written like dates: "pain 7/10", "power 4/5", "BP 120/80", "ratio 1/3"
+_SCORE_BEFORE = (
+    r"(?:\b(?:pain|mood|sleep|fatigue|anxiety|score[sd]?|scale|rated?|rating|ratio|grade|power|strength|motor|reflexes|vision|"
+    r"acuity|BP|blood\s+pressure|GCS|APGARs?|murmur|odds|dose|doses|tabs?|out\s+of|VAS|NRS|"
+    r"level|stage|gleason|fraction|split|lanes?|rounds?|sets?|games?|vote[sd]?)\b[\s:=]*(?:was\s+|is\s+|of\s+)?)$"
+)
+
+
 def date_recognizer() -> RuleRecognizer:
     """Dates: numeric (M/D/Y, D.M.Y, Y-M-D, with 2- or 4-digit years, with times), month names, years."""
     w = r"(?<![\w/.-])"
@@ -59,7 +67,49 @@ def date_recognizer() -> RuleRecognizer:
                 0.8,
                 validate=_numeric_ok,
             ),
-            Rule("md", r"(?<![\w/.-])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\w/]|\.\d)", 0.4),
+            Rule(
+                "md",
+                r"(?<![\w/.-])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\w/]|\.\d)",
+                0.4,
+                not_after=_SCORE_BEFORE,
+            ),
+            # ranges: "3/4-3/9/2024", "11/2023 - 1/2024", "Mar 3-9, 2024", "12.-15.03.2024"
+            Rule(
+                "md range",
+                rf"{w}(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?:/(?:\d{{4}}|\d{{2}}))?\s?[-–—]\s?"
+                rf"(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/(?:\d{{4}}|\d{{2}}){e}",
+                0.85,
+            ),
+            Rule(
+                "month/year range",
+                rf"{w}(?:0?[1-9]|1[0-2])/{_YEAR4}\s?[-–—]\s?(?:0?[1-9]|1[0-2])/{_YEAR4}{e}",
+                0.85,
+            ),
+            Rule(
+                "month day range",
+                rf"\b{MONTHS}\.?\s+{_DAY}\s?[-–—]\s?{_DAY}(?:,?\s+{_YEAR4})?\b",
+                0.8,
+                flags=re.IGNORECASE,
+            ),
+            Rule(
+                "day range month",
+                rf"\b{_DAY}\.?\s?[-–—]\s?{_DAY}\.?\s+{MONTHS}\b(?:\.?,?\s+{_YEAR4}\b)?",
+                0.8,
+            ),
+            # "01Dec2023", "3MAR24": day, month name and year written together
+            Rule(
+                "compact day-mon-year",
+                rf"(?<![\w/.-])(?:0?[1-9]|[12]\d|3[01]){MONTHS}(?:{_YEAR4}|\d{{2}})(?!\w)",
+                0.85,
+                flags=re.IGNORECASE,
+            ),
+            # "11/98", "06/87": a month and a two-digit number that cannot be a day is a month and year
+            Rule(
+                "month/yy",
+                r"(?<![\w/.-])(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d)(?![\w/]|\.\d)",
+                0.55,
+                not_after=_SCORE_BEFORE,
+            ),
             Rule(
                 "month day year",
                 rf"\b{MONTHS}\.?\s+{_DAY},?\s+{_YEAR4}{_TIME}\b",
@@ -113,6 +163,14 @@ def parse_year(value: str) -> int | None:
 
 
 _NUM = r"(?P<v>\d{1,3}(?:\.\d)?)"
+_UNITS_WORD = r"(?:one|two|three|four|five|six|seven|eight|nine)"
+# ninety and up, in words (ages up to 89 are not identifiers under Safe Harbor, so they are not matched)
+_WORDS_90 = rf"(?:ninety(?:[- ]{_UNITS_WORD})?|(?:one|a)\s+hundred(?:\s+(?:and\s+)?(?:{_UNITS_WORD}|ten|eleven|twelve))?)"
+
+
+def _kin_age_ok(value: str) -> bool:
+    m = re.match(r"\d+", value)
+    return m is not None and 0 < int(m.group()) < 60
 
 
 def _age_ok(value: str) -> bool:
@@ -143,7 +201,41 @@ def age_recognizer() -> RuleRecognizer:
                 0.55,
                 validate=_age_ok,
             ),
-            Rule("sex age", rf"\b{_NUM}\s?(?:M|F|yo[MF])\b", 0.5, validate=_age_ok),
+            Rule("sex age", rf"\b{_NUM}\s?/?\s?(?:M|F|yo[MF])\b(?!/)", 0.5, validate=_age_ok),
+            # "F/96"
+            Rule("sex then age", rf"\b[MF]\s?/\s?{_NUM}\b(?![/.]\d)", 0.45, validate=_age_ok),
+            # HIPAA: ages over 89 written in words ("ninety-one year old", "a hundred and two")
+            Rule(
+                "age in words",
+                rf"(?i:\b(?P<v>{_WORDS_90}(?:[- ](?:years?|yrs?)(?:[- ]old)|\s+(?:y/?o|yo)))(?!\w))",
+                0.5,
+            ),
+            Rule("aged in words", rf"(?i:\b(?:aged?|turned|turning|turns)\s+(?P<v>{_WORDS_90})\b)", 0.5),
+            # the age after a date of birth: "DOB 3/3/1929 (94)", "born 1931 (93 y)"
+            Rule(
+                "age after dob",
+                r"(?i:\b(?:DOB|D\.O\.B\.|born|date\s+of\s+birth)\b)[:\s]*[\w/.,-]{4,20}\s*\((?P<v>\d{1,3})"
+                r"(?:\s?(?:y|yo|y/o|yrs?|years?))?\)",
+                0.85,
+                validate=_age_ok,
+            ),
+            # "my mother, who is 91", "she is now 93"
+            Rule(
+                "who is",
+                rf"(?i:\b(?:who\s+is|who's|who\s+turned|is\s+now|now\s+aged?)\s+){_NUM}\b"
+                r"(?![.,]\d|\s*(?:%|percent|kg|lbs?|cm|mg|minutes|min|days|weeks|am|pm|[ap]\.m\.))",
+                0.6,
+                validate=_age_ok,
+            ),
+            # a child's age after a kinship word: "my son Maksym, 9 years", "daughter (5 yrs)", "DD (7)"
+            Rule(
+                "kin age",
+                r"(?i:\b(?:son|daughter|child|children|kids?|dependants?|dependents?|boy|girl|baby|toddler|grandson|granddaughter|grandchild|"
+                r"brother|sister|nephew|niece|twins?|DD|DS|DD\d|DS\d)\b):?(?:\s+[A-ZÀ-ÞĀ-Ž][\w'’-]+){0,3}"
+                r"\s*[,(]\s*(?P<v>\d{1,2}(?:\s?(?:years?|yrs?|y/?o|yo|months?|mos?)(?:\s+old)?)?)\s*[,)]",
+                0.7,
+                validate=_kin_age_ok,
+            ),
             Rule(
                 "in nineties",
                 r"\b(?:in\s+(?:his|her|their)\s+)(?P<v>(?:late\s+|early\s+|mid-?)?(?:9|10)0s|nineties)\b",

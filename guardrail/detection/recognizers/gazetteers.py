@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-__all__ = ["AMBIGUOUS_NAMES", "COMPANY_SUFFIXES", "DEMONYMS", "given_names"]
+__all__ = ["AMBIGUOUS_NAMES", "COMPANY_SUFFIXES", "COUNTRIES", "DEMONYMS", "given_names"]
 
 #: Given names that are also common English words, months or places: evidence of a person only
 #: when a capitalised surname follows ("Grant Hill", not "Grant access").
@@ -54,6 +54,28 @@ DEMONYMS = frozenset(
     chechen kurdish kurd basque catalan flemish walloon sami roma romani maori aboriginal indigenous
     native inuit cherokee navajo
     """.split()
+)
+
+#: Country names in English (and a few endonyms), as a regex alternation.
+COUNTRIES = (
+    "Afghanistan|Albania|Algeria|Andorra|Angola|Argentina|Armenia|Australia|Austria|Azerbaijan|Bahamas|"
+    "Bahrain|Bangladesh|Barbados|Belarus|Belgium|Belize|Benin|Bhutan|Bolivia|Bosnia and Herzegovina|Bosnia|"
+    "Botswana|Brazil|Brasil|Brunei|Bulgaria|Burkina Faso|Burundi|Cambodia|Cameroon|Canada|Chad|Chile|China|"
+    "Colombia|Congo|Costa Rica|Croatia|Cuba|Cyprus|Czech Republic|Czechia|Denmark|Danmark|Djibouti|"
+    "Dominican Republic|Ecuador|Egypt|El Salvador|Eritrea|Estonia|Eesti|Eswatini|Ethiopia|Fiji|Finland|Suomi|"
+    "France|Gabon|Gambia|Georgia|Germany|Deutschland|Ghana|Greece|Greenland|Grenada|Guatemala|Guinea|Guyana|"
+    "Haiti|Honduras|Hong Kong|Hungary|Magyarország|Iceland|Ísland|India|Indonesia|Iran|Iraq|Ireland|Israel|"
+    "Italy|Italia|Ivory Coast|Jamaica|Japan|Jordan|Kazakhstan|Kenya|Kosovo|Kuwait|Kyrgyzstan|Laos|Latvia|"
+    "Lebanon|Lesotho|Liberia|Libya|Liechtenstein|Lithuania|Luxembourg|Madagascar|Malawi|Malaysia|Maldives|"
+    "Mali|Malta|Mauritania|Mauritius|Mexico|México|Moldova|Monaco|Mongolia|Montenegro|Morocco|Mozambique|"
+    "Myanmar|Namibia|Nepal|Netherlands|Nederland|New Zealand|Nicaragua|Niger|Nigeria|North Macedonia|Norway|"
+    "Norge|Oman|Pakistan|Palestine|Panama|Paraguay|Peru|Philippines|Poland|Polska|Portugal|Puerto Rico|Qatar|"
+    "Romania|România|Russia|Rwanda|Saudi Arabia|Senegal|Serbia|Srbija|Seychelles|Sierra Leone|Singapore|"
+    "Slovakia|Slovenia|Somalia|South Africa|South Korea|Korea|South Sudan|Spain|España|Sri Lanka|Sudan|"
+    "Suriname|Sweden|Sverige|Switzerland|Schweiz|Suisse|Syria|Taiwan|Tajikistan|Tanzania|Thailand|Togo|"
+    "Trinidad and Tobago|Tunisia|Turkey|Türkiye|Turkmenistan|Uganda|Ukraine|United Arab Emirates|UAE|"
+    "United Kingdom|UK|United States|USA|U\\.S\\.A\\.|Uruguay|Uzbekistan|Venezuela|Vietnam|Viet Nam|Yemen|"
+    "Zambia|Zimbabwe|England|Scotland|Wales|Northern Ireland"
 )
 
 #: Legal forms that end a company name ("Vergnet SA", "Ontodia Inc.", "Emis Group Plc").

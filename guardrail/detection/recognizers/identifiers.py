@@ -13,7 +13,13 @@ from collections.abc import Callable
 
 from guardrail.detection.recognizers.base import Rule, RuleRecognizer, luhn_ok
 
-__all__ = ["context_id_recognizers", "identifier_recognizers", "labelled"]
+__all__ = ["PHONE_CONTEXT", "context_id_recognizers", "identifier_recognizers", "labelled", "phone_ok"]
+
+# words near a phone number that make a weak match (a digit group, a valid national number) strong
+PHONE_CONTEXT = (
+    "phone call tel telephone mobile cell number contact reach text dial office home work answer registered "
+    "whatsapp sms ring line extension"
+).split()
 
 # A value after a label: letters, digits and inner separators, at least two digits somewhere.
 _VALUE = r"(?P<v>(?=[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9]|[-/.](?=[A-Za-z0-9])){3,24})"
@@ -356,6 +362,6 @@ def identifier_recognizers() -> list[RuleRecognizer]:
                     validate=phone_ok,
                 ),
             ],
-            context="phone call tel telephone mobile cell number contact reach text dial office home work answer registered whatsapp sms ring line extension".split(),
+            context=PHONE_CONTEXT,
         ),
     ]

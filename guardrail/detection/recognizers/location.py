@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from guardrail.detection.recognizers.base import Rule, RuleRecognizer
+from guardrail.detection.recognizers.gazetteers import COUNTRIES
 
 __all__ = ["US_STATES", "location_recognizers", "zip_recognizer"]
 
@@ -75,6 +76,15 @@ _NOT_CALENDAR = (
     r"Today|Tomorrow|Yesterday)\b)"
 )
 
+# capitalised words that start a sentence or a phrase rather than a place name ("In Italy", "Visit Spain")
+_NOT_FUNCTION = (
+    r"(?!(?:In|At|To|From|For|The|And|Or|Of|On|By|With|Via|Visit|Visiting|Made|Ship|Shipping|Ships|Shipped|"
+    r"Welcome|Hello|Hi|Dear|Team|Office|Offices|Branch|Store|Stores|Sales|Support|Both|All|Only|Also|"
+    r"Across|Around|Within|Outside|Inside|Throughout|Than|Like|Including|Not|North|South|East|West|Central|"
+    r"Northern|Southern|Eastern|Western|New|Our|Your|My|His|Her|Their|Its|We|You|I|They|He|She|It|This|That|"
+    r"Is|Was|Are|Were|Beat|Beats|Played|Plays|Against|Versus|Vs|Team|Bank|Air|Airways|Radio|Times)\b)"
+)
+
 # phrases after which a capitalised name is a place
 _LOCATING = (
     r"live[sd]?\s+in|living\s+in|lived\s+in|reside[sd]?\s+in|residing\s+in|resident\s+of|moved\s+(?:to|from)|"
@@ -122,6 +132,14 @@ def location_recognizers() -> list[RuleRecognizer]:
                     "prefix street",
                     rf"(?:\b\d{{1,5}}[ \t]+)?(?<![\w])(?:ul\.|ulica|al\.|C/|Calle|Rua|Av\.|Avda\.?|Avenida|Via|Viale|Rue|Piazza|Strada|Paseo|Plaza|Travessa|Largo|Camino|Carrer|Chemin|Odos)[ \t]+(?:(?:de|du|des|del|della|da|do|dos|das|di|la|le|les|van|von|der|dei|degli)[ \t]+)*(?:[A-ZÀ-ÞĀ-Ž0-9][\w'’.-]*[ \t]*){{1,4}}\d{{0,5}}[A-Za-z]?\b{_TAIL}",
                     0.75,
+                ),
+                # "Roodepoort, South Africa", "Montemurro Italy": a place name then its country locates a
+                # person (an address tail, a home town); the first word is not a function word or month
+                Rule(
+                    "place country",
+                    rf"(?<![\w&@.-]){_NOT_CALENDAR}{_NOT_FUNCTION}(?P<v>[A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’-]+(?:[ -](?:[A-ZÀ-ÞĀ-Ž]"
+                    rf"[a-zß-ÿā-ž'’-]+|nad|na|am|an|de|del|sur|upon|on))?,?[ \t]+(?:{COUNTRIES}))\b(?![ \t]*[A-Z][a-z])",
+                    0.6,
                 ),
                 # a multi-line postal block: a street line then short capitalised lines (city, region, country, postcode)
                 Rule(

@@ -41,6 +41,11 @@ _NOT_ADDRESSEE = (
     r"Good|Great|Here|Back|Again|Both|Each|Support|Admin|Mate|Friend|Friends|Sorry|Happy|Glad|Ready|Not|"
     r"Just|So|Very|Really|New|Also|Still|Available|Interested|Looking|Writing|Calling|Following)\b)"
 )
+_NOT_LIVING = (
+    r"(?:The|This|That|It|He|She|They|We|You|I|Everyone|Everybody|Nobody|Somebody|Someone|Who|Our|My|Your|"
+    r"His|Her|Their|Family|Team|Company|Staff|Everything|Nothing|Something|One|Each|Most|Many|Some|Legend|"
+    r"History|Music|Love|Hope|Life|Data|Code|Information|Support|Stock|Inventory)"
+)
 _NAMED = rf"(?!(?:{_HONORIFICS})\b){_NOT_ADDRESSEE}{NAME}"
 _ROLES = (
     r"patient|pt|name|full\s+name|spouse|husband|wife|partner|mother|father|mom|dad|son|daughter|brother|"
@@ -101,6 +106,15 @@ def person_recognizer() -> RuleRecognizer:
                 0.8,
             ),
             # a speaker in a transcript: 'Lukas: "Who are you?"'
+            # "Dita lives on Eötvös út", "Kofi moved to Accra": a sentence opening with a name that lives,
+            # works or moves somewhere
+            Rule(
+                "name lives",
+                rf"(?:(?m:^)|(?<=[.!?][ ])|(?<=[.!?][ ][ ]))[ \t]*(?!{_NOT_LIVING}\b){_NOT_ADDRESSEE}"
+                rf"(?P<v>{_WORD}(?:[ ]{_WORD})?)[ ]+(?:lives|lived|works|worked|moved|resides|resided|grew[ ]up|"
+                rf"was[ ]born|is[ ]living|stays|stayed|relocated)[ ]+(?:on|in|at|to|near|with|from)\b",
+                0.6,
+            ),
             Rule("speaker", rf"(?m)^[ \t]*(?P<v>{_WORD}(?:[ \t]+{_WORD})?)[ \t]*:[ \t]*[\"“']", 0.7),
             # a greeting or thanks addressing one person: "Thanks Aoife.", "Thank you, Dimitris!", "Hi Kenji,"
             Rule(
