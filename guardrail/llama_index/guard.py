@@ -736,7 +736,7 @@ class GuardedRetriever(BaseRetriever):
             _request.reset(token)
         # one audit event per retrieval; if it cannot be written, nothing is returned
         self._gr._audit_retrieval(request, query=query_bundle.query_str, k=len(results), started=started)
-        _note_released(principal, released)
+        _note_released(request.principal, released)
         return released
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -763,6 +763,7 @@ class GuardedRetriever(BaseRetriever):
         await asyncio.to_thread(
             self._gr._audit_retrieval, request, query=query_bundle.query_str, k=len(results), started=started
         )
+        _note_released(request.principal, released)
         return released
 
     def _withheld(self, query_bundle: QueryBundle, request: _Request, k: int) -> dict[str, int]:

@@ -26,6 +26,7 @@ from llama_index.core.schema import BaseNode, TextNode
 from guardrail import Guardrail
 from guardrail.crypto import DecryptionError, decode_text, envelope_version
 from guardrail.errors import ConfigError
+from guardrail.llama_index.release import release_all
 from guardrail.llama_index.storage import reencrypt
 
 TENANT = "acme"
@@ -140,16 +141,23 @@ def _retrieve(storage: Any, embed: Any, query: str) -> tuple[list[BaseNode] | No
     every node id the release point saw."""
     seen: list[str] = []
 
-    def hook(node: BaseNode, *, score: float | None) -> BaseNode:
-        seen.append(node.node_id)
-        return node
+    point = storage.vector_store.release_point
+    release = point.release
 
-    storage.vector_store.set_release_hook(hook)
+    def observed(node: BaseNode, *, score: float | None) -> BaseNode | None:
+        seen.append(node.node_id)
+        return release(node, score=score)  # type: ignore[no-any-return]
+
+    point.release = observed
     index = VectorStoreIndex.from_vector_store(storage.vector_store, embed_model=embed)
+    # the store is closed by default: read it raw as maintenance code would (what opens is the question)
     try:
-        return [n.node for n in index.as_retriever(similarity_top_k=5).retrieve(query)], seen
+        with release_all("test: which records open in this collection"):
+            return [n.node for n in index.as_retriever(similarity_top_k=5).retrieve(query)], seen
     except DecryptionError:
         return None, seen
+    finally:
+        del point.release
 
 
 def _nodes() -> tuple[TextNode, TextNode]:
