@@ -313,7 +313,7 @@ def test_scanner_finds_plaintext_in_an_unencrypted_store(
 
 def write_store(kind: str, root: Path) -> None:
     """Build, query, persist and close an encrypted store of ``kind`` under ``root`` (keys included)."""
-    from conftest import Backend, HashEmbedding  # run as a script: this directory is on sys.path
+    from stores_support import Backend, HashEmbedding  # run as a script: this directory is on sys.path
 
     embed = HashEmbedding()
     Keyring.create(root / "keys")

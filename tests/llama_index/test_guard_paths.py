@@ -60,7 +60,7 @@ def _nodes() -> list[TextNode]:
 
 
 def _index(gr: Guardrail, storage: Any = None, **kwargs: Any) -> VectorStoreIndex:
-    from conftest import HashEmbedding
+    from stores_support import HashEmbedding
 
     return VectorStoreIndex(
         gr.annotator()(_nodes()),
@@ -95,7 +95,7 @@ def test_storage_opened_after_guard_and_reads_before_it_are_closed(tmp_path: Pat
     late_storage.persist(persist_dir=str(tmp_path / "kb"))
     second = _gr(tmp_path)
     reopened = second.load_storage_context(tmp_path / "kb")
-    from conftest import HashEmbedding
+    from stores_support import HashEmbedding
 
     again = VectorStoreIndex.from_vector_store(reopened.vector_store, embed_model=HashEmbedding())
     with gr.acting_as(CLINICIAN):
@@ -198,7 +198,7 @@ def test_nested_and_not_filters_on_simple(tmp_path: Path) -> None:
 def test_aretrieve_does_not_block_the_event_loop(tmp_path: Path) -> None:
     """Live detection (a plain store, unannotated nodes) runs in a worker thread: a concurrent task keeps
     ticking while the guarded call runs."""
-    from conftest import HashEmbedding
+    from stores_support import HashEmbedding
 
     gr = _gr(tmp_path)
     _ = gr.detector
@@ -237,8 +237,8 @@ def test_aretrieve_does_not_block_the_event_loop(tmp_path: Path) -> None:
 
 def test_async_only_qdrant_client(tmp_path: Path) -> None:
     import qdrant_client
-    from conftest import HashEmbedding
     from llama_index.vector_stores.qdrant import QdrantVectorStore
+    from stores_support import HashEmbedding
 
     gr = _gr(tmp_path)
 
@@ -297,7 +297,7 @@ def test_faiss_is_refused_with_a_clear_message(tmp_path: Path) -> None:
 def test_annotator_before_the_splitter_never_splices_at_wrong_offsets(tmp_path: Path) -> None:
     """Spans computed on the document do not fit the chunks: their digest does not match, the chunk is
     detected again."""
-    from conftest import HashEmbedding
+    from stores_support import HashEmbedding
 
     gr = _gr(tmp_path)
     filler = " Daily weights were recorded and fluid intake was limited." * 6
@@ -323,7 +323,7 @@ def test_late_metadata_that_cannot_be_checked_fails_closed(tmp_path: Path) -> No
     gr = _gr(tmp_path)
     nodes = gr.annotator()(_nodes())
     nodes[0].metadata["reviewed_by"] = "Dr. Amara Okafor"  # added after the annotator: no stored spans
-    from conftest import HashEmbedding
+    from stores_support import HashEmbedding
 
     index = VectorStoreIndex(nodes, storage_context=gr.storage_context(), embed_model=HashEmbedding())
     retriever = gr.guard(index.as_retriever(similarity_top_k=3))

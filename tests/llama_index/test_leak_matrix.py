@@ -152,7 +152,7 @@ def _vector_store(kind: str, root: Path) -> Any:
 
 class World:
     def __init__(self, kind: str, root: Path, keyring_dir: Path) -> None:
-        from conftest import HashEmbedding
+        from stores_support import HashEmbedding
 
         self.root = root
         self.embed = HashEmbedding()
@@ -269,7 +269,7 @@ def test_fusion_with_bm25(world: World, name: str, mode: str) -> None:
 
 @pytest.fixture(scope="module")
 def hierarchy(tmp_path_factory: pytest.TempPathFactory, keyring_dir: Path) -> dict[str, Any]:
-    from conftest import HashEmbedding
+    from stores_support import HashEmbedding
 
     root = tmp_path_factory.mktemp("hierarchy")
     embed = HashEmbedding()
@@ -310,7 +310,7 @@ def test_auto_merging(hierarchy: dict[str, Any], storage_kind: str, name: str) -
 
 def test_auto_merging_keeps_an_allowed_leaf_when_its_parent_is_denied(tmp_path: Path) -> None:
     """No "doc_id not found": the relationship to the denied parent is cut, the leaf stays."""
-    from conftest import HashEmbedding
+    from stores_support import HashEmbedding
 
     Keyring.create(tmp_path / "keys")
     gr = Guardrail(
