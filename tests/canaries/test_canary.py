@@ -299,30 +299,30 @@ class TestRetrieval:
         assert set(trips[0]["canary"]["entities"]) >= {"PERSON", "US_SSN", "EMAIL_ADDRESS"}
         assert verify(tmp_path / "audit").ok
 
-    def test_direct_retrieval_of_an_encrypted_store_trips_once(
+    def test_direct_retrieval_of_an_encrypted_store_is_refused_and_trips_nothing(
         self, planted: dict[str, Any], tmp_path: Path
     ) -> None:
-        """A retriever built on the store behind the guard's back: the release point decides (in clear
-        for the DPO) and the unguarded handler sees the same nodes: one exposure, one event."""
+        """A retriever built on the store behind the guard's back: the store is closed by default, so the
+        read is refused (audited ``rag.unguarded``, denied) and no canary reaches anyone; the same query
+        through the guard releases the canary in clear to the DPO and trips (positive control)."""
+        from guardrail.access import AccessDenied
+
         gr = _gr(planted, tmp_path)
         storage = gr.storage_context()
         VectorStoreIndex.from_documents(
             self._docs(planted), storage_context=storage, transformations=[gr.annotator()],
             embed_model=HashingEmbedding(),
         )  # fmt: skip
-        gr.guard(
-            VectorStoreIndex.from_vector_store(
-                storage.vector_store, embed_model=HashingEmbedding()
-            ).as_retriever()
-        )
+        index = VectorStoreIndex.from_vector_store(storage.vector_store, embed_model=HashingEmbedding())
+        guarded = gr.guard(index.as_retriever(similarity_top_k=2))
         handler = gr.watch_unguarded()
         watch = gr.canaries()
         try:
-            plain = VectorStoreIndex.from_vector_store(storage.vector_store, embed_model=HashingEmbedding())
+            with gr.acting_as(DPO), pytest.raises(AccessDenied, match=r"gr\.guard"):
+                index.as_retriever(similarity_top_k=2).retrieve("follow-up")
+            assert _trips(tmp_path / "audit") == []
             with gr.acting_as(DPO):
-                got = [
-                    n.node.get_content() for n in plain.as_retriever(similarity_top_k=2).retrieve("follow-up")
-                ]
+                got = [n.node.get_content() for n in guarded.retrieve("follow-up")]
         finally:
             watch.close()
             from llama_index_instrumentation import get_dispatcher
@@ -330,9 +330,12 @@ class TestRetrieval:
             get_dispatcher().event_handlers.remove(handler)
         gr.close()
         assert planted["texts"][0] in got
-        categories = [e["event"]["category"] for e in _events(tmp_path / "audit")]
-        assert "rag.unguarded" in categories
-        assert [t["canary"]["id"] for t in _trips(tmp_path / "audit")] == [planted["notes"].ids[0]]
+        events = _events(tmp_path / "audit")
+        assert [e["event"]["outcome"] for e in events if e["event"]["category"] == "rag.unguarded"] == ["denied"]
+        trips = _trips(tmp_path / "audit")
+        assert [(t["canary"]["id"], t["canary"]["where"]) for t in trips] == [
+            (planted["notes"].ids[0], "rag.release")
+        ]
 
     def test_postprocessor_over_a_plain_store(self, planted: dict[str, Any], tmp_path: Path) -> None:
         from llama_index.core.query_engine import RetrieverQueryEngine
@@ -356,9 +359,9 @@ class TestRetrieval:
             get_dispatcher().event_handlers.remove(handler)
         gr.close()
         assert any("<PERSON_1>" in n.node.get_content() for n in response.source_nodes)
-        # the plain retriever handed the canary out before the postprocessor redacted it: one trip, there
-        trips = _trips(tmp_path / "audit")
-        assert [t["canary"]["where"] for t in trips] == ["rag.unguarded"]
+        # the postprocessor decided the nodes before anything else saw them: pseudonymised, no exposure
+        assert all(planted["texts"][0] not in n.node.get_content() for n in response.source_nodes)
+        assert _trips(tmp_path / "audit") == []
 
 
 class TestAnswers:
@@ -390,11 +393,13 @@ class TestAnswers:
     def test_guarded_query_engine_whose_llm_emits_a_canary(
         self, planted: dict[str, Any], tmp_path: Path
     ) -> None:
-        """A memorised canary in the answer of a guarded query engine, none in its context."""
+        """A memorised canary in the answer of a guarded query engine, none in its context: the response
+        guard passes it in clear only to a principal allowed PHI (a clinician under HIPAA), and that
+        exposure trips once; a support agent gets it redacted and nothing trips."""
         from llama_index.core.query_engine import RetrieverQueryEngine
 
         cid = planted["records"].ids[1]
-        gr = _gr(planted, tmp_path)
+        gr = _gr(planted, tmp_path, policy="hipaa-safe-harbor")
         index = VectorStoreIndex.from_documents(
             [Document(text=OTHER, metadata={"classification": "internal"})],
             storage_context=gr.storage_context(),
@@ -406,12 +411,16 @@ class TestAnswers:
         engine = gr.guard(RetrieverQueryEngine.from_args(index.as_retriever(), llm=llm))
         watch = gr.canaries()
         try:
-            with gr.acting_as(DPO):
+            with gr.acting_as(Principal("agent-7", ["support"], "operations")):
+                redacted = str(engine.query("when is the cafeteria open?"))
+            assert name not in redacted and mrn not in redacted
+            assert _trips(tmp_path / "audit") == []
+            with gr.acting_as(Principal("dr-chen", ["clinician"], "treatment")):
                 answer = str(engine.query("when is the cafeteria open?"))
         finally:
             watch.close()
         gr.close()
-        assert answer == llm.answer  # the DPO may see it in clear: it reached them
+        assert answer == llm.answer  # the clinician may see it in clear: it reached them
         trips = _trips(tmp_path / "audit")
         assert [t["canary"]["id"] for t in trips] == [cid]
         assert trips[0]["canary"]["where"] != "rag.release"  # the context held no canary

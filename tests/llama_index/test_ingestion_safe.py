@@ -29,6 +29,7 @@ from guardrail.errors import ConfigError
 from guardrail.keys import Keyring
 from guardrail.llama_index.hashing import HashingEmbedding
 from guardrail.llama_index.ingestion import CACHE_FILE, DOCSTORE_FILE, EncryptedIngestionCache
+from guardrail.llama_index.stores import STORAGE_NAME_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("Harold Finch", "88412095", "Olivia Bennett", "harold_finch")
@@ -153,7 +154,8 @@ def test_pipeline_persist_and_load_keep_dedup_over_encrypted_stores(tmp_path: Pa
     first.persist(str(tmp_path / "pipeline"))
     storage.persist(str(tmp_path / "kb"))
     names = {p.name for p in (tmp_path / "pipeline").iterdir()}
-    assert names == {CACHE_FILE, DOCSTORE_FILE}  # never LlamaIndex's llama_cache / docstore.json
+    # never LlamaIndex's llama_cache / docstore.json (the storage name binds the docstore's records)
+    assert names == {CACHE_FILE, DOCSTORE_FILE, STORAGE_NAME_FILE}
     for directory in (tmp_path / "pipeline", tmp_path / "kb", tmp_path / "encrypted"):
         assert not _leaks(_bytes_under(directory)), directory
     gr.close()
