@@ -52,6 +52,7 @@ PLAINTEXT_LABELS = ("tenant", "classification")
 EQUALITY_FIELDS = ("doc_id", "ref_doc_id", "document_id", "subjects", "subject")
 _ENVELOPE_KEY = "_gr"
 _NODE_COLLECTION_SUFFIX = "/data"  # KVDocumentStore keeps nodes in "<namespace>/data"
+_REF_DOC_SUFFIX = "/ref_doc_info"  # ... and each document's node ids and metadata here
 _DOC_TOKEN_KEY = "gr_doc"  # noqa: S105 - a metadata key, not a secret
 _SUBJECT_PREFIX = "gr_s_"
 
@@ -181,7 +182,21 @@ class EncryptedKVStore(BaseInMemoryKVStore):
             if released is None:
                 return None
             value = released
+        elif release and self.store == "docstore" and collection.endswith(_REF_DOC_SUFFIX):
+            value = self._release_ref_doc_info(value)
         return record["k"], value
+
+    def _release_ref_doc_info(self, value: dict[str, Any]) -> dict[str, Any]:
+        """A document's ``ref_doc_info`` carries its node ids (LlamaIndex needs them to delete and
+        refresh documents) and a copy of the document's metadata: the metadata leaves only for
+        maintenance (``release_all``) or a store without a closed release point."""
+        from guardrail.llama_index.release import GuardedReleasePoint, maintenance_reason
+
+        if not isinstance(self.release_point, GuardedReleasePoint) or maintenance_reason() is not None:
+            return value
+        if isinstance(value, dict) and isinstance(value.get("metadata"), dict):
+            return {**value, "metadata": {}}
+        return value
 
     def _release_node(self, key: str, value: dict[str, Any]) -> dict[str, Any] | None:
         """A docstore node leaves through the same release point as the vector store's."""

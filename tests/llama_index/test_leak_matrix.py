@@ -234,6 +234,18 @@ def test_unguarded_paths_over_the_encrypted_store_are_refused(world: World) -> N
             world.index.as_query_engine(llm=MockLLM()).query(QUERY)
         with pytest.raises(AccessDenied):
             BM25Retriever.from_defaults(docstore=world.storage.docstore)
+    # a document's ref_doc_info keeps its node ids (deletes and refreshes work) but not its metadata
+    infos = world.storage.docstore.get_all_ref_doc_info() or {}
+    assert infos
+    assert all(info.node_ids for info in infos.values())
+    dumped = json.dumps({k: v.to_dict() for k, v in infos.items()})
+    assert KIN not in dumped
+    assert "Finch discharge" not in dumped
+    with world.gr.release_all(reason="test: the metadata is still there for maintenance"):
+        full = json.dumps(
+            {k: v.to_dict() for k, v in (world.storage.docstore.get_all_ref_doc_info() or {}).items()}
+        )
+    assert KIN in full
 
 
 # --------------------------------------------------------------------------- hybrid retrieval
