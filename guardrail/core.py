@@ -104,13 +104,14 @@ class Guardrail:
         return self.keyring
 
     def storage_context(self, vector_store: Any = None) -> Any:
-        """A LlamaIndex ``StorageContext`` whose docstore, index store and vector store are encrypted.
+        """A LlamaIndex ``StorageContext`` whose docstore, index store and vector store are encrypted,
+        and closed by default: they release nodes only inside ``gr.guard(...)`` (or ``release_all``).
 
         Args:
             vector_store: any LlamaIndex vector store to wrap (``None``: an encrypted SimpleVectorStore).
 
         Raises:
-            ConfigError: no keyring was given.
+            ConfigError: no keyring was given; a vector store that applies no metadata filters (FAISS).
         """
         from guardrail.llama_index.storage import build_storage_context
 
@@ -185,6 +186,11 @@ class Guardrail:
     def guard(self, target: Any, *, processors: Sequence[str] = ()) -> Any:
         """Guard a retriever or a query engine: every retrieval is decided per node by the policy,
         redacted per its profile and audited, and fails closed. Returns the same kind of object.
+
+        Any retriever works, composed ones included (``QueryFusionRetriever`` with a ``BM25Retriever``,
+        ``AutoMergingRetriever``, ``RecursiveRetriever``): what it returns is only what the encrypted
+        stores released in this request, as sanitised copies, plus any other node decided on the spot.
+        The retriever passed in is never modified (its filters are kept and ANDed on a copy).
 
         Each retrieval event names the processors that receive what is released: a query engine's LLM
         and embed model, matched against the policy's ``processors``, and those named in ``processors``

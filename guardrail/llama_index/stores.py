@@ -228,7 +228,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         collection: str = DEFAULT_COLLECTION,
         batch_size: int = 1,
     ) -> None:
-        self.put_all(kv_pairs, collection, batch_size)
+        await asyncio.to_thread(self.put_all, kv_pairs, collection, batch_size)  # sealing off the loop
 
     def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
         from guardrail.llama_index.release import original_id

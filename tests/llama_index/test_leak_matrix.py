@@ -164,7 +164,9 @@ class World:
             SentenceSplitter(chunk_size=128, chunk_overlap=0),
             self.gr.annotator(),
             LateMetadata(),
-            TitleExtractor(llm=MockLLM(max_tokens=12), nodes=1),  # an extractor after the annotator
+            TitleExtractor(
+                llm=MockLLM(), nodes=1
+            ),  # after the annotator; MockLLM echoes: a title with the chunk
         ]
         self.index = VectorStoreIndex.from_documents(
             _documents(root),
