@@ -426,3 +426,14 @@ def test_postprocessor_over_a_plain_store(hierarchy: dict[str, Any], name: str) 
     assert not [
         r for r in records if r["event"]["category"] == "rag.unguarded" and r["event"]["outcome"] == "success"
     ]
+
+
+def test_the_audit_log_holds_no_personal_data_or_paths(world: World) -> None:
+    """Every retrieval above wrote its event: resources by keyed reference, never a path or a value."""
+    retriever = world.gr.guard(world.index.as_retriever(similarity_top_k=5))
+    with world.gr.acting_as(RESEARCHER):
+        assert retriever.retrieve(QUERY)
+    raw = "\n".join(f.read_text(encoding="utf-8") for f in sorted((world.root / "audit").glob("segment-*")))
+    assert '"rag.retrieval"' in raw  # positive control: the events are there
+    for value in (*SECRETS, str(world.root), f"patient-{MRN}"):
+        assert value not in raw
