@@ -82,9 +82,11 @@ def release_all(reason: str) -> Iterator[None]:
 class GuardedReleasePoint(ReleasePoint):
     """A store's release point that is closed unless a guard's request (or maintenance) is active."""
 
-    def __init__(self, owner: Any) -> None:
+    def __init__(self, owner: Any = None) -> None:
         super().__init__()
-        self._owners: list[weakref.ref[Any]] = [weakref.ref(owner)]
+        # the Guardrail that made or opened the store (its audit log records refusals); None for the
+        # low-level builders
+        self._owners: list[weakref.ref[Any]] = [weakref.ref(owner)] if owner is not None else []
         #: reads a docstore node's labels without releasing it (set by build_storage_context)
         self.peek: Callable[[str], dict[str, Any] | None] | None = None
 

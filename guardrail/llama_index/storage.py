@@ -52,11 +52,13 @@ def build_storage_context(
     release_point: ReleasePoint | None = None,
 ) -> StorageContext:
     """A ``StorageContext`` whose document store, index store and vector store are encrypted; the
-    vector store and the docstore release nodes through one shared :class:`ReleasePoint` (by default
-    one that releases everything: ``Guardrail`` passes its closed-by-default
-    :class:`~guardrail.llama_index.release.GuardedReleasePoint`)."""
+    vector store and the docstore release nodes through one shared :class:`ReleasePoint`: by default a
+    closed :class:`~guardrail.llama_index.release.GuardedReleasePoint` (nothing leaves outside a guard's
+    request or ``release_all``); pass ``release_point=ReleasePoint(hook)`` for a custom hook."""
+    from guardrail.llama_index.release import GuardedReleasePoint
+
     refuse_unfilterable(vector_store)
-    release_point = release_point if release_point is not None else ReleasePoint()
+    release_point = release_point if release_point is not None else GuardedReleasePoint()
     # SimpleDocumentStore/SimpleIndexStore are typed for SimpleKVStore but work over any in-memory
     # kvstore; the encrypted one subclasses BaseInMemoryKVStore so that their persist() writes it.
     docstore = SimpleDocumentStore(

@@ -53,6 +53,7 @@ EQUALITY_FIELDS = ("doc_id", "ref_doc_id", "document_id", "subjects", "subject")
 _ENVELOPE_KEY = "_gr"
 _NODE_COLLECTION_SUFFIX = "/data"  # KVDocumentStore keeps nodes in "<namespace>/data"
 _REF_DOC_SUFFIX = "/ref_doc_info"  # ... and each document's node ids and metadata here
+_WITHHELD = {"_gr_withheld": True}  # a ref_doc_info's metadata outside maintenance
 _DOC_TOKEN_KEY = "gr_doc"  # noqa: S105 - a metadata key, not a secret
 _SUBJECT_PREFIX = "gr_s_"
 
@@ -195,8 +196,23 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         if not isinstance(self.release_point, GuardedReleasePoint) or maintenance_reason() is not None:
             return value
         if isinstance(value, dict) and isinstance(value.get("metadata"), dict):
-            return {**value, "metadata": {}}
+            return {**value, "metadata": dict(_WITHHELD)}
         return value
+
+    def _restore_withheld(self, key: str, val: dict[str, Any], collection: str) -> dict[str, Any]:
+        """A ``ref_doc_info`` written back after a read that withheld its metadata (LlamaIndex updates
+        the node ids of a document when a node is deleted) keeps the stored metadata: never lost."""
+        if not (
+            collection.endswith(_REF_DOC_SUFFIX)
+            and isinstance(val, dict)
+            and val.get("metadata") == _WITHHELD
+        ):
+            return val
+        token = self._token(collection, key)
+        stored = self.inner.get(token, collection=collection)
+        opened = self._open(token, stored, collection, release=False) if stored is not None else None
+        metadata = opened[1].get("metadata") if opened is not None and isinstance(opened[1], dict) else None
+        return {**val, "metadata": metadata if isinstance(metadata, dict) else {}}
 
     def _release_node(self, key: str, value: dict[str, Any]) -> dict[str, Any] | None:
         """A docstore node leaves through the same release point as the vector store's."""
@@ -207,6 +223,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return None if released is None else doc_to_json(released)
 
     def put(self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
+        val = self._restore_withheld(key, val, collection)
         token, sealed = self._seal(key, val, collection)
         self.inner.put(token, sealed, collection=collection)
 
@@ -219,7 +236,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         collection: str = DEFAULT_COLLECTION,
         batch_size: int = 1,
     ) -> None:
-        sealed = [self._seal(k, v, collection) for k, v in kv_pairs]
+        sealed = [self._seal(k, self._restore_withheld(k, v, collection), collection) for k, v in kv_pairs]
         self.inner.put_all(sealed, collection=collection, batch_size=batch_size)
 
     async def aput_all(
@@ -360,7 +377,12 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         self._inner = inner
         self._sealer = sealer
         self._keyring = keyring
-        self._release_point = release_point or ReleasePoint(on_release)
+        if release_point is None:
+            from guardrail.llama_index.release import GuardedReleasePoint
+
+            # closed unless a hook is given: nothing leaves outside a guard's request or release_all
+            release_point = ReleasePoint(on_release) if on_release is not None else GuardedReleasePoint()
+        self._release_point = release_point
         if shield is not None:
             from guardrail.embeddings import OverfetchReranker
 

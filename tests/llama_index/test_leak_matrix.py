@@ -250,6 +250,33 @@ def test_unguarded_paths_over_the_encrypted_store_are_refused(world: World) -> N
     assert KIN in full
 
 
+def test_deleting_a_node_outside_maintenance_keeps_the_documents_metadata(tmp_path: Path) -> None:
+    """LlamaIndex writes a document's ref_doc_info back when one of its nodes is deleted: the metadata
+    withheld from that read is restored, never lost."""
+    from conftest import HashEmbedding
+
+    Keyring.create(tmp_path / "keys")
+    gr = Guardrail(policy="hipaa-safe-harbor", keyring=tmp_path / "keys", tenant=TENANT)
+    doc = Document(text=NOTE + FILLER * 3, metadata={"title": f"{SURNAME} discharge"})
+    storage = gr.storage_context()
+    VectorStoreIndex.from_documents(
+        [doc],
+        storage_context=storage,
+        transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0)],
+        embed_model=HashEmbedding(),
+        store_nodes_override=True,
+    )
+    info = storage.docstore.get_ref_doc_info(doc.doc_id)
+    assert info is not None
+    assert info.metadata == {"_gr_withheld": True}
+    storage.docstore.delete_document(info.node_ids[0])  # no maintenance block needed to delete
+    with gr.release_all(reason="test: the stored metadata"):
+        after = storage.docstore.get_ref_doc_info(doc.doc_id)
+    assert after is not None
+    assert after.metadata == {"title": f"{SURNAME} discharge"}
+    assert len(after.node_ids) == len(info.node_ids) - 1
+
+
 # --------------------------------------------------------------------------- hybrid retrieval
 
 
