@@ -52,8 +52,8 @@ from guardrail.errors import ConfigError
 from guardrail.keys import PASSPHRASE_ENV, Keyring, KeyringError
 from guardrail.llama_index import EncryptedKVStore, EncryptedVectorStore
 from guardrail.llama_index.release import release_all
-from guardrail.llama_index.stores import ReleasePoint
 from guardrail.llama_index.storage import build_storage_context, load_storage_context, reencrypt
+from guardrail.llama_index.stores import ReleasePoint
 
 TENANT = "acme-clinic"
 
