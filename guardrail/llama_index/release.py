@@ -102,11 +102,23 @@ class GuardedReleasePoint(ReleasePoint):
     def release(self, node: BaseNode, *, score: float | None) -> BaseNode | None:
         request = _request.get()
         if request is not None:
-            return request.guard.release(request, node, point=self)  # type: ignore[no-any-return]
+            guard = getattr(request, "guard", None) or self._owner_guard()
+            if guard is None:
+                self.refuse()
+            if getattr(request, "guard", None) is None:
+                request.guard = guard
+            return guard.release(request, node, point=self)  # type: ignore[no-any-return]
         if _maintenance.get() is not None:
             return node
         self.refuse()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _owner_guard(self) -> Any:
+        for ref in self._owners:
+            owner = ref()
+            if owner is not None:
+                return owner._guard
+        return None
 
     def refuse(self) -> None:
         """Audit an unguarded read (``rag.unguarded``, denied) and raise AccessDenied."""
@@ -121,7 +133,8 @@ class GuardedReleasePoint(ReleasePoint):
     def erased(self, record: str) -> None:
         request = _request.get()
         if request is not None:
-            request.erased.append(request.guard._rid(record))
+            guard = getattr(request, "guard", None)
+            request.erased.append(guard._rid(record) if guard is not None else record)
 
 
 # --------------------------------------------------------------------------- keyed references
