@@ -103,20 +103,29 @@ class Guardrail:
             )
         return self.keyring
 
-    def storage_context(self, vector_store: Any = None) -> Any:
+    def storage_context(self, vector_store: Any = None, *, name: str | None = None) -> Any:
         """A LlamaIndex ``StorageContext`` whose docstore, index store and vector store are encrypted,
         and closed by default: they release nodes only inside ``gr.guard(...)`` (or ``release_all``).
 
+        Every record is bound to its place: a vector node to its vector store's collection, a docstore or
+        index-store record to the storage's ``name`` and collection, so a ciphertext copied elsewhere does
+        not open.
+
         Args:
             vector_store: any LlamaIndex vector store to wrap (``None``: an encrypted SimpleVectorStore).
+            name: the storage's name (default: the vector store's collection; ``"default"`` for a Simple
+                store: name each persisted Simple storage, e.g. ``name="kb-restricted"``).
 
         Raises:
-            ConfigError: no keyring was given; a vector store that applies no metadata filters (FAISS).
+            ConfigError: no keyring was given; an invalid name; a vector store that applies no metadata
+                filters (FAISS).
         """
         from guardrail.llama_index.storage import build_storage_context
 
         return self._track(
-            build_storage_context(vector_store=vector_store, **self._storage_args(), **self._closed())
+            build_storage_context(
+                vector_store=vector_store, name=name, **self._storage_args(), **self._closed()
+            )
         )
 
     def _closed(self) -> dict[str, Any]:
@@ -376,8 +385,16 @@ class Guardrail:
         self._audit_event(
             {"category": "rag.ingest", "action": "C", "outcome": "success"},
             subjects=sorted({self._subject_ref(s) for r in resources for s in r.subjects}),
-            resources=[
-                {"type": "chunk", "id": n.node_id, "labels": [r.classification]}
+            resources=[  # purposes and subject refs per chunk: retention periods and key shredding
+                {
+                    "type": "chunk",
+                    "id": n.node_id,
+                    "labels": [r.classification],
+                    **({"purposes": list(r.purposes)} if r.purposes else {}),
+                    **(
+                        {"subjects": sorted({self._subject_ref(s) for s in r.subjects})} if r.subjects else {}
+                    ),
+                }
                 for n, r in zip(nodes, resources, strict=True)
             ],
             pii={"detector": "presidio", "counts": counts, **per_subject},
@@ -424,8 +441,13 @@ class Guardrail:
             return RedactedEmbedding(self, embed_model)
         return embed_model  # a LlamaIndex embedding model is itself a transform
 
-    def load_storage_context(self, persist_dir: str | Path, *, vector_store: Any = None) -> Any:
+    def load_storage_context(
+        self, persist_dir: str | Path, *, vector_store: Any = None, name: str | None = None
+    ) -> Any:
         """Reopen a storage context persisted with ``storage.persist(persist_dir)``.
+
+        Args:
+            name: the storage's name (default: the one persisted with it).
 
         Raises:
             KeyringError: the keyring or tenant does not open the store.
@@ -433,7 +455,7 @@ class Guardrail:
         from guardrail.llama_index.storage import load_storage_context
 
         storage = load_storage_context(
-            persist_dir, vector_store=vector_store, **self._storage_args(), **self._closed()
+            persist_dir, vector_store=vector_store, name=name, **self._storage_args(), **self._closed()
         )
         # an erasure writes a reopened storage back to its directory
         storage._guardrail_persist_dir = Path(persist_dir)  # type: ignore[attr-defined]

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from llama_index.core.bridge.pydantic import PrivateAttr
@@ -44,7 +46,14 @@ from llama_index.core.vector_stores.types import (
 from guardrail.crypto import Context, DecryptionError, RecordErased, Sealer
 from guardrail.errors import ConfigError
 
-__all__ = ["EQUALITY_FIELDS", "PLAINTEXT_LABELS", "EncryptedKVStore", "EncryptedVectorStore", "ReleaseHook"]
+__all__ = [
+    "EQUALITY_FIELDS",
+    "PLAINTEXT_LABELS",
+    "EncryptedKVStore",
+    "EncryptedVectorStore",
+    "ReleaseHook",
+    "binding_of",
+]
 
 #: Metadata kept in clear in the inner store (filterable with every operator).
 PLAINTEXT_LABELS = ("tenant", "classification")
@@ -96,6 +105,15 @@ class ReleasePoint:
             self.on_erased(record)
 
 
+def _ring(keyring: Any) -> Any:
+    """A keyring given as its directory's path is opened (any other key source is used as it is)."""
+    if isinstance(keyring, str | os.PathLike):
+        from guardrail.keys import as_keyring
+
+        return as_keyring(keyring)
+    return keyring
+
+
 def subjects_of(metadata: dict[str, Any] | None) -> list[str]:
     """Data-subject ids named in metadata (``subjects: [...]`` or ``subject: "..."``)."""
     if not metadata:
@@ -125,6 +143,9 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         keyring: for key tokens (``Keyring.token``).
         tenant: the tenant whose keys seal the values.
         store: the kind of store (``docstore``, ``index_store``, ``cache``), bound into every record.
+        name: the storage's name: with it every record is bound to ``"<name>:<collection>"`` (envelope
+            version 2), so a record copied into another storage or collection does not open; without it
+            records are sealed unbound (version 1).
     """
 
     def __init__(
@@ -136,11 +157,13 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         tenant: str,
         store: str,
         release_point: ReleasePoint | None = None,
+        name: str = "",
     ) -> None:
         self.inner = inner
+        self.name = name
         self.release_point = release_point or ReleasePoint()
         self._sealer = sealer
-        self._keyring = keyring
+        self._keyring = _ring(keyring)
         self.tenant = tenant
         self.store = store
 
@@ -154,7 +177,10 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return self._keyring.token(self.tenant, f"kv:{self.store}:{collection}", key)  # type: ignore[no-any-return]
 
     def _context(self, collection: str, token: str) -> Context:
-        return Context(store=f"kv:{self.store}", namespace=collection, key=token, tenant=self.tenant)
+        binding = f"{self.name}:{collection}" if self.name else ""
+        return Context(
+            store=f"kv:{self.store}", namespace=collection, key=token, tenant=self.tenant, binding=binding
+        )
 
     def _seal(self, key: str, val: dict[str, Any], collection: str) -> tuple[str, dict[str, Any]]:
         token = self._token(collection, key)
@@ -295,10 +321,12 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return self.delete(key, collection)
 
     def persist(self, persist_path: str, fs: Any = None) -> None:
-        """Persist the inner store (ciphertext only)."""
+        """Persist the inner store (ciphertext only), and beside it the storage's name (its binding)."""
         persist = getattr(self.inner, "persist", None)  # SimpleKVStore and other in-memory stores
         if persist is not None:
             persist(persist_path, fs=fs)
+            if self.name and fs is None:
+                _write_storage_name(Path(persist_path).parent, self.name)
 
     @classmethod
     def from_persist_path(cls, persist_path: str) -> BaseInMemoryKVStore:
@@ -312,6 +340,22 @@ class EncryptedKVStore(BaseInMemoryKVStore):
 
     def put_raw(self, token: str, stored: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
         self.inner.put(token, stored, collection=collection)
+
+
+#: beside a persisted storage: ``{"name": ...}``, the name its KV records are bound to (not a secret:
+#: changing it makes the bound records fail to open, it cannot make a foreign record open)
+STORAGE_NAME_FILE = "guardrail_storage.json"
+
+
+def _write_storage_name(directory: Path, name: str) -> None:
+    from guardrail.io import atomic_output
+
+    path = directory / STORAGE_NAME_FILE
+    text = json.dumps({"name": name}, ensure_ascii=False)
+    if path.exists() and path.read_text("utf-8") == text:
+        return
+    with atomic_output(path, force=True) as f:
+        f.write(text)
 
 
 def _value_subjects(val: dict[str, Any]) -> list[str]:
@@ -339,7 +383,11 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         sealer: seals and opens nodes.
         keyring: for tokens.
         tenant: every node is sealed under this tenant's keys and every query is restricted to it.
-        namespace: bound into each sealed node (a ciphertext moved to another collection does not open).
+        namespace: bound into each sealed node.
+        binding: the store instance each node is bound to (envelope version 2): a ciphertext moved to
+            another collection does not open. Default: :func:`binding_of` the inner store
+            (``"ChromaVectorStore:<collection>"``, ``"QdrantVectorStore:<collection>"``,
+            ``"SimpleVectorStore:default"``).
         on_release: the release hook (default: release everything).
     """
 
@@ -349,6 +397,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
 
     tenant: str
     namespace: str = "default"
+    binding: str = ""
 
     _inner: BasePydanticVectorStore = PrivateAttr()
     _sealer: Sealer = PrivateAttr()
@@ -370,19 +419,20 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         release_point: ReleasePoint | None = None,
         shield: Any = None,
         overfetch: int = 3,
+        binding: str | None = None,
     ) -> None:
         if isinstance(inner, EncryptedVectorStore):
             raise ConfigError("the vector store is already encrypted")
-        super().__init__(stores_text=True, tenant=tenant, namespace=namespace)
+        super().__init__(
+            stores_text=True,
+            tenant=tenant,
+            namespace=namespace,
+            binding=binding_of(inner) if binding is None else binding,
+        )
         self._inner = inner
         self._sealer = sealer
-        self._keyring = keyring
-        if release_point is None:
-            from guardrail.llama_index.release import GuardedReleasePoint
-
-            # closed unless a hook is given: nothing leaves outside a guard's request or release_all
-            release_point = ReleasePoint(on_release) if on_release is not None else GuardedReleasePoint()
-        self._release_point = release_point
+        self._keyring = _ring(keyring)
+        self._release_point = release_point or ReleasePoint(on_release)
         if shield is not None:
             from guardrail.embeddings import OverfetchReranker
 
@@ -447,7 +497,9 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         self._tokens[key] = token
 
     def _context(self, node_id: str) -> Context:
-        return Context(store="vector", namespace=self.namespace, key=node_id, tenant=self.tenant)
+        return Context(
+            store="vector", namespace=self.namespace, key=node_id, tenant=self.tenant, binding=self.binding
+        )
 
     # ------------------------------------------------------------------ writing
 
@@ -791,6 +843,20 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             if score is not None:
                 out_sims.append(score)
         return VectorStoreQueryResult(nodes=nodes, ids=out_ids, similarities=out_sims if out_sims else None)
+
+
+def binding_of(inner: BasePydanticVectorStore, name: str = "default") -> str:
+    """``"<store class>:<collection>"``: the place a vector store's records are bound to. The collection
+    is the store's own (Chroma, Qdrant and most databases name one); a store without one (Simple) uses
+    ``name``, the storage's name."""
+    collection = getattr(inner, "_collection", None)
+    label = getattr(collection, "name", None)  # Chroma
+    for attribute in ("collection_name", "table_name", "index_name"):  # Qdrant, PG/LanceDB, ...
+        if not isinstance(label, str) or not label:
+            label = getattr(inner, attribute, None)
+    if not isinstance(label, str) or not label:
+        label = name
+    return f"{type(inner).__name__}:{label}"
 
 
 def _has_async(store: Any, name: str) -> bool:

@@ -700,7 +700,13 @@ def test_a_copy_taken_before_erasure_stays_unreadable_for_the_subject(
     with pytest.raises(RecordErased):
         Sealer(restorer.keyring).open_text(
             data["metadata_dict"][target]["_gr"],
-            context=Context(store="vector", namespace="default", key=target, tenant=TENANT),
+            context=Context(
+                store="vector",
+                namespace="default",
+                key=target,
+                tenant=TENANT,
+                binding="SimpleVectorStore:default",
+            ),
         )
     assert scan(backup) == {}
 
