@@ -105,7 +105,8 @@ class Guardrail:
         return self.keyring
 
     def storage_context(self, vector_store: Any = None, *, name: str | None = None) -> Any:
-        """A LlamaIndex ``StorageContext`` whose docstore, index store and vector store are encrypted.
+        """A LlamaIndex ``StorageContext`` whose docstore, index store and vector store are encrypted,
+        and closed by default: they release nodes only inside ``gr.guard(...)`` (or ``release_all``).
 
         Every record is bound to its place: a vector node to its vector store's collection, a docstore or
         index-store record to the storage's ``name`` and collection, so a ciphertext copied elsewhere does
@@ -117,7 +118,8 @@ class Guardrail:
                 store: name each persisted Simple storage, e.g. ``name="kb-restricted"``).
 
         Raises:
-            ConfigError: no keyring was given; an invalid name.
+            ConfigError: no keyring was given; an invalid name; a vector store that applies no metadata
+                filters (FAISS).
         """
         from guardrail.llama_index.storage import build_storage_context
 
@@ -224,6 +226,11 @@ class Guardrail:
     def guard(self, target: Any, *, processors: Sequence[str] = ()) -> Any:
         """Guard a retriever or a query engine: every retrieval is decided per node by the policy,
         redacted per its profile and audited, and fails closed. Returns the same kind of object.
+
+        Any retriever works, composed ones included (``QueryFusionRetriever`` with a ``BM25Retriever``,
+        ``AutoMergingRetriever``, ``RecursiveRetriever``): what it returns is only what the encrypted
+        stores released in this request, as sanitised copies, plus any other node decided on the spot.
+        The retriever passed in is never modified (its filters are kept and ANDed on a copy).
 
         Each retrieval event names the processors that receive what is released: a query engine's LLM
         and embed model, matched against the policy's ``processors``, and those named in ``processors``

@@ -144,9 +144,12 @@ def test_shred_tenant_erases_the_store(tmp_path: Path) -> None:
     assert run("keys", "shred", "-k", "keys", "--tenant", "acme", cwd=tmp_path).returncode == 0
     from guardrail.crypto import Sealer
     from guardrail.llama_index.storage import load_storage_context
+    from guardrail.llama_index.stores import ReleasePoint
 
     ring = Keyring.open(tmp_path / "keys")
-    storage = load_storage_context(tmp_path / "kb", sealer=Sealer(ring), keyring=ring, tenant="acme")
+    storage = load_storage_context(
+        tmp_path / "kb", sealer=Sealer(ring), keyring=ring, tenant="acme", release_point=ReleasePoint()
+    )
     erased: list[str] = []
     storage.vector_store.set_release_hook(None, on_erased=erased.append)
     assert storage.vector_store.get_nodes() == []

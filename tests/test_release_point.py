@@ -13,6 +13,7 @@ from guardrail.crypto import Sealer
 from guardrail.keys import Keyring
 from guardrail.llama_index.hashing import HashingEmbedding
 from guardrail.llama_index.storage import build_storage_context, reencrypt
+from guardrail.llama_index.stores import ReleasePoint
 
 
 def _index(tmp_path: Path) -> tuple[Guardrail, object, VectorStoreIndex]:
@@ -20,7 +21,9 @@ def _index(tmp_path: Path) -> tuple[Guardrail, object, VectorStoreIndex]:
     gr = Guardrail(keyring=tmp_path / "keys", tenant="acme")
     assert gr.keyring is not None
     # the low-level builder: a release point that takes a custom hook (a Guardrail's is closed and fixed)
-    storage = build_storage_context(sealer=Sealer(gr.keyring), keyring=gr.keyring, tenant="acme")
+    storage = build_storage_context(
+        sealer=Sealer(gr.keyring), keyring=gr.keyring, tenant="acme", release_point=ReleasePoint()
+    )
     embed = HashingEmbedding(dim=32)
     nodes = [
         TextNode(id_="a", text="Zebulon Quixote chest pain", metadata={"classification": "phi"}),

@@ -17,6 +17,22 @@ from guardrail.access import Resource, evaluate
 
 __all__ = ["withheld_by_prefilter"]
 
+_PRESENT: dict[int, tuple[int, frozenset[str]]] = {}
+
+
+def _present(metadata: dict[str, Any]) -> frozenset[str]:
+    """The classifications of a SimpleVectorStore's nodes (recomputed when its size changes)."""
+    cached = _PRESENT.get(id(metadata))
+    if cached is not None and cached[0] == len(metadata):
+        return cached[1]
+    found = frozenset(
+        str(labels.get("classification")) for labels in metadata.values() if isinstance(labels, dict)
+    )
+    if len(_PRESENT) > 64:
+        _PRESENT.clear()
+    _PRESENT[id(metadata)] = (len(metadata), found)
+    return found
+
 
 def withheld_by_prefilter(
     inner: Any, query_bundle: Any, guardrail: Any, principal: Any, allowed: list[str] | None, k: int
@@ -31,6 +47,8 @@ def withheld_by_prefilter(
     embedding = getattr(query_bundle, "embedding", None)
     if allowed is None or principal is None or not isinstance(store, EncryptedVectorStore) or not embedding:
         return {}
+    if store._simple is not None and _present(store._simple.metadata_dict) <= set(allowed):
+        return {}  # every classification in the store may be released: nothing can have been withheld
     shield = store._shield
     sent = shield.transform_query(embedding) if shield is not None else embedding
     top_k = max(int(k or 0), int(getattr(inner, "_similarity_top_k", 0) or 0), 1)

@@ -82,9 +82,11 @@ def release_all(reason: str) -> Iterator[None]:
 class GuardedReleasePoint(ReleasePoint):
     """A store's release point that is closed unless a guard's request (or maintenance) is active."""
 
-    def __init__(self, owner: Any) -> None:
+    def __init__(self, owner: Any = None) -> None:
         super().__init__()
-        self._owners: list[weakref.ref[Any]] = [weakref.ref(owner)]
+        # the Guardrail that made or opened the store (its audit log records refusals); None for the
+        # low-level builders
+        self._owners: list[weakref.ref[Any]] = [weakref.ref(owner)] if owner is not None else []
         #: reads a docstore node's labels without releasing it (set by build_storage_context)
         self.peek: Callable[[str], dict[str, Any] | None] | None = None
 
@@ -100,11 +102,23 @@ class GuardedReleasePoint(ReleasePoint):
     def release(self, node: BaseNode, *, score: float | None) -> BaseNode | None:
         request = _request.get()
         if request is not None:
-            return request.guard.release(request, node, point=self)  # type: ignore[no-any-return]
+            guard = getattr(request, "guard", None) or self._owner_guard()
+            if guard is None:
+                self.refuse()
+            if getattr(request, "guard", None) is None:
+                request.guard = guard
+            return guard.release(request, node, point=self)  # type: ignore[no-any-return]
         if _maintenance.get() is not None:
             return node
         self.refuse()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _owner_guard(self) -> Any:
+        for ref in self._owners:
+            owner = ref()
+            if owner is not None:
+                return owner._guard
+        return None
 
     def refuse(self) -> None:
         """Audit an unguarded read (``rag.unguarded``, denied) and raise AccessDenied."""
@@ -119,7 +133,8 @@ class GuardedReleasePoint(ReleasePoint):
     def erased(self, record: str) -> None:
         request = _request.get()
         if request is not None:
-            request.erased.append(request.guard._rid(record))
+            guard = getattr(request, "guard", None)
+            request.erased.append(guard._rid(record) if guard is not None else record)
 
 
 # --------------------------------------------------------------------------- keyed references

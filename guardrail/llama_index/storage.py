@@ -71,8 +71,9 @@ def build_storage_context(
     release_point: ReleasePoint | None = None,
 ) -> StorageContext:
     """A ``StorageContext`` whose document store, index store and vector store are encrypted; the
-    vector store and the docstore release nodes through one shared :class:`ReleasePoint` (by default
-    one that releases everything: ``Guardrail`` passes its closed-by-default
+    vector store and the docstore release nodes through one shared :class:`ReleasePoint` (this
+    low-level builder's default releases everything, for a custom hook; every store made or opened
+    through a ``Guardrail`` gets the closed-by-default
     :class:`~guardrail.llama_index.release.GuardedReleasePoint`).
 
     Every record is bound to its place (envelope version 2): vector nodes to

@@ -61,6 +61,8 @@ PLAINTEXT_LABELS = ("tenant", "classification")
 EQUALITY_FIELDS = ("doc_id", "ref_doc_id", "document_id", "subjects", "subject")
 _ENVELOPE_KEY = "_gr"
 _NODE_COLLECTION_SUFFIX = "/data"  # KVDocumentStore keeps nodes in "<namespace>/data"
+_REF_DOC_SUFFIX = "/ref_doc_info"  # ... and each document's node ids and metadata here
+_WITHHELD = {"_gr_withheld": True}  # a ref_doc_info's metadata outside maintenance
 _DOC_TOKEN_KEY = "gr_doc"  # noqa: S105 - a metadata key, not a secret
 _SUBJECT_PREFIX = "gr_s_"
 
@@ -207,7 +209,36 @@ class EncryptedKVStore(BaseInMemoryKVStore):
             if released is None:
                 return None
             value = released
+        elif release and self.store == "docstore" and collection.endswith(_REF_DOC_SUFFIX):
+            value = self._release_ref_doc_info(value)
         return record["k"], value
+
+    def _release_ref_doc_info(self, value: dict[str, Any]) -> dict[str, Any]:
+        """A document's ``ref_doc_info`` carries its node ids (LlamaIndex needs them to delete and
+        refresh documents) and a copy of the document's metadata: the metadata leaves only for
+        maintenance (``release_all``) or a store without a closed release point."""
+        from guardrail.llama_index.release import GuardedReleasePoint, maintenance_reason
+
+        if not isinstance(self.release_point, GuardedReleasePoint) or maintenance_reason() is not None:
+            return value
+        if isinstance(value, dict) and isinstance(value.get("metadata"), dict):
+            return {**value, "metadata": dict(_WITHHELD)}
+        return value
+
+    def _restore_withheld(self, key: str, val: dict[str, Any], collection: str) -> dict[str, Any]:
+        """A ``ref_doc_info`` written back after a read that withheld its metadata (LlamaIndex updates
+        the node ids of a document when a node is deleted) keeps the stored metadata: never lost."""
+        if not (
+            collection.endswith(_REF_DOC_SUFFIX)
+            and isinstance(val, dict)
+            and val.get("metadata") == _WITHHELD
+        ):
+            return val
+        token = self._token(collection, key)
+        stored = self.inner.get(token, collection=collection)
+        opened = self._open(token, stored, collection, release=False) if stored is not None else None
+        metadata = opened[1].get("metadata") if opened is not None and isinstance(opened[1], dict) else None
+        return {**val, "metadata": metadata if isinstance(metadata, dict) else {}}
 
     def _release_node(self, key: str, value: dict[str, Any]) -> dict[str, Any] | None:
         """A docstore node leaves through the same release point as the vector store's."""
@@ -218,6 +249,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return None if released is None else doc_to_json(released)
 
     def put(self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
+        val = self._restore_withheld(key, val, collection)
         token, sealed = self._seal(key, val, collection)
         self.inner.put(token, sealed, collection=collection)
 
@@ -230,7 +262,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         collection: str = DEFAULT_COLLECTION,
         batch_size: int = 1,
     ) -> None:
-        sealed = [self._seal(k, v, collection) for k, v in kv_pairs]
+        sealed = [self._seal(k, self._restore_withheld(k, v, collection), collection) for k, v in kv_pairs]
         self.inner.put_all(sealed, collection=collection, batch_size=batch_size)
 
     async def aput_all(
@@ -239,7 +271,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         collection: str = DEFAULT_COLLECTION,
         batch_size: int = 1,
     ) -> None:
-        self.put_all(kv_pairs, collection, batch_size)
+        await asyncio.to_thread(self.put_all, kv_pairs, collection, batch_size)  # sealing off the loop
 
     def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
         from guardrail.llama_index.release import original_id

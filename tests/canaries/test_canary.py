@@ -331,7 +331,9 @@ class TestRetrieval:
         gr.close()
         assert planted["texts"][0] in got
         events = _events(tmp_path / "audit")
-        assert [e["event"]["outcome"] for e in events if e["event"]["category"] == "rag.unguarded"] == ["denied"]
+        assert [e["event"]["outcome"] for e in events if e["event"]["category"] == "rag.unguarded"] == [
+            "denied"
+        ]
         trips = _trips(tmp_path / "audit")
         assert [(t["canary"]["id"], t["canary"]["where"]) for t in trips] == [
             (planted["notes"].ids[0], "rag.release")

@@ -1,6 +1,6 @@
 """Shared by the LlamaIndex tests and their conftest: the deterministic embedding and the store backends.
 
-A module of its own, imported by a unique name: ``from conftest import ...`` would get whichever
+A module of its own, imported by a unique name: ``from stores_support import ...`` would get whichever
 conftest (tests/postgres/ has one too) was imported last.
 """
 

@@ -136,28 +136,23 @@ def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
     p.close()
 
 
+@pytest.fixture(autouse=True)
+def _storage_layer() -> Iterator[None]:
+    """These tests are about where a record opens, not about access decisions: stores made through a
+    Guardrail are closed unless guarded, so every read here is maintenance."""
+    with release_all("collection-binding tests"):
+        yield
+
+
 def _retrieve(storage: Any, embed: Any, query: str) -> tuple[list[BaseNode] | None, list[str]]:
     """Retrieve from a storage context through guardrail; the nodes (``None``: refused, fail closed) and
-    every node id the release point saw."""
-    seen: list[str] = []
-
-    point = storage.vector_store.release_point
-    release = point.release
-
-    def observed(node: BaseNode, *, score: float | None) -> BaseNode | None:
-        seen.append(node.node_id)
-        return release(node, score=score)  # type: ignore[no-any-return]
-
-    point.release = observed
+    every node id the release point released (maintenance releases every record that opened)."""
     index = VectorStoreIndex.from_vector_store(storage.vector_store, embed_model=embed)
-    # the store is closed by default: read it raw as maintenance code would (what opens is the question)
     try:
-        with release_all("test: which records open in this collection"):
-            return [n.node for n in index.as_retriever(similarity_top_k=5).retrieve(query)], seen
+        nodes = [n.node for n in index.as_retriever(similarity_top_k=5).retrieve(query)]
     except DecryptionError:
-        return None, seen
-    finally:
-        del point.release
+        return None, []
+    return nodes, [n.node_id for n in nodes]
 
 
 def _nodes() -> tuple[TextNode, TextNode]:

@@ -53,6 +53,7 @@ from guardrail.keys import PASSPHRASE_ENV, Keyring, KeyringError
 from guardrail.llama_index import EncryptedKVStore, EncryptedVectorStore
 from guardrail.llama_index.release import release_all
 from guardrail.llama_index.storage import build_storage_context, load_storage_context, reencrypt
+from guardrail.llama_index.stores import ReleasePoint
 
 TENANT = "acme-clinic"
 
@@ -256,7 +257,11 @@ def build(
     if hookable:
         assert gr.keyring is not None
         storage = build_storage_context(
-            sealer=Sealer(gr.keyring), keyring=gr.keyring, tenant=TENANT, vector_store=backend.vector_store()
+            sealer=Sealer(gr.keyring),
+            keyring=gr.keyring,
+            tenant=TENANT,
+            vector_store=backend.vector_store(),
+            release_point=ReleasePoint(),
         )
     else:
         storage = gr.storage_context(vector_store=backend.vector_store())
@@ -663,7 +668,11 @@ def test_a_copy_taken_before_erasure_stays_unreadable_for_the_subject(
     assert restorer.keyring is not None
     # the index store is not about anyone: it opens (low-level loader: a release point that takes a hook)
     restored = load_storage_context(
-        backup, sealer=Sealer(restorer.keyring), keyring=restorer.keyring, tenant=TENANT
+        backup,
+        sealer=Sealer(restorer.keyring),
+        keyring=restorer.keyring,
+        tenant=TENANT,
+        release_point=ReleasePoint(),
     )
     index = load_index_from_storage(restored, embed_model=embed)
     erased: list[str] = []

@@ -59,11 +59,13 @@ def _nodes() -> list[TextNode]:
     ]
 
 
-def _index(gr: Guardrail, storage: Any = None, **kwargs: Any) -> VectorStoreIndex:
+def _index(
+    gr: Guardrail, storage: Any = None, nodes: list[TextNode] | None = None, **kwargs: Any
+) -> VectorStoreIndex:
     from stores_support import HashEmbedding
 
     return VectorStoreIndex(
-        gr.annotator()(_nodes()),
+        gr.annotator()(nodes if nodes is not None else _nodes()),
         storage_context=storage if storage is not None else gr.storage_context(),
         embed_model=HashEmbedding(),
         **kwargs,
@@ -345,3 +347,23 @@ def test_late_metadata_that_cannot_be_checked_fails_closed(tmp_path: Path) -> No
     gr._detector = Broken()  # type: ignore[assignment]
     with gr.acting_as(RESEARCHER), pytest.raises(RetrievalBlocked, match="detection failed"):
         retriever.retrieve(QUERY)
+
+
+def test_templates_with_personal_data_are_reset(tmp_path: Path) -> None:
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.schema import MetadataMode
+
+    gr = _gr(tmp_path)
+    nodes = _nodes()
+    nodes[0].text_template = "Chart of Harold Finch\n{metadata_str}\n\n{content}"
+    nodes[0].metadata_template = "{key} (Grace Finch): {value}"
+    index = _index(gr, nodes=nodes)
+    engine = gr.guard(index.as_query_engine(llm=MockLLM(), similarity_top_k=3))
+    with gr.acting_as(RESEARCHER):
+        response = engine.query(QUERY)
+    shown = str(response) + " ".join(
+        n.node.get_content(metadata_mode=MetadataMode.ALL) + n.node.model_dump_json()
+        for n in response.source_nodes
+    )
+    assert "furosemide" in shown  # positive control: the note is there, redacted
+    assert "Finch" not in shown

@@ -164,7 +164,9 @@ class World:
             SentenceSplitter(chunk_size=128, chunk_overlap=0),
             self.gr.annotator(),
             LateMetadata(),
-            TitleExtractor(llm=MockLLM(max_tokens=12), nodes=1),  # an extractor after the annotator
+            TitleExtractor(
+                llm=MockLLM(), nodes=1
+            ),  # after the annotator; MockLLM echoes: a title with the chunk
         ]
         self.index = VectorStoreIndex.from_documents(
             _documents(root),
@@ -234,6 +236,45 @@ def test_unguarded_paths_over_the_encrypted_store_are_refused(world: World) -> N
             world.index.as_query_engine(llm=MockLLM()).query(QUERY)
         with pytest.raises(AccessDenied):
             BM25Retriever.from_defaults(docstore=world.storage.docstore)
+    # a document's ref_doc_info keeps its node ids (deletes and refreshes work) but not its metadata
+    infos = world.storage.docstore.get_all_ref_doc_info() or {}
+    assert infos
+    assert all(info.node_ids for info in infos.values())
+    dumped = json.dumps({k: v.to_dict() for k, v in infos.items()})
+    assert KIN not in dumped
+    assert "Finch discharge" not in dumped
+    with world.gr.release_all(reason="test: the metadata is still there for maintenance"):
+        full = json.dumps(
+            {k: v.to_dict() for k, v in (world.storage.docstore.get_all_ref_doc_info() or {}).items()}
+        )
+    assert KIN in full
+
+
+def test_deleting_a_node_outside_maintenance_keeps_the_documents_metadata(tmp_path: Path) -> None:
+    """LlamaIndex writes a document's ref_doc_info back when one of its nodes is deleted: the metadata
+    withheld from that read is restored, never lost."""
+    from stores_support import HashEmbedding
+
+    Keyring.create(tmp_path / "keys")
+    gr = Guardrail(policy="hipaa-safe-harbor", keyring=tmp_path / "keys", tenant=TENANT)
+    doc = Document(text=NOTE + FILLER * 3, metadata={"title": f"{SURNAME} discharge"})
+    storage = gr.storage_context()
+    VectorStoreIndex.from_documents(
+        [doc],
+        storage_context=storage,
+        transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0)],
+        embed_model=HashEmbedding(),
+        store_nodes_override=True,
+    )
+    info = storage.docstore.get_ref_doc_info(doc.doc_id)
+    assert info is not None
+    assert info.metadata == {"_gr_withheld": True}
+    storage.docstore.delete_document(info.node_ids[0])  # no maintenance block needed to delete
+    with gr.release_all(reason="test: the stored metadata"):
+        after = storage.docstore.get_ref_doc_info(doc.doc_id)
+    assert after is not None
+    assert after.metadata == {"title": f"{SURNAME} discharge"}
+    assert len(after.node_ids) == len(info.node_ids) - 1
 
 
 # --------------------------------------------------------------------------- hybrid retrieval
@@ -412,3 +453,14 @@ def test_postprocessor_over_a_plain_store(hierarchy: dict[str, Any], name: str) 
     assert not [
         r for r in records if r["event"]["category"] == "rag.unguarded" and r["event"]["outcome"] == "success"
     ]
+
+
+def test_the_audit_log_holds_no_personal_data_or_paths(world: World) -> None:
+    """Every retrieval above wrote its event: resources by keyed reference, never a path or a value."""
+    retriever = world.gr.guard(world.index.as_retriever(similarity_top_k=5))
+    with world.gr.acting_as(RESEARCHER):
+        assert retriever.retrieve(QUERY)
+    raw = "\n".join(f.read_text(encoding="utf-8") for f in sorted((world.root / "audit").glob("segment-*")))
+    assert '"rag.retrieval"' in raw  # positive control: the events are there
+    for value in (*SECRETS, str(world.root), f"patient-{MRN}"):
+        assert value not in raw
