@@ -234,7 +234,10 @@ def _check_sealed(store: SimpleKVStore, path: Path) -> None:
 # --------------------------------------------------------------------------- the pipeline
 
 
-def _sealed_docstore(guardrail: Any, store: SimpleKVStore | None = None) -> SimpleDocumentStore:
+def _sealed_docstore(
+    guardrail: Any, store: SimpleKVStore | None = None, name: str = ""
+) -> SimpleDocumentStore:
+    """``name``: the storage name its records are bound to (persisted beside them)."""
     from guardrail.crypto import Sealer
 
     keyring = guardrail._require_keyring()
@@ -244,6 +247,7 @@ def _sealed_docstore(guardrail: Any, store: SimpleKVStore | None = None) -> Simp
         keyring=keyring,
         tenant=guardrail.tenant,
         store="docstore",
+        name=name,
     )
     return SimpleDocumentStore(simple_kvstore=kv)  # type: ignore[arg-type]
 
@@ -345,7 +349,9 @@ class GuardedIngestionPipeline(IngestionPipeline):
         if docstore_path.exists():
             store = SimpleKVStore.from_persist_path(str(docstore_path))
             _check_sealed(store, docstore_path)
-            docstore = _sealed_docstore(self._gr, store)
+            from guardrail.llama_index.storage import persisted_name
+
+            docstore = _sealed_docstore(self._gr, store, persisted_name(directory) or "")
             docstore.get_all_document_hashes()  # the keyring must open it: refuse now, not later
             self.docstore = docstore
 
