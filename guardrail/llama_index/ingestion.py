@@ -298,6 +298,18 @@ class GuardedIngestionPipeline(IngestionPipeline):
             _preflight(self.transformations, None if self.disable_cache else self.cache)
         return super().run(*args, num_workers=num_workers, **kwargs)
 
+    @staticmethod
+    def _node_batcher(num_batches: int, nodes: Any) -> Any:
+        """Worker batches that never split a document: the annotator classifies a chunk with its
+        document, so all chunks of one document must reach the same worker."""
+        groups: dict[str, list[BaseNode]] = {}
+        for node in nodes:
+            groups.setdefault(document_key(node), []).append(node)
+        batches: list[list[BaseNode]] = [[] for _ in range(max(1, num_batches))]
+        for group in sorted(groups.values(), key=len, reverse=True):
+            min(batches, key=len).extend(group)
+        yield from (b for b in batches if b)
+
     def persist(
         self,
         persist_dir: str = "./pipeline_storage",

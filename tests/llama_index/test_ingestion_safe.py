@@ -296,3 +296,27 @@ def test_a_worker_that_cannot_reopen_the_keyring_fails_instead_of_hanging(tmp_pa
     (tmp_path / "keys").rename(tmp_path / "moved")  # the worker reopens the keyring by its directory
     with pytest.raises(ConfigError, match="worker process cannot rebuild"):
         pipeline.run(documents=_docs(), num_workers=2)
+
+
+def test_worker_batches_never_split_a_document(tmp_path: Path) -> None:
+    gr = _gr(tmp_path)
+    pipeline = gr.ingestion_pipeline(transformations=[gr.annotator()])
+    chunks = SentenceSplitter(chunk_size=24, chunk_overlap=0)(
+        [
+            Document(text="Harold Finch was admitted. " + "The diet plan continues unchanged. " * 6),
+            Document(text="The canteen serves lunch. " * 8),
+        ]
+    )
+    first, second = (
+        [n for n in chunks if n.ref_doc_id == d] for d in dict.fromkeys(n.ref_doc_id for n in chunks)
+    )
+    interleaved = [n for pair in zip(first, second, strict=False) for n in pair]
+    interleaved += first[len(second) :] + second[len(first) :]
+    batches = list(pipeline._node_batcher(num_batches=2, nodes=interleaved))
+    assert sum(len(b) for b in batches) == len(chunks)  # nothing lost
+    owners = [{n.ref_doc_id for n in b} for b in batches]
+    assert all(len(o) == 1 for o in owners)  # one document per batch here
+    assert owners[0] != owners[1]
+    # LlamaIndex's own batcher splits by count: a document's chunks would land in both workers
+    plain = list(IngestionPipeline._node_batcher(num_batches=2, nodes=interleaved))
+    assert any(len({n.ref_doc_id for n in b}) > 1 for b in plain)
