@@ -317,16 +317,12 @@ class GuardedIngestionPipeline(IngestionPipeline):
         cache_name: str = CACHE_FILE,
         docstore_name: str = DOCSTORE_FILE,
     ) -> None:
-        """Write the cache and the docstore (ciphertext only) to ``persist_dir``."""
-        if fs is not None:
-            raise ConfigError(
-                "gr.ingestion_pipeline(...).persist(fs=...): only local directories are supported"
-            )
-        directory = Path(persist_dir)
+        """Write the cache and the docstore (ciphertext only) to ``persist_dir``, each file atomically."""
+        directory = _local(persist_dir, fs, "persist")
         directory.mkdir(parents=True, exist_ok=True)
-        self.cache.persist(str(directory / cache_name))
+        _atomic(directory / cache_name, self.cache.persist)
         if self.docstore is not None:
-            self.docstore.persist(str(directory / docstore_name))
+            _atomic(directory / docstore_name, self.docstore.persist)
 
     def load(
         self,
@@ -341,9 +337,7 @@ class GuardedIngestionPipeline(IngestionPipeline):
             ConfigError: the directory holds nothing guardrail wrote, or plaintext records.
             DecryptionError: the keyring or tenant does not open it.
         """
-        if fs is not None:
-            raise ConfigError("gr.ingestion_pipeline(...).load(fs=...): only local directories work")
-        directory = Path(persist_dir)
+        directory = _local(persist_dir, fs, "load")
         cache_path, docstore_path = directory / cache_name, directory / docstore_name
         if not cache_path.exists() and not docstore_path.exists():
             plain = [n for n in (DEFAULT_CACHE_NAME, "docstore.json") if (directory / n).exists()]
@@ -360,6 +354,21 @@ class GuardedIngestionPipeline(IngestionPipeline):
             docstore = _sealed_docstore(self._gr, store)
             docstore.get_all_document_hashes()  # the keyring must open it: refuse now, not later
             self.docstore = docstore
+
+
+def _local(persist_dir: str, fs: Any, verb: str) -> Path:
+    if fs is not None:
+        raise ConfigError(f"gr.ingestion_pipeline(...).{verb}(fs=...): only local directories work")
+    return Path(persist_dir)
+
+
+def _atomic(path: Path, persist: Any) -> None:
+    """``persist(tmp)`` then a rename: a crash leaves the previous file, never half a file."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    persist(str(tmp))
+    os.replace(tmp, path)
 
 
 def _offline_tokenizer() -> None:
