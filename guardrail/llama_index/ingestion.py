@@ -53,6 +53,7 @@ __all__ = [
 CACHE_FILE = "guardrail_ingestion_cache.json"
 DOCSTORE_FILE = "guardrail_ingestion_docstore.json"
 _CACHE_STORE = "ingestion_cache"
+_CACHE_HEADER = "guardrail sealed ingestion cache v1: open it with gr.ingestion_cache(persist_path=...)"
 
 
 # --------------------------------------------------------------------------- a Guardrail by reference
@@ -184,6 +185,21 @@ class EncryptedIngestionCache(IngestionCache):
         data = self.cache.to_dict() if isinstance(self.cache, SimpleKVStore) else {}
         return (reopen_cache, (GuardrailSpec.of(self._gr), self.collection, data))
 
+    def persist(self, persist_path: str, fs: Any = None) -> None:
+        """Write the ciphertext, atomically, behind a first line that is not JSON: LlamaIndex's plain
+        ``IngestionCache.from_persist_path`` (and so a plain ``IngestionPipeline.load``) fails on it
+        instead of silently opening a cache of ciphertext next to a docstore of ciphertext."""
+        import os
+
+        if fs is not None:
+            raise ConfigError("an encrypted ingestion cache persists to local files only (no fs=)")
+        path = Path(persist_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        data = json.dumps(self.cache.to_dict() if isinstance(self.cache, SimpleKVStore) else {})
+        tmp.write_text(f"{_CACHE_HEADER}\n{data}", encoding="utf-8")
+        os.replace(tmp, path)
+
     def put(self, key: str, nodes: Sequence[BaseNode], collection: str | None = None) -> None:
         self._kv.put(key, {self.nodes_key: [doc_to_json(n) for n in nodes]}, collection or self.collection)
 
@@ -212,7 +228,13 @@ def open_cache(guardrail: Any, persist_path: str | Path | None, collection: str)
     """``gr.ingestion_cache()``: a new encrypted cache, or the one persisted at ``persist_path``."""
     store = None
     if persist_path is not None and Path(persist_path).exists():
-        store = SimpleKVStore.from_persist_path(str(persist_path))
+        text = Path(persist_path).read_text(encoding="utf-8")
+        head, _, body = text.partition("\n")
+        sealed = head == _CACHE_HEADER
+        try:
+            store = SimpleKVStore.from_dict(json.loads(body if sealed else text))
+        except ValueError:
+            raise ConfigError(f"{persist_path}: not an ingestion cache") from None
         _check_sealed(store, Path(persist_path))
     cache = EncryptedIngestionCache(guardrail, collection=collection, store=store)
     for token, stored in cache.cache.get_all(collection=collection).items():
@@ -320,7 +342,7 @@ class GuardedIngestionPipeline(IngestionPipeline):
         """Write the cache and the docstore (ciphertext only) to ``persist_dir``, each file atomically."""
         directory = _local(persist_dir, fs, "persist")
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic(directory / cache_name, self.cache.persist)
+        self.cache.persist(str(directory / cache_name))
         if self.docstore is not None:
             _atomic(directory / docstore_name, self.docstore.persist)
 

@@ -320,3 +320,23 @@ def test_worker_batches_never_split_a_document(tmp_path: Path) -> None:
     # LlamaIndex's own batcher splits by count: a document's chunks would land in both workers
     plain = list(IngestionPipeline._node_batcher(num_batches=2, nodes=interleaved))
     assert any(len({n.ref_doc_id for n in b}) > 1 for b in plain)
+
+
+def test_a_plain_pipeline_with_the_encrypted_cache_cannot_be_reloaded_plainly(tmp_path: Path) -> None:
+    """Documented use of IngestionPipeline itself: a plain load fails instead of opening ciphertext."""
+    gr = _gr(tmp_path)
+    storage = gr.storage_context()
+    pipeline = IngestionPipeline(
+        transformations=[SentenceSplitter(), gr.annotator()],
+        cache=gr.ingestion_cache(),
+        docstore=storage.docstore,
+        docstore_strategy=DocstoreStrategy.DUPLICATES_ONLY,
+    )
+    pipeline.run(documents=_docs())
+    pipeline.persist(str(tmp_path / "plain-pipeline"))
+    assert not _leaks(_bytes_under(tmp_path / "plain-pipeline"))
+    with pytest.raises(ValueError, match="Expecting value"):  # json: the sealed cache's first line
+        IngestionPipeline(transformations=[SentenceSplitter()]).load(str(tmp_path / "plain-pipeline"))
+    cache = gr.ingestion_cache(persist_path=tmp_path / "plain-pipeline" / "llama_cache")
+    assert cache.cache.get_all(collection=cache.collection)  # reopened through the keyring
+    gr.close()
