@@ -107,6 +107,13 @@ def reopen_annotator(spec: GuardrailSpec) -> Any:
     return Annotator(spec.open())
 
 
+def reopen_embedder(spec: GuardrailSpec, embed_model: Any) -> Any:
+    """Unpickle a :class:`~guardrail.llama_index.embedding.RedactedEmbedding` in a worker."""
+    from guardrail.llama_index.embedding import RedactedEmbedding
+
+    return RedactedEmbedding(spec.open(), embed_model)
+
+
 def reopen_cache(spec: GuardrailSpec, collection: str, data: dict[str, Any]) -> EncryptedIngestionCache:
     """Unpickle an :class:`EncryptedIngestionCache` in a worker (its ciphertext travels as is)."""
     return EncryptedIngestionCache(spec.open(), collection=collection, store=SimpleKVStore.from_dict(data))

@@ -340,3 +340,20 @@ def test_a_plain_pipeline_with_the_encrypted_cache_cannot_be_reloaded_plainly(tm
     cache = gr.ingestion_cache(persist_path=tmp_path / "plain-pipeline" / "llama_cache")
     assert cache.cache.get_all(collection=cache.collection)  # reopened through the keyring
     gr.close()
+
+
+def test_redacted_embedder_pickles_by_reference(tmp_path: Path) -> None:
+    gr = _gr(tmp_path)
+    embedder = gr.embedder(HashingEmbedding())
+    if type(embedder).__name__ != "RedactedEmbedding":
+        from guardrail.llama_index.embedding import RedactedEmbedding
+
+        embedder = RedactedEmbedding(gr, HashingEmbedding())
+    data = pickle.dumps(embedder)
+    assert (tmp_path / "keys" / "kek.key").read_bytes() not in data
+    copy = pickle.loads(data)  # noqa: S301 - our own pickle
+    (node,) = copy([TextNode(text="Harold Finch called about the canteen.")])
+    assert node.embedding == HashingEmbedding().get_text_embedding(
+        gr.redact("Harold Finch called about the canteen.").text
+    )
+    gr.close()
