@@ -357,3 +357,14 @@ def test_redacted_embedder_pickles_by_reference(tmp_path: Path) -> None:
         gr.redact("Harold Finch called about the canteen.").text
     )
     gr.close()
+
+
+def test_erasing_a_subject_shreds_its_cache_entries(tmp_path: Path) -> None:
+    gr = _gr(tmp_path)
+    cache = gr.ingestion_cache()
+    cache.put("finch", [TextNode(text="Harold Finch called.", metadata={"subjects": ["p-1"]})])
+    cache.put("canteen", [TextNode(text="The canteen serves lunch.")])
+    assert cache.get("finch") is not None
+    gr.erase_subject("p-1", actor="dpo", request_ref="DSAR-7")
+    assert cache.get("finch") is None  # sealed under the subject's destroyed key: a miss, not an error
+    assert [n.get_content() for n in cache.get("canteen") or []] == ["The canteen serves lunch."]
