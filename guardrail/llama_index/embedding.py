@@ -33,6 +33,12 @@ class RedactedEmbedding(TransformComponent):
     def class_name(cls) -> str:
         return "GuardrailRedactedEmbedding"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # for IngestionPipeline(num_workers=...): the Guardrail by keyring directory, never key material
+        from guardrail.llama_index.ingestion import GuardrailSpec, reopen_embedder
+
+        return (reopen_embedder, (GuardrailSpec.of(self._guardrail), self._embed_model))
+
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
         redacted = [r.text for r in self._guardrail.redact_batch(texts)]

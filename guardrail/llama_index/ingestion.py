@@ -53,6 +53,7 @@ __all__ = [
 CACHE_FILE = "guardrail_ingestion_cache.json"
 DOCSTORE_FILE = "guardrail_ingestion_docstore.json"
 _CACHE_STORE = "ingestion_cache"
+_CACHE_HEADER = "guardrail sealed ingestion cache v1: open it with gr.ingestion_cache(persist_path=...)"
 
 
 # --------------------------------------------------------------------------- a Guardrail by reference
@@ -104,6 +105,13 @@ def reopen_annotator(spec: GuardrailSpec) -> Any:
     from guardrail.llama_index.guard import Annotator
 
     return Annotator(spec.open())
+
+
+def reopen_embedder(spec: GuardrailSpec, embed_model: Any) -> Any:
+    """Unpickle a :class:`~guardrail.llama_index.embedding.RedactedEmbedding` in a worker."""
+    from guardrail.llama_index.embedding import RedactedEmbedding
+
+    return RedactedEmbedding(spec.open(), embed_model)
 
 
 def reopen_cache(spec: GuardrailSpec, collection: str, data: dict[str, Any]) -> EncryptedIngestionCache:
@@ -184,6 +192,21 @@ class EncryptedIngestionCache(IngestionCache):
         data = self.cache.to_dict() if isinstance(self.cache, SimpleKVStore) else {}
         return (reopen_cache, (GuardrailSpec.of(self._gr), self.collection, data))
 
+    def persist(self, persist_path: str, fs: Any = None) -> None:
+        """Write the ciphertext, atomically, behind a first line that is not JSON: LlamaIndex's plain
+        ``IngestionCache.from_persist_path`` (and so a plain ``IngestionPipeline.load``) fails on it
+        instead of silently opening a cache of ciphertext next to a docstore of ciphertext."""
+        import os
+
+        if fs is not None:
+            raise ConfigError("an encrypted ingestion cache persists to local files only (no fs=)")
+        path = Path(persist_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        data = json.dumps(self.cache.to_dict() if isinstance(self.cache, SimpleKVStore) else {})
+        tmp.write_text(f"{_CACHE_HEADER}\n{data}", encoding="utf-8")
+        os.replace(tmp, path)
+
     def put(self, key: str, nodes: Sequence[BaseNode], collection: str | None = None) -> None:
         self._kv.put(key, {self.nodes_key: [doc_to_json(n) for n in nodes]}, collection or self.collection)
 
@@ -212,7 +235,13 @@ def open_cache(guardrail: Any, persist_path: str | Path | None, collection: str)
     """``gr.ingestion_cache()``: a new encrypted cache, or the one persisted at ``persist_path``."""
     store = None
     if persist_path is not None and Path(persist_path).exists():
-        store = SimpleKVStore.from_persist_path(str(persist_path))
+        text = Path(persist_path).read_text(encoding="utf-8")
+        head, _, body = text.partition("\n")
+        sealed = head == _CACHE_HEADER
+        try:
+            store = SimpleKVStore.from_dict(json.loads(body if sealed else text))
+        except ValueError:
+            raise ConfigError(f"{persist_path}: not an ingestion cache") from None
         _check_sealed(store, Path(persist_path))
     cache = EncryptedIngestionCache(guardrail, collection=collection, store=store)
     for token, stored in cache.cache.get_all(collection=collection).items():
@@ -302,6 +331,18 @@ class GuardedIngestionPipeline(IngestionPipeline):
             _preflight(self.transformations, None if self.disable_cache else self.cache)
         return super().run(*args, num_workers=num_workers, **kwargs)
 
+    @staticmethod
+    def _node_batcher(num_batches: int, nodes: Any) -> Any:
+        """Worker batches that never split a document: the annotator classifies a chunk with its
+        document, so all chunks of one document must reach the same worker."""
+        groups: dict[str, list[BaseNode]] = {}
+        for node in nodes:
+            groups.setdefault(document_key(node), []).append(node)
+        batches: list[list[BaseNode]] = [[] for _ in range(max(1, num_batches))]
+        for group in sorted(groups.values(), key=len, reverse=True):
+            min(batches, key=len).extend(group)
+        yield from (b for b in batches if b)
+
     def persist(
         self,
         persist_dir: str = "./pipeline_storage",
@@ -309,16 +350,12 @@ class GuardedIngestionPipeline(IngestionPipeline):
         cache_name: str = CACHE_FILE,
         docstore_name: str = DOCSTORE_FILE,
     ) -> None:
-        """Write the cache and the docstore (ciphertext only) to ``persist_dir``."""
-        if fs is not None:
-            raise ConfigError(
-                "gr.ingestion_pipeline(...).persist(fs=...): only local directories are supported"
-            )
-        directory = Path(persist_dir)
+        """Write the cache and the docstore (ciphertext only) to ``persist_dir``, each file atomically."""
+        directory = _local(persist_dir, fs, "persist")
         directory.mkdir(parents=True, exist_ok=True)
         self.cache.persist(str(directory / cache_name))
         if self.docstore is not None:
-            self.docstore.persist(str(directory / docstore_name))
+            _atomic(directory / docstore_name, self.docstore.persist)
 
     def load(
         self,
@@ -333,9 +370,7 @@ class GuardedIngestionPipeline(IngestionPipeline):
             ConfigError: the directory holds nothing guardrail wrote, or plaintext records.
             DecryptionError: the keyring or tenant does not open it.
         """
-        if fs is not None:
-            raise ConfigError("gr.ingestion_pipeline(...).load(fs=...): only local directories work")
-        directory = Path(persist_dir)
+        directory = _local(persist_dir, fs, "load")
         cache_path, docstore_path = directory / cache_name, directory / docstore_name
         if not cache_path.exists() and not docstore_path.exists():
             plain = [n for n in (DEFAULT_CACHE_NAME, "docstore.json") if (directory / n).exists()]
@@ -354,6 +389,21 @@ class GuardedIngestionPipeline(IngestionPipeline):
             docstore = _sealed_docstore(self._gr, store, persisted_name(directory) or "")
             docstore.get_all_document_hashes()  # the keyring must open it: refuse now, not later
             self.docstore = docstore
+
+
+def _local(persist_dir: str, fs: Any, verb: str) -> Path:
+    if fs is not None:
+        raise ConfigError(f"gr.ingestion_pipeline(...).{verb}(fs=...): only local directories work")
+    return Path(persist_dir)
+
+
+def _atomic(path: Path, persist: Any) -> None:
+    """``persist(tmp)`` then a rename: a crash leaves the previous file, never half a file."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    persist(str(tmp))
+    os.replace(tmp, path)
 
 
 def _offline_tokenizer() -> None:

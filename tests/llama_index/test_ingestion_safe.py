@@ -298,3 +298,75 @@ def test_a_worker_that_cannot_reopen_the_keyring_fails_instead_of_hanging(tmp_pa
     (tmp_path / "keys").rename(tmp_path / "moved")  # the worker reopens the keyring by its directory
     with pytest.raises(ConfigError, match="worker process cannot rebuild"):
         pipeline.run(documents=_docs(), num_workers=2)
+
+
+def test_worker_batches_never_split_a_document(tmp_path: Path) -> None:
+    gr = _gr(tmp_path)
+    pipeline = gr.ingestion_pipeline(transformations=[gr.annotator()])
+    chunks = SentenceSplitter(chunk_size=24, chunk_overlap=0)(
+        [
+            Document(text="Harold Finch was admitted. " + "The diet plan continues unchanged. " * 6),
+            Document(text="The canteen serves lunch. " * 8),
+        ]
+    )
+    first, second = (
+        [n for n in chunks if n.ref_doc_id == d] for d in dict.fromkeys(n.ref_doc_id for n in chunks)
+    )
+    interleaved = [n for pair in zip(first, second, strict=False) for n in pair]
+    interleaved += first[len(second) :] + second[len(first) :]
+    batches = list(pipeline._node_batcher(num_batches=2, nodes=interleaved))
+    assert sum(len(b) for b in batches) == len(chunks)  # nothing lost
+    owners = [{n.ref_doc_id for n in b} for b in batches]
+    assert all(len(o) == 1 for o in owners)  # one document per batch here
+    assert owners[0] != owners[1]
+    # LlamaIndex's own batcher splits by count: a document's chunks would land in both workers
+    plain = list(IngestionPipeline._node_batcher(num_batches=2, nodes=interleaved))
+    assert any(len({n.ref_doc_id for n in b}) > 1 for b in plain)
+
+
+def test_a_plain_pipeline_with_the_encrypted_cache_cannot_be_reloaded_plainly(tmp_path: Path) -> None:
+    """Documented use of IngestionPipeline itself: a plain load fails instead of opening ciphertext."""
+    gr = _gr(tmp_path)
+    storage = gr.storage_context()
+    pipeline = IngestionPipeline(
+        transformations=[SentenceSplitter(), gr.annotator()],
+        cache=gr.ingestion_cache(),
+        docstore=storage.docstore,
+        docstore_strategy=DocstoreStrategy.DUPLICATES_ONLY,
+    )
+    pipeline.run(documents=_docs())
+    pipeline.persist(str(tmp_path / "plain-pipeline"))
+    assert not _leaks(_bytes_under(tmp_path / "plain-pipeline"))
+    with pytest.raises(ValueError, match="Expecting value"):  # json: the sealed cache's first line
+        IngestionPipeline(transformations=[SentenceSplitter()]).load(str(tmp_path / "plain-pipeline"))
+    cache = gr.ingestion_cache(persist_path=tmp_path / "plain-pipeline" / "llama_cache")
+    assert cache.cache.get_all(collection=cache.collection)  # reopened through the keyring
+    gr.close()
+
+
+def test_redacted_embedder_pickles_by_reference(tmp_path: Path) -> None:
+    gr = _gr(tmp_path)
+    embedder = gr.embedder(HashingEmbedding())
+    if type(embedder).__name__ != "RedactedEmbedding":
+        from guardrail.llama_index.embedding import RedactedEmbedding
+
+        embedder = RedactedEmbedding(gr, HashingEmbedding())
+    data = pickle.dumps(embedder)
+    assert (tmp_path / "keys" / "kek.key").read_bytes() not in data
+    copy = pickle.loads(data)  # noqa: S301 - our own pickle
+    (node,) = copy([TextNode(text="Harold Finch called about the canteen.")])
+    assert node.embedding == HashingEmbedding().get_text_embedding(
+        gr.redact("Harold Finch called about the canteen.").text
+    )
+    gr.close()
+
+
+def test_erasing_a_subject_shreds_its_cache_entries(tmp_path: Path) -> None:
+    gr = _gr(tmp_path)
+    cache = gr.ingestion_cache()
+    cache.put("finch", [TextNode(text="Harold Finch called.", metadata={"subjects": ["p-1"]})])
+    cache.put("canteen", [TextNode(text="The canteen serves lunch.")])
+    assert cache.get("finch") is not None
+    gr.erase_subject("p-1", actor="dpo", request_ref="DSAR-7")
+    assert cache.get("finch") is None  # sealed under the subject's destroyed key: a miss, not an error
+    assert [n.get_content() for n in cache.get("canteen") or []] == ["The canteen serves lunch."]

@@ -382,3 +382,28 @@ def test_detach_stops_tracing(tmp_path: Path, handlers: list[Any]) -> None:
         tracer.detach()
     assert all(getattr(h, "inner", None) is not capture for h in get_dispatcher().event_handlers)
     assert manager.handlers == []
+
+
+def test_a_payload_the_sanitiser_cannot_handle_is_withheld_not_raised(
+    tmp_path: Path, handlers: list[Any]
+) -> None:
+    from llama_index.core.callbacks import CBEventType, EventPayload
+
+    gr = _gr(tmp_path)
+    debug = LlamaDebugHandler()
+    manager = CallbackManager([])
+    gr.trace(debug, callback_manager=manager)
+
+    class Hostile(BaseModel):
+        text: str = "Harold Finch"
+
+        def __getattribute__(self, name: str) -> Any:
+            if name == "text":
+                raise RuntimeError("boom")
+            return super().__getattribute__(name)
+
+    with manager.event(CBEventType.QUERY, payload={EventPayload.QUERY_STR: Hostile()}) as event:
+        event.on_end(payload={EventPayload.RESPONSE: "Harold Finch is fine."})
+    text = dump([p for pair in debug.get_event_pairs() for p in pair])
+    assert "Harold" not in text
+    assert debug.get_event_pairs()  # the events still reached the handler
