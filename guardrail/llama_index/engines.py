@@ -268,58 +268,69 @@ def _release(gate: ResponseGate, answer: _Answer, response: Any) -> Any:
     )
 
 
+class _Releaser:
+    """Releases a stream's deltas to the principal: restored, observed, audited when it ends."""
+
+    def __init__(self, gate: ResponseGate, answer: _Answer, holder: Any) -> None:
+        self._gate = gate
+        self._answer = answer
+        self._holder = holder
+        self._restorer = gate.restorer(answer)
+        self._text = ""
+        self._complete = False
+
+    def piece(self, delta: str | None) -> str:
+        return self._out(self._restorer.feed(delta or ""))
+
+    def end(self) -> str:
+        piece = self._out(self._restorer.flush())
+        self._answer.chars = len(self._text)
+        _notify(self._text, "response")
+        if hasattr(self._holder, "response_txt"):
+            self._holder.response_txt = self._text
+        self._complete = True
+        return piece
+
+    def close(self) -> None:
+        self._gate.finish(self._answer, outcome=None if self._complete else "incomplete")
+
+    def _out(self, piece: str) -> str:
+        if piece:
+            _notify(piece, "response.stream")
+            self._text += piece
+        return piece
+
+
 def _restored_stream(
     gate: ResponseGate, answer: _Answer, deltas: Any, holder: Any
 ) -> Generator[str, None, None]:
-    restorer = gate.restorer(answer)
-    text = ""
-    outcome = "incomplete"
+    releaser = _Releaser(gate, answer, holder)
     try:
         for delta in deltas:
-            piece = restorer.feed(delta or "")
+            piece = releaser.piece(delta)
             if piece:
-                _notify(piece, "response.stream")
-                text += piece
                 yield piece
-        piece = restorer.flush()
+        piece = releaser.end()
         if piece:
-            _notify(piece, "response.stream")
-            text += piece
             yield piece
-        answer.chars = len(text)
-        _notify(text, "response")
-        if hasattr(holder, "response_txt"):
-            holder.response_txt = text
-        outcome = "complete"
     finally:
-        gate.finish(answer, outcome=None if outcome == "complete" else outcome)
+        releaser.close()
 
 
 async def _arestored_stream(
     gate: ResponseGate, answer: _Answer, deltas: Any, holder: Any
 ) -> AsyncGenerator[str, None]:
-    restorer = gate.restorer(answer)
-    text = ""
-    outcome = "incomplete"
+    releaser = _Releaser(gate, answer, holder)
     try:
         async for delta in deltas:
-            piece = restorer.feed(delta or "")
+            piece = releaser.piece(delta)
             if piece:
-                _notify(piece, "response.stream")
-                text += piece
                 yield piece
-        piece = restorer.flush()
+        piece = releaser.end()
         if piece:
-            _notify(piece, "response.stream")
-            text += piece
             yield piece
-        answer.chars = len(text)
-        _notify(text, "response")
-        if hasattr(holder, "response_txt"):
-            holder.response_txt = text
-        outcome = "complete"
     finally:
-        gate.finish(answer, outcome=None if outcome == "complete" else outcome)
+        releaser.close()
 
 
 # --------------------------------------------------------------------------- guarded chat engines

@@ -841,15 +841,20 @@ class GatedLLM(LLM):
         answer.note_llm(self._inner)
         answer.streamed = True
         redactor = self._gate.redactor(answer)
+        restorer = self._gate.restorer(answer) if own else None
         text = ""
         ctx = contextvars.copy_context()
         try:
             async for delta in deltas:
                 piece = await asyncio.to_thread(ctx.run, redactor.feed, delta)
+                if restorer is not None:
+                    piece = restorer.feed(piece)
                 if piece:
                     text += piece
                     yield piece, text
             piece = await asyncio.to_thread(ctx.run, redactor.flush)
+            if restorer is not None:
+                piece = restorer.feed(piece) + restorer.flush()
             text += piece
             yield piece, text
         finally:
@@ -861,12 +866,8 @@ class GatedLLM(LLM):
         answer, own = _standalone(self._gate, self._answer)
         inner = await self._inner.astream_chat(messages, **kwargs)
 
-        async def deltas() -> AsyncIterator[str]:
-            async for r in inner:
-                yield r.delta or ""
-
         async def gen() -> ChatResponseAsyncGen:
-            async for piece, text in self._astream(deltas(), answer, own):
+            async for piece, text in self._astream(_deltas(inner), answer, own):
                 yield ChatResponse(message=ChatMessage(role="assistant", content=text), delta=piece)
 
         return gen()
@@ -877,15 +878,16 @@ class GatedLLM(LLM):
         answer, own = _standalone(self._gate, self._answer)
         inner = await self._inner.astream_complete(prompt, formatted=formatted, **kwargs)
 
-        async def deltas() -> AsyncIterator[str]:
-            async for r in inner:
-                yield r.delta or ""
-
         async def gen() -> CompletionResponseAsyncGen:
-            async for piece, text in self._astream(deltas(), answer, own):
+            async for piece, text in self._astream(_deltas(inner), answer, own):
                 yield CompletionResponse(text=text, delta=piece)
 
         return gen()
+
+
+async def _deltas(responses: Any) -> AsyncIterator[str]:
+    async for response in responses:
+        yield response.delta or ""
 
 
 # --------------------------------------------------------------------------- the release recorder

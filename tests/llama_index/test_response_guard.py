@@ -212,6 +212,20 @@ class TestStreaming:
         _assert_never_shown(deltas, (*FOREIGN, "Harold Finch"))
         _assert_never_shown(adeltas, (*FOREIGN, "Harold Finch"))
 
+    def test_async_streamed_query_equals_query(self, kb: Any) -> None:
+        gr, index, _ = kb
+        streaming = _engine(gr, index, ScriptedLLM(answer=ANSWER, step=2), streaming=True)
+
+        async def run() -> list[str]:
+            response = await streaming.aquery("discharge plan CHF")
+            return [d async for d in response.async_response_gen()]
+
+        with gr.acting_as(RESEARCHER):
+            expected = str(_engine(gr, index, ScriptedLLM(answer=ANSWER)).query("discharge plan CHF"))
+            deltas = asyncio.run(run())
+        assert "".join(deltas) == expected
+        _assert_never_shown(deltas, (*FOREIGN, "Harold Finch"))
+
     def test_aquery_equals_query(self, kb: Any) -> None:
         gr, index, _ = kb
         engine = _engine(gr, index, ScriptedLLM(answer=ANSWER))
