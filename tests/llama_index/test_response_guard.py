@@ -158,6 +158,37 @@ class TestResponseGuard:
         for value in (*FOREIGN, "Harold Finch", "discharge plan CHF"):
             assert value not in raw
 
+    def test_no_audit_record_no_answer(self, kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        from guardrail.llama_index.guard import RetrievalBlocked
+
+        gr, index, _ = kb
+        engine = _engine(gr, index, ScriptedLLM(answer=ANSWER))
+        real = gr._audit_event
+
+        def failing(event: dict[str, Any], **fields: Any) -> str:
+            if event["category"] == "rag.response":
+                raise OSError("disk full")
+            return real(event, **fields)
+
+        monkeypatch.setattr(gr, "_audit_event", failing)
+        with gr.acting_as(CLINICIAN), pytest.raises(RetrievalBlocked, match="audit record"):
+            engine.query("discharge plan CHF")
+
+    def test_a_failing_observer_withholds_the_answer(self, kb: Any) -> None:
+        from guardrail.llama_index.guard import RetrievalBlocked
+
+        gr, index, _ = kb
+
+        def broken(text: str, where: str) -> None:
+            raise RuntimeError("alert endpoint down")
+
+        responses.add_answer_observer(broken)
+        try:
+            with gr.acting_as(CLINICIAN), pytest.raises(RetrievalBlocked, match="observer"):
+                _engine(gr, index, ScriptedLLM(answer=ANSWER)).query("discharge plan CHF")
+        finally:
+            responses.remove_answer_observer(broken)
+
     def test_reports_list_the_llm_as_processor(self, tmp_path: Path) -> None:
         from guardrail.reports import build_ropa, write_report
 
@@ -186,13 +217,16 @@ class TestStreaming:
         with gr.acting_as(CLINICIAN):  # positive control: the clinician's stream is the raw answer
             assert "".join(_stream(streaming, "discharge plan CHF")) == ANSWER
 
-    def test_stream_chat_and_astream_chat_equal_chat(self, kb: Any) -> None:
+    # LlamaIndex's own context-engine streams leave an event loop resource behind (not guardrail's)
+    @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+    @pytest.mark.parametrize("mode", ["simple", "context", "condense_plus_context"])
+    def test_stream_chat_and_astream_chat_equal_chat(self, kb: Any, mode: str) -> None:
         gr, index, _ = kb
 
         def engine() -> Any:
             return gr.guard(
                 index.as_chat_engine(
-                    chat_mode="simple",
+                    chat_mode=mode,
                     llm=ScriptedLLM(answer=ANSWER, step=2),
                     memory=ChatMemoryBuffer.from_defaults(token_limit=3000),
                 )
