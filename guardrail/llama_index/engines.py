@@ -11,7 +11,8 @@
   restoration for principals allowed it, one ``rag.response`` audit event.
 
 Chat memory is per principal (id, roles and purpose): a guarded chat engine keeps a fresh, in-memory
-history for each, so nothing one principal was told reaches another's prompt. Refused, with the reason:
+history for each (at most :data:`MAX_SESSIONS`, the least recently used forgotten first), so nothing one
+principal was told reaches another's prompt. Refused, with the reason:
 engines whose memory already holds messages (they would be shown to every principal), memories kept in
 an external chat store or with memory blocks, ``CustomQueryEngine`` (its code is opaque: guard the
 retriever it uses) and agents (their tools call LLMs and retrievers that the guard cannot see).
@@ -335,6 +336,9 @@ async def _arestored_stream(
 
 # --------------------------------------------------------------------------- guarded chat engines
 
+#: principals whose history a guarded chat engine keeps at once (in memory; the oldest is forgotten)
+MAX_SESSIONS = 10_000
+
 _CHAT_KINDS = (CondensePlusContextChatEngine, ContextChatEngine, CondenseQuestionChatEngine, SimpleChatEngine)
 
 
@@ -390,10 +394,12 @@ class GuardedChatEngine(BaseChatEngine):
             raise AccessDenied("no principal: wrap the call in `with gr.acting_as(Principal(...))`")
         key = (principal.id, tuple(principal.roles), principal.purpose)
         with self._lock:
-            session = self._sessions.get(key)
+            session = self._sessions.pop(key, None)
             if session is None:
                 session = _Session(self._build(), TokenMap(), threading.Lock())
-                self._sessions[key] = session
+                while len(self._sessions) >= MAX_SESSIONS:  # the least recently used history goes first
+                    self._sessions.pop(next(iter(self._sessions)))
+            self._sessions[key] = session  # most recently used last
             return session
 
     def _build(self) -> Any:

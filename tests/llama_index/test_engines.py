@@ -129,6 +129,22 @@ class TestChatMemory:
         with gr.acting_as(CLINICIAN):
             assert len(engine.chat_history) == 2
 
+    def test_histories_are_bounded(self, kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        from guardrail.access import Principal
+        from guardrail.llama_index import engines
+
+        gr, index, _ = kb
+        monkeypatch.setattr(engines, "MAX_SESSIONS", 2)
+        engine = gr.guard(_chat(index, "simple"))
+        people = [Principal(f"u-{i}", ["support"], "support") for i in range(3)]
+        for person in people:
+            with gr.acting_as(person):
+                engine.chat("hello")
+        with gr.acting_as(people[0]):
+            assert engine.chat_history == []  # the least recently used history was forgotten
+        with gr.acting_as(people[2]):
+            assert len(engine.chat_history) == 2
+
 
 class TestRefusals:
     """What cannot be guarded safely is refused, saying why and what to do."""
