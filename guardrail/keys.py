@@ -608,6 +608,11 @@ class Keyring:
         owner = self._owner("subject", tenant, subject)
         return self._shred(lambda k: k["owner"] == owner)
 
+    def shred_subject_key(self, key_id: str) -> bool:
+        """Destroy one data subject's DEK by id (retention, once every record under it is deleted);
+        whether it was destroyed now. Tenant keys are never destroyed this way."""
+        return bool(self._shred(lambda k: k["id"] == key_id and k["scope"] == "subject"))
+
     def _shred(self, match: Any) -> list[str]:
         with self._lock, self._locked_file():
             destroyed = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -319,10 +319,15 @@ class _Tally:
             for r in resources
         )
         component = _text(get(record, "source", "component"))
+        actor, request = get(record, "actor", "ref"), get(record, "request", "ref")
+        who = (
+            actor if isinstance(actor, str) else "not recorded",
+            request if isinstance(request, str) else "-",
+        )
         if category == "key.rotate":
-            self.rotations.append((at, component, len(resources), keys or "-"))
+            self.rotations.append((at, component, len(resources), keys or "-", *who))
         elif category == "key.shred":
-            self.shreds.append((at, component, len(resources), keys or "-"))
+            self.shreds.append((at, component, len(resources), keys or "-", *who))
         else:
             subjects = record.get("subjects")
             refs = ", ".join(s for s in subjects if isinstance(s, str)) if isinstance(subjects, list) else "-"
@@ -457,6 +462,58 @@ def integrity_section(i: Integrity, period: Period, *, extra: Iterable[Block] = 
     return Section("integrity", "Integrity", tuple(blocks))
 
 
+_OCCURRED_AT = b'"occurred_at":"'
+
+
+def unverified_from(audit_dir: str | os.PathLike[str], bad: int | None) -> str:
+    """The earliest ``occurred_at`` among the records at or after the first damaged one (``""``: every
+    record is unverified). A row whose time is at or after it may rest on an unverified record; a damaged
+    record's time may itself be forged, so the earliest of all of them is taken (flagging more, never
+    fewer)."""
+    from guardrail.audit.storage import iter_lines, snapshot
+
+    if bad is None:
+        return ""
+    earliest: str | None = None
+    index = 0
+    for path, size in snapshot(Path(audit_dir)).segments:
+        for _, line in iter_lines(path, limit=size):
+            if index >= bad:
+                at = line.find(_OCCURRED_AT)
+                moment = line[at + 15 : at + 39].decode("ascii", "replace") if at >= 0 else ""
+                if earliest is None or moment < earliest:
+                    earliest = moment
+            index += 1
+    return earliest if earliest is not None else "\uffff"  # nothing after: nothing flagged by time
+
+
+def flag_block(block: Block, boundary: str, bad: int | None) -> Block:
+    """A table over a damaged log: rows of events at or after ``boundary`` get an ``integrity`` cell
+    saying UNVERIFIED; a table of counts (no event time) says in its note that its counts may include
+    unverified records."""
+    if not isinstance(block, Table):
+        return block
+    keys = [c.key for c in block.columns]
+    where = f"record {bad} and later" if bad is not None else "a log whose checkpoints do not verify"
+    if "occurred_at" not in keys:
+        if not block.rows:
+            return block
+        note = f"UNVERIFIED: these counts may include {where}. {block.note}".strip()
+        return replace(block, note=note)
+    at = keys.index("occurred_at")
+
+    def mark(row: tuple[Any, ...]) -> str:
+        moment = row[at]
+        return "UNVERIFIED" if not isinstance(moment, str) or moment >= boundary else "verified"
+
+    return replace(
+        block,
+        columns=(*block.columns, Column("integrity", "integrity")),
+        rows=tuple((*row, mark(row)) for row in block.rows),
+        note=f"Rows marked UNVERIFIED rest on {where}. {block.note}".strip(),
+    )
+
+
 def assemble(
     kind: str,
     title: str,
@@ -479,10 +536,14 @@ def assemble(
         )
         flag = Note(
             f"UNVERIFIED FIGURES: the figures in this section include {where}; they are not evidence until "
-            "the log is restored from its off-host copy.",
+            "the log is restored from its off-host copy. Rows marked UNVERIFIED rest on such records.",
             "danger",
         )
-        sections = tuple(Section(s.id, s.title, (flag, *s.blocks), s.intro) for s in sections)
+        boundary = unverified_from(audit_dir, bad)
+        sections = tuple(
+            Section(s.id, s.title, (flag, *(flag_block(b, boundary, bad) for b in s.blocks)), s.intro)
+            for s in sections
+        )
     return Report(
         kind=kind,
         title=title,
@@ -852,6 +913,8 @@ def _keys(t: _Tally) -> Section:
         Column("component", "component"),
         Column("keys", "keys", True),
         Column("key_ids", "key ids (labels)"),
+        Column("actor", "performed by"),
+        Column("request", "request reference"),
     )
     key_tables = [
         Table(block_id, title, key_cols, tuple(reversed(recent)), total=t.key_counts[category])

@@ -296,6 +296,14 @@ def dsar_command(
     public_key: KeyOpt = None,
     force: ForceOpt = False,
     allow_empty: EmptyOpt = False,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            "-p",
+            help="A policy YAML in force, for its retention (storage period); shipped packs are found alone.",
+        ),
+    ] = None,
 ) -> None:
     """GDPR Art. 15 access report for one data subject (identified in it by reference only)."""
     from guardrail.reports.subject import build_dsar
@@ -309,6 +317,7 @@ def dsar_command(
         since=since,
         until=until,
         public_key=_key_text(public_key),
+        policies=tuple(policy or ()),
     )
     _finish(report, output, force, keyring=keyring, subject_ref=ref)
 

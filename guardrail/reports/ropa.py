@@ -71,7 +71,7 @@ def _retention_text(policies: list[Policy], org: Organisation) -> Any:
 def _overdue(audit_dir: str | os.PathLike[str], policies: list[Policy], clock: datetime | None) -> Any:
     from guardrail.retention import overdue_chunks
 
-    with_periods = [p for p in policies if p.retention.classifications]
+    with_periods = [p for p in policies if p.retention.classifications or p.retention.purposes]
     if not with_periods:
         return "-"
     found: dict[str, str] = {}

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from guardrail.keys import Keyring
+from guardrail.policy import Policy
 from guardrail.reports.activity import ERASURE_COLUMNS, assemble, erasure_cells
 from guardrail.reports.legal import (
     LEGACY_TPO_CODES,
@@ -39,7 +40,7 @@ from guardrail.reports.model import (
     Section,
     Table,
 )
-from guardrail.reports.source import LogReader, check_integrity, get, now_text, parse_moment
+from guardrail.reports.source import LogReader, PolicyIndex, check_integrity, get, now_text, parse_moment
 
 __all__ = ["TPO_PURPOSES", "build_disclosures", "build_dsar", "count_subject_events", "subject_ref"]
 
@@ -132,6 +133,44 @@ _CATEGORY_WORDS = {
 }
 
 
+_REPORT_WORDS = {
+    "dsar": "access request, Art. 15",
+    "disclosures": "accounting of disclosures, 45 CFR 164.528",
+}
+
+
+def _days(period: int | str) -> str:
+    from guardrail.governance import parse_duration
+
+    days = parse_duration(period)
+    if days % 365 == 0:
+        return f"{days // 365} year(s)"
+    if days % 30 == 0:
+        return f"{days // 30} month(s)"
+    return f"{days} day(s)"
+
+
+def retention_periods(policies: list[Policy]) -> list[str]:
+    """The storage periods the policies declare, in words (``phi data: 6 year(s)``)."""
+    out: list[str] = []
+    for p in policies:
+        r = p.retention
+        out += [f"{c} data: {_days(d)}" for c, d in r.classifications.items()]
+        out += [f"data kept for {u}: {_days(d)}" for u, d in r.purposes.items()]
+        if r.vault is not None:
+            out.append(f"pseudonym (token) vault: {_days(r.vault)}")
+    return list(dict.fromkeys(out))
+
+
+def storage_period(policies: list[Policy]) -> Any:
+    """Art. 15(1)(d): the retention the policies in force declare, or a blank for the controller."""
+    periods = retention_periods(policies)
+    if not periods:
+        return Blank("retention period or the criteria that set it (policy retention section)")
+    names = ", ".join(sorted({f"{p.name}@{p.version}" for p in policies if not p.retention.is_empty()}))
+    return f"{'; '.join(periods)} (policy {names}; guardrail retention apply deletes what is older)"
+
+
 def _plain_language(
     *,
     first: str | None,
@@ -144,6 +183,8 @@ def _plain_language(
     datasets: int,
     erasures: int,
     categories: list[str],
+    periods: Sequence[str] = (),
+    reports: int = 0,
 ) -> tuple[Block, ...]:
     """Art. 12(1): what the log holds about the person, in sentences rather than event codes."""
     if first is None:
@@ -173,6 +214,13 @@ def _plain_language(
             f"It was included in {datasets} dataset(s) prepared for training or analysis, with names and "
             "identifiers replaced."
         )
+    if periods:
+        lines.append("We keep it for at most: " + "; ".join(periods) + ".")
+    if reports:
+        lines.append(
+            f"We prepared {reports} report(s) about the use of your data (answers to requests such as this "
+            "one); they contain no content of your documents."
+        )
     if erasures:
         lines.append(f"Your data was erased at your request ({erasures} erasure(s) recorded).")
     lines.append(
@@ -191,6 +239,7 @@ def build_dsar(
     until: str | datetime | None = None,
     public_key: str | None = None,
     clock: datetime | None = None,
+    policies: tuple[str | Path | Policy, ...] = (),
 ) -> Report:
     """The GDPR Art. 15 access report for one data subject: every event that touched the subject's
     documents (dates, purposes, outcomes), the datasets that included the subject, and erasures.
@@ -203,11 +252,15 @@ def build_dsar(
         since: first moment included; until: first moment excluded.
         public_key: the verifier key text (default: the log's ``audit.pub``).
         clock: the generation time.
+        policies: policies (pack names, YAML files) whose text the log's events name, to read the
+            storage period (Art. 15(1)(d)) from their ``retention``; shipped packs are found alone.
 
     Raises:
         ReportError: a bad option or not a log directory.
     """
     ref = _check_ref(subject_ref)
+    index = PolicyIndex(PolicyIndex.load(policies))
+    in_force: dict[str, Policy] = {}
     start = parse_moment(since, option="--since")
     end = parse_moment(until, option="--until", end=True)
     reader = LogReader(audit_dir, since=start, until=end)
@@ -230,6 +283,9 @@ def build_dsar(
         category = _text(get(record, "event", "category"))
         outcome = _text(get(record, "event", "outcome"), "success")
         totals[category] += 1
+        found_policy = index.lookup(get(record, "policy", "id"), get(record, "policy", "sha256"))
+        if found_policy is not None:
+            in_force.setdefault(found_policy.sha256, found_policy)
         own = get(record, "pii", "by_subject", ref)
         if isinstance(own, dict):
             entities.update({k: v for k, v in own.items() if type(v) is int})
@@ -258,8 +314,16 @@ def build_dsar(
         for p in record.get("processors") or ():
             if isinstance(p, dict):
                 processors[processor_words(p)] += 1
-        purpose = purpose_words(purpose_code(record), get(record, "purpose", "name"))
-        if category != "rag.ingest":
+        if category == "report.generate":
+            # a report about the subject (an earlier access request, an accounting): listed, not counted
+            # as a use of their data for a purpose
+            kind = next(
+                (_text(r.get("id")) for r in record.get("resources") or () if isinstance(r, dict)), "report"
+            )
+            purpose = f"report about the subject ({_REPORT_WORDS.get(kind, kind)})"
+        else:
+            purpose = purpose_words(purpose_code(record), get(record, "purpose", "name"))
+        if category not in ("rag.ingest", "report.generate"):
             purposes[purpose] += 1
             for role in _roles(record).split(", "):
                 if role != "-":
@@ -300,7 +364,9 @@ def build_dsar(
     if with_principals:
         columns.append(Column("principal", "principal"))
     columns += [Column("resources", "chunks", True), Column("decision", "decision")]
-    n_access = sum(n for c, n in totals.items() if c not in ("ft.scan", "ft.export", "dsar.erasure"))
+    n_access = sum(
+        n for c, n in totals.items() if c not in ("ft.scan", "ft.export", "dsar.erasure", "report.generate")
+    )
     subject_blocks: tuple[Block, ...] = (
         Note(
             f"The data subject is identified here only by the keyed reference {ref}, under which the audit "
@@ -328,7 +394,7 @@ def build_dsar(
                     + "".join(f"; processor: {r} ({n})" for r, n in processors.most_common())
                     or "-",
                 ),
-                ("storage period (15(1)(d))", Blank("retention period or the criteria that set it")),
+                ("storage period (15(1)(d))", storage_period(list(in_force.values()))),
                 ("source of the data (15(1)(g))", Blank("where the documents came from, if not the subject")),
                 ("automated decision-making (15(1)(h))", Blank("whether it applies, and its logic")),
                 (
@@ -349,6 +415,8 @@ def build_dsar(
         datasets=totals["ft.export"],
         erasures=len(erasures),
         categories=sorted(entities or shared),
+        periods=retention_periods(list(in_force.values())),
+        reports=totals["report.generate"],
     )
     sections = (
         Section("plain", "Your data: a summary in plain language (Art. 12(1))", plain),
@@ -362,7 +430,7 @@ def build_dsar(
                     "Events that touched the subject's documents",
                     tuple(columns),
                     tuple(access),
-                    total=n_access,
+                    total=n_access + totals["report.generate"],
                     empty="no event touched this subject's documents in the period",
                 ),
             ),

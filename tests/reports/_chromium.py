@@ -138,8 +138,14 @@ def render(
     screenshot: Path | None = None,
     full_page: bool = False,
     pdf: bool = False,
+    media: str | None = None,
+    pdf_options: dict[str, Any] | None = None,
 ) -> Rendered:
-    """Load ``page`` in headless Chromium and report what happened."""
+    """Load ``page`` in headless Chromium and report what happened.
+
+    ``media="print"`` lays the page out with its print style sheet (``@media print``) before the
+    expressions run; ``pdf_options`` are ``Page.printToPDF`` parameters (paper size in inches, margins).
+    """
     out = Rendered()
     with tempfile.TemporaryDirectory(prefix="gr-chromium-") as user_data:
         cdp = _Cdp(user_data)
@@ -153,6 +159,8 @@ def render(
                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
                 session=session,
             )
+            if media is not None:
+                cdp.send("Emulation.setEmulatedMedia", {"media": media}, session=session)
             cdp.events.clear()
             cdp.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
             cdp.wait_for("Page.loadEventFired")
@@ -172,7 +180,8 @@ def render(
             if screenshot is not None:
                 screenshot.write_bytes(out.screenshot)
             if pdf:
-                out.pdf = base64.b64decode(cdp.send("Page.printToPDF", {}, session=session)["data"])
+                printed = cdp.send("Page.printToPDF", dict(pdf_options or {}), session=session)
+                out.pdf = base64.b64decode(printed["data"])
         finally:
             cdp.close()
     for event in cdp.events:

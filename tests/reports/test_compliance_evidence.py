@@ -421,7 +421,8 @@ class TestErasure:
 
         gr = Guardrail(policy=world.policy, keyring=world.keys, tenant=world.tenant)
         storage = gr.load_storage_context(world.kb)
-        texts = [n.get_content() for n in storage.vector_store.get_nodes()]
+        with gr.release_all(reason="test: what is left on disk"):
+            texts = [n.get_content() for n in storage.vector_store.get_nodes()]
         assert texts, "positive control: the other documents are still there"
         assert not any("Finch" in t for t in texts)
         assert any("invoice" in t for t in texts)
@@ -471,7 +472,8 @@ class TestErasure:
         gr.close()
         assert result.vector_nodes_deleted >= 1
         again = Guardrail(policy=world.policy, keyring=world.keys, tenant=world.tenant)
-        texts = [n.get_content() for n in again.load_storage_context(world.kb).vector_store.get_nodes()]
+        with again.release_all(reason="test: what is left on disk"):
+            texts = [n.get_content() for n in again.load_storage_context(world.kb).vector_store.get_nodes()]
         assert not any("invoice" in t for t in texts)  # persisted without a second persist() call
         assert any("opening hours" in t for t in texts)
 
@@ -629,8 +631,9 @@ class TestRetention:
             keyring=ring, policy=policy, tenant="clinic", audit_log=audit, stores=[kb], now=later
         )
         assert done.chunks == 1
-        texts = [n.get_content() for n in Guardrail(policy=policy, keyring=keys, tenant="clinic")
-                 .load_storage_context(kb).vector_store.get_nodes()]  # fmt: skip
+        reader = Guardrail(policy=policy, keyring=keys, tenant="clinic")
+        with reader.release_all(reason="test: what is left on disk"):
+            texts = [n.get_content() for n in reader.load_storage_context(kb).vector_store.get_nodes()]
         assert not any("opening hours" in t for t in texts)
         assert any("Discharge" in t for t in texts)  # phi is kept 6 years
         event = events(audit, "retention.apply")[-1]
@@ -657,3 +660,65 @@ def test_dsar_opens_with_a_plain_language_summary(world: World) -> None:
     assert "Azure OpenAI (EU)" in text
     assert "rag.retrieval" not in text  # sentences, not event codes
     assert report.sections[2].title.startswith("Annex for the data protection officer")
+
+
+def test_dsar_storage_period_comes_from_the_policy_retention(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guardrail.reports.model import Blank
+
+    report = build_dsar(world.audit, subject_ref=world.ref2, policies=(world.policy,))
+    facts = dict(report.block("dsar_summary").items)  # type: ignore[union-attr]
+    period = str(facts["storage period (15(1)(d))"])
+    assert "phi data: 6 year(s)" in period
+    assert "internal data: 1 year(s)" in period
+    assert "clinic@2.0.0" in period
+    plain = " ".join(getattr(b, "text", "") for b in report.sections[1].blocks)
+    assert "We keep it for at most: phi data: 6 year(s)" in plain
+    # the policy file is not a shipped pack: without it the period stays for the controller to fill
+    alone = dict(build_dsar(world.audit, subject_ref=world.ref2).block("dsar_summary").items)  # type: ignore[union-attr]
+    assert isinstance(alone["storage period (15(1)(d))"], Blank)
+    out = tmp_path / "dsar.md"
+    code, output = cli(
+        capsys, monkeypatch, "report", "dsar", world.audit, "--subject-ref", world.ref2, "--policy",
+        world.policy, "-o", out, "--allow-empty",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "phi data: 6 year(s)" in out.read_text()
+
+
+def test_reports_about_the_subject_are_listed_not_counted_as_uses(world: World) -> None:
+    """A DSAR generated after an earlier one: the earlier report.generate event is listed with what it
+    was, and is neither a purpose ("no purpose recorded") nor an occasion of use of the data."""
+    from _report_helpers import write_log
+
+    from guardrail.audit.schema import LOG_FIELDS
+
+    records = [
+        {k: v for k, v in r.items() if k not in LOG_FIELDS}
+        for r in iter_records(world.audit)
+        if world.ref2 in (r.get("subjects") or ())
+    ]
+    before = build_dsar(world.audit, subject_ref=world.ref2)
+    generated = {
+        "occurred_at": "2999-01-01T00:00:00.000Z",
+        "event": {"category": "report.generate", "action": "R", "outcome": "success"},
+        "source": {"app": "guardrail@test", "component": "reports"},
+        "actor": {"ref": "dpo-anna", "type": "user", "roles": []},
+        "subjects": [world.ref2],
+        "resources": [{"type": "report", "id": "dsar"}],
+    }
+    audit = write_log(world.root / "with-report", [*records, generated])
+    after = build_dsar(audit, subject_ref=world.ref2)
+    facts = dict(after.block("dsar_summary").items)  # type: ignore[union-attr]
+    assert "no purpose recorded" not in str(facts["purposes (15(1)(a))"])
+    assert str(facts["purposes (15(1)(a))"]) == str(
+        dict(before.block("dsar_summary").items)["purposes (15(1)(a))"]
+    )  # type: ignore[union-attr]
+    events_table = rows(after, "subject_events")
+    assert events_table[-1]["event"] == "report.generate"
+    assert events_table[-1]["purpose"] == "report about the subject (access request, Art. 15)"
+    plain = " ".join(getattr(b, "text", "") for b in after.sections[1].blocks)
+    n = sum(1 for r in records if r["event"]["category"] == "report.generate") + 1
+    assert f"We prepared {n} report(s) about the use of your data" in plain
+    assert "no purpose recorded" not in plain

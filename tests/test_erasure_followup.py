@@ -1,0 +1,100 @@
+"""After an erasure: the key lifecycle still works on the erased store, and key operations are accountable
+(actor and request reference on key.rotate / key.shred events, shown in the activity report)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from llama_index.core import Document, VectorStoreIndex
+
+from guardrail import Guardrail
+from guardrail.audit.verify import iter_records
+from guardrail.keys import Keyring
+from guardrail.llama_index.hashing import HashingEmbedding
+
+
+def run(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "guardrail.cli", *(str(a) for a in args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _build(tmp_path: Path) -> None:
+    Keyring.create(tmp_path / "keys")
+    gr = Guardrail(keyring=tmp_path / "keys", tenant="acme", audit_log=tmp_path / "audit")
+    storage = gr.storage_context()
+    docs = [
+        Document(text=f"Patient Zebulon {i} chest pain", doc_id=f"d{i}", metadata={"subjects": [f"p{i}"]})
+        for i in range(3)
+    ]
+    VectorStoreIndex.from_documents(docs, storage_context=storage, embed_model=HashingEmbedding(dim=16))
+    storage.persist(persist_dir=str(tmp_path / "kb"))
+    gr.close()
+
+
+def test_python_erasure_persists_so_rotation_and_destroy_work_afterwards(tmp_path: Path) -> None:
+    _build(tmp_path)
+    gr = Guardrail(keyring=tmp_path / "keys", tenant="acme", audit_log=tmp_path / "audit")
+    gr.load_storage_context(tmp_path / "kb")
+    result = gr.erase_subject("p1", actor="dpo-anna", request_ref="DSAR-9")  # no persist() call after
+    gr.close()
+    assert result.vector_nodes_deleted == 1
+    assert result.keys_destroyed
+    # the store on disk no longer holds the erased subject (positive control: the others are there)
+    texts = [
+        n.get_content()
+        for n in Guardrail(keyring=tmp_path / "keys", tenant="acme")
+        .load_storage_context(tmp_path / "kb")
+        .vector_store.get_nodes()
+    ]
+    assert sorted(texts) == ["Patient Zebulon 0 chest pain", "Patient Zebulon 2 chest pain"]
+    old = Keyring.open(tmp_path / "keys").primary_id("acme")
+    assert old is not None
+    rotated = run(
+        "keys", "rotate", "-k", "keys", "-t", "acme", "--audit-log", "audit",
+        "--actor", "sec-ops", "--request-ref", "CHG-1042", cwd=tmp_path,
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    done = run("keys", "reencrypt", "-k", "keys", "-s", "kb", "-t", "acme", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "re-sealed" in done.stdout
+    destroyed = run(
+        "keys", "destroy", old, "-k", "keys", "-s", "kb", "-t", "acme", "--audit-log", "audit",
+        "--actor", "sec-ops", "--request-ref", "CHG-1042", cwd=tmp_path,
+    )  # fmt: skip
+    assert destroyed.returncode == 0, destroyed.stderr
+    records = list(iter_records(tmp_path / "audit"))
+    by_category = {r["event"]["category"]: r for r in records}
+    assert by_category["dsar.erasure"]["actor"]["ref"] == "dpo-anna"
+    assert by_category["dsar.erasure"]["request"]["ref"] == "DSAR-9"
+    for category in ("key.rotate", "key.shred"):
+        assert by_category[category]["actor"]["ref"] == "sec-ops", category
+        assert by_category[category]["request"]["ref"] == "CHG-1042", category
+    assert "p1" not in json.dumps(records)
+    # the activity report shows who did each key operation and under which request
+    report = run("report", "audit", "-o", "report.json", "--keyring", "keys", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    data = json.dumps(json.loads((tmp_path / "report.json").read_text()))
+    assert "CHG-1042" in data
+    assert "DSAR-9" in data
+
+
+def test_key_shred_without_request_ref_records_the_os_user(tmp_path: Path) -> None:
+    _build(tmp_path)
+    shred = run(
+        "keys", "shred", "-k", "keys", "-t", "acme", "--subject", "p2", "--audit-log", "audit", cwd=tmp_path
+    )
+    assert shred.returncode == 0, shred.stderr
+    event = [r for r in iter_records(tmp_path / "audit") if r["event"]["category"] == "key.shred"][-1]
+    assert event["actor"]["ref"]
+    assert "request" not in event
