@@ -144,7 +144,7 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-_OUR_TOKEN = re.compile(r"^<?[A-Z][A-Z0-9_]*(?:_\d+|#[0-9a-f]+)?>?$")
+_OUR_TOKEN = re.compile(r"^<(?P<entity>[A-Z][A-Z0-9_]*?)(?:_\d+|#[0-9a-f]{8,64})?>$")
 
 
 @dataclass
@@ -550,8 +550,12 @@ class ResponseGate:
 
 
 def _is_token(value: str) -> bool:
-    """A redaction token guardrail itself wrote (``<PERSON_1>``, ``<US_SSN>``, ``<PERSON#ab12>``)."""
-    return bool(_OUR_TOKEN.match(value.strip())) and ("<" in value or ">" in value or "_" in value)
+    """A redaction token guardrail itself writes (``<PERSON_1>``, ``<US_SSN>``, ``<PERSON#ab12cd34>``):
+    bracketed, naming a known entity type (an upper-case username such as ``J_SMITH_42`` is not one)."""
+    from guardrail.policy import BUILTIN_ENTITIES
+
+    match = _OUR_TOKEN.match(value.strip())
+    return match is not None and (match["entity"] in BUILTIN_ENTITIES or match["entity"] == "DENY_LIST")
 
 
 def _released(value: str, corpus: str) -> bool:

@@ -384,6 +384,22 @@ class TestRestoration:
         assert "Harold Finch" in llm.prompts[-1]
 
 
+@pytest.mark.parametrize(
+    ("value", "token"),
+    [
+        ("<PERSON_1>", True),
+        ("<US_SSN>", True),
+        ("<PERSON#0a1b2c3d4e5f6a7b>", True),
+        ("J_SMITH_42", False),
+        ("PERSON_1", False),
+        ("<JSMITH_42>", False),
+        ("<PERSON_1", False),
+    ],
+)
+def test_only_guardrail_tokens_are_left_alone(value: str, token: bool) -> None:
+    assert responses._is_token(value) is token
+
+
 class TestRestorer:
     """Restoration alone: tolerant of what LLMs do, never restoring what is not in the map."""
 
