@@ -122,6 +122,15 @@ class TokenMap:
             self._values.setdefault((entity, n), value)
         return token
 
+    def reserve(self, texts: Sequence[str]) -> None:
+        """Number new tokens after the ``<ENTITY_n>`` already in ``texts`` (a profile that pseudonymises
+        some values itself): a restorable token never looks like one of those."""
+        counters = self._scope._counters
+        with self._lock:
+            for entity, n in re.findall(r"<([A-Z][A-Z0-9_]*)_(\d+)>", "\n".join(texts)):
+                if (entity, int(n)) not in self._values:
+                    counters[entity] = max(counters.get(entity, 0), int(n))
+
     def value(self, entity: str, n: int) -> str | None:
         with self._lock:
             return self._values.get((entity, n))
@@ -357,6 +366,7 @@ class ResponseGate:
             for key, value in (hit.node.metadata or {}).items():
                 if isinstance(value, str) and value and key not in excluded:
                     items.append((i, key, value))
+        tokens.reserve([text for _, _, text in items])
         found = self._detect([text for _, _, text in items])
         out = [NodeWithScore(node=hit.node.model_copy(deep=True), score=hit.score) for hit in nodes]
         for (i, meta_key, original), findings in zip(items, found, strict=True):

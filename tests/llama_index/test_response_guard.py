@@ -434,6 +434,12 @@ class TestRestorer:
         restorer = self._restorer()
         assert restorer.feed(f"x {raw} y") + restorer.flush() == f"x {expected} y"
 
+    def test_tokens_already_in_the_context_are_never_reused(self) -> None:
+        tokens = TokenMap()
+        tokens.reserve(["seen by <PERSON_1> and <PERSON_2>, MRN <MEDICAL_RECORD_NUMBER_1>"])
+        assert tokens.token("PERSON", "Ada Finch") == "<PERSON_3>"
+        assert tokens.value("PERSON", 1) is None  # a context token is not restorable
+
     def test_any_cut_gives_the_same_text(self) -> None:
         text = "Ask <PERSON_1> (MRN <MEDICAL_RECORD_NUMBER_1>), not <PERSON_3> or PERSONAL data, person 1."
         expected = self._restorer().feed(text)
