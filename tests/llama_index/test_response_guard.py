@@ -354,6 +354,19 @@ class TestRestoration:
         assert "Harold Finch" not in text
         assert f"<PERSON_{n}>" in text
 
+    def test_a_profile_restores_only_what_it_releases_in_clear(self, tmp_path: Path) -> None:
+        from guardrail.access import Principal
+
+        policy = policy_with(tmp_path, "responses:\n  profiles:\n    limited: {restore_in_response: true}\n")
+        gr, index = build(tmp_path, policy)
+        operations = Principal("dr-chen", ["clinician"], "operations")  # profile limited: names pseudonymised
+        llm = ScriptedLLM(answer="<PERSON_1> and <person 2> go home.")
+        with gr.acting_as(operations):
+            text = str(_engine(gr, index, llm).query("discharge plan CHF"))
+        assert "<PERSON_1>" in llm.prompts[-1]  # the profile's own pseudonym reached the LLM
+        assert "Harold Finch" not in text
+        assert "Amara Okafor" not in text
+
     @pytest.mark.parametrize("step", [1, 2, 3, 5], ids=lambda s: f"step{s}")
     def test_streamed_restoration_never_flickers(self, restoring: Any, step: int) -> None:
         gr, index, _ = restoring
