@@ -224,8 +224,11 @@ class Guardrail:
         return self._guard_obj
 
     def guard(self, target: Any, *, processors: Sequence[str] = ()) -> Any:
-        """Guard a retriever or a query engine: every retrieval is decided per node by the policy,
-        redacted per its profile and audited, and fails closed. Returns the same kind of object.
+        """Guard a retriever, a query engine, a chat engine (``index.as_chat_engine()``) or a Router /
+        SubQuestion query engine: every retrieval is decided per node by the policy, redacted per its
+        profile and audited, and fails closed; an engine's answers also pass the response guard (the
+        policy's ``responses`` section; see :mod:`guardrail.llama_index.engines`). Returns a guarded copy
+        of the same kind (a chat engine: a ``GuardedChatEngine`` with one history per principal).
 
         Any retriever works, composed ones included (``QueryFusionRetriever`` with a ``BM25Retriever``,
         ``AutoMergingRetriever``, ``RecursiveRetriever``): what it returns is only what the encrypted
@@ -238,6 +241,8 @@ class Guardrail:
 
         Raises:
             ConfigError: no audit log is configured (guarded retrieval always writes one).
+            EngineRefused: an agent, a ``CustomQueryEngine`` or a chat engine with pre-filled or shared
+                memory (the message says what to do instead).
         """
         from llama_index.core.base.base_retriever import BaseRetriever
 

@@ -11,7 +11,8 @@
   restoration for principals allowed it, one ``rag.response`` audit event.
 
 Chat memory is per principal (id, roles and purpose): a guarded chat engine keeps a fresh, in-memory
-history for each, so nothing one principal was told reaches another's prompt. Refused, with the reason:
+history for each (at most :data:`MAX_SESSIONS`, the least recently used forgotten first), so nothing one
+principal was told reaches another's prompt. Refused, with the reason:
 engines whose memory already holds messages (they would be shown to every principal), memories kept in
 an external chat store or with memory blocks, ``CustomQueryEngine`` (its code is opaque: guard the
 retriever it uses) and agents (their tools call LLMs and retrievers that the guard cannot see).
@@ -268,61 +269,75 @@ def _release(gate: ResponseGate, answer: _Answer, response: Any) -> Any:
     )
 
 
+class _Releaser:
+    """Releases a stream's deltas to the principal: restored, observed, audited when it ends."""
+
+    def __init__(self, gate: ResponseGate, answer: _Answer, holder: Any) -> None:
+        self._gate = gate
+        self._answer = answer
+        self._holder = holder
+        self._restorer = gate.restorer(answer)
+        self._text = ""
+        self._complete = False
+
+    def piece(self, delta: str | None) -> str:
+        return self._out(self._restorer.feed(delta or ""))
+
+    def end(self) -> str:
+        piece = self._out(self._restorer.flush())
+        self._answer.chars = len(self._text)
+        _notify(self._text, "response")
+        if hasattr(self._holder, "response_txt"):
+            self._holder.response_txt = self._text
+        self._complete = True
+        return piece
+
+    def close(self) -> None:
+        self._gate.finish(self._answer, outcome=None if self._complete else "incomplete")
+
+    def _out(self, piece: str) -> str:
+        if piece:
+            _notify(piece, "response.stream")
+            self._text += piece
+        return piece
+
+
 def _restored_stream(
     gate: ResponseGate, answer: _Answer, deltas: Any, holder: Any
 ) -> Generator[str, None, None]:
-    restorer = gate.restorer(answer)
-    text = ""
-    outcome = "incomplete"
+    releaser = _Releaser(gate, answer, holder)
     try:
         for delta in deltas:
-            piece = restorer.feed(delta or "")
+            piece = releaser.piece(delta)
             if piece:
-                _notify(piece, "response.stream")
-                text += piece
                 yield piece
-        piece = restorer.flush()
+        piece = releaser.end()
         if piece:
-            _notify(piece, "response.stream")
-            text += piece
             yield piece
-        answer.chars = len(text)
-        _notify(text, "response")
-        if hasattr(holder, "response_txt"):
-            holder.response_txt = text
-        outcome = "complete"
     finally:
-        gate.finish(answer, outcome=None if outcome == "complete" else outcome)
+        releaser.close()
 
 
 async def _arestored_stream(
     gate: ResponseGate, answer: _Answer, deltas: Any, holder: Any
 ) -> AsyncGenerator[str, None]:
-    restorer = gate.restorer(answer)
-    text = ""
-    outcome = "incomplete"
+    releaser = _Releaser(gate, answer, holder)
     try:
         async for delta in deltas:
-            piece = restorer.feed(delta or "")
+            piece = releaser.piece(delta)
             if piece:
-                _notify(piece, "response.stream")
-                text += piece
                 yield piece
-        piece = restorer.flush()
+        piece = releaser.end()
         if piece:
-            _notify(piece, "response.stream")
-            text += piece
             yield piece
-        answer.chars = len(text)
-        _notify(text, "response")
-        if hasattr(holder, "response_txt"):
-            holder.response_txt = text
-        outcome = "complete"
     finally:
-        gate.finish(answer, outcome=None if outcome == "complete" else outcome)
+        releaser.close()
 
 
 # --------------------------------------------------------------------------- guarded chat engines
+
+#: principals whose history a guarded chat engine keeps at once (in memory; the oldest is forgotten)
+MAX_SESSIONS = 10_000
 
 _CHAT_KINDS = (CondensePlusContextChatEngine, ContextChatEngine, CondenseQuestionChatEngine, SimpleChatEngine)
 
@@ -379,10 +394,12 @@ class GuardedChatEngine(BaseChatEngine):
             raise AccessDenied("no principal: wrap the call in `with gr.acting_as(Principal(...))`")
         key = (principal.id, tuple(principal.roles), principal.purpose)
         with self._lock:
-            session = self._sessions.get(key)
+            session = self._sessions.pop(key, None)
             if session is None:
                 session = _Session(self._build(), TokenMap(), threading.Lock())
-                self._sessions[key] = session
+                while len(self._sessions) >= MAX_SESSIONS:  # the least recently used history goes first
+                    self._sessions.pop(next(iter(self._sessions)))
+            self._sessions[key] = session  # most recently used last
             return session
 
     def _build(self) -> Any:

@@ -122,6 +122,15 @@ class TokenMap:
             self._values.setdefault((entity, n), value)
         return token
 
+    def reserve(self, texts: Sequence[str]) -> None:
+        """Number new tokens after the ``<ENTITY_n>`` already in ``texts`` (a profile that pseudonymises
+        some values itself): a restorable token never looks like one of those."""
+        counters = self._scope._counters
+        with self._lock:
+            for entity, n in re.findall(r"<([A-Z][A-Z0-9_]*)_(\d+)>", "\n".join(texts)):
+                if (entity, int(n)) not in self._values:
+                    counters[entity] = max(counters.get(entity, 0), int(n))
+
     def value(self, entity: str, n: int) -> str | None:
         with self._lock:
             return self._values.get((entity, n))
@@ -144,7 +153,7 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-_OUR_TOKEN = re.compile(r"^<?[A-Z][A-Z0-9_]*(?:_\d+|#[0-9a-f]+)?>?$")
+_OUR_TOKEN = re.compile(r"^<(?P<entity>[A-Z][A-Z0-9_]*?)(?:_\d+|#[0-9a-f]{8,64})?>$")
 
 
 @dataclass
@@ -357,6 +366,7 @@ class ResponseGate:
             for key, value in (hit.node.metadata or {}).items():
                 if isinstance(value, str) and value and key not in excluded:
                     items.append((i, key, value))
+        tokens.reserve([text for _, _, text in items])
         found = self._detect([text for _, _, text in items])
         out = [NodeWithScore(node=hit.node.model_copy(deep=True), score=hit.score) for hit in nodes]
         for (i, meta_key, original), findings in zip(items, found, strict=True):
@@ -550,8 +560,12 @@ class ResponseGate:
 
 
 def _is_token(value: str) -> bool:
-    """A redaction token guardrail itself wrote (``<PERSON_1>``, ``<US_SSN>``, ``<PERSON#ab12>``)."""
-    return bool(_OUR_TOKEN.match(value.strip())) and ("<" in value or ">" in value or "_" in value)
+    """A redaction token guardrail itself writes (``<PERSON_1>``, ``<US_SSN>``, ``<PERSON#ab12cd34>``):
+    bracketed, naming a known entity type (an upper-case username such as ``J_SMITH_42`` is not one)."""
+    from guardrail.policy import BUILTIN_ENTITIES
+
+    match = _OUR_TOKEN.match(value.strip())
+    return match is not None and (match["entity"] in BUILTIN_ENTITIES or match["entity"] == "DENY_LIST")
 
 
 def _released(value: str, corpus: str) -> bool:
@@ -841,15 +855,20 @@ class GatedLLM(LLM):
         answer.note_llm(self._inner)
         answer.streamed = True
         redactor = self._gate.redactor(answer)
+        restorer = self._gate.restorer(answer) if own else None
         text = ""
         ctx = contextvars.copy_context()
         try:
             async for delta in deltas:
                 piece = await asyncio.to_thread(ctx.run, redactor.feed, delta)
+                if restorer is not None:
+                    piece = restorer.feed(piece)
                 if piece:
                     text += piece
                     yield piece, text
             piece = await asyncio.to_thread(ctx.run, redactor.flush)
+            if restorer is not None:
+                piece = restorer.feed(piece) + restorer.flush()
             text += piece
             yield piece, text
         finally:
@@ -861,12 +880,8 @@ class GatedLLM(LLM):
         answer, own = _standalone(self._gate, self._answer)
         inner = await self._inner.astream_chat(messages, **kwargs)
 
-        async def deltas() -> AsyncIterator[str]:
-            async for r in inner:
-                yield r.delta or ""
-
         async def gen() -> ChatResponseAsyncGen:
-            async for piece, text in self._astream(deltas(), answer, own):
+            async for piece, text in self._astream(_deltas(inner), answer, own):
                 yield ChatResponse(message=ChatMessage(role="assistant", content=text), delta=piece)
 
         return gen()
@@ -877,15 +892,16 @@ class GatedLLM(LLM):
         answer, own = _standalone(self._gate, self._answer)
         inner = await self._inner.astream_complete(prompt, formatted=formatted, **kwargs)
 
-        async def deltas() -> AsyncIterator[str]:
-            async for r in inner:
-                yield r.delta or ""
-
         async def gen() -> CompletionResponseAsyncGen:
-            async for piece, text in self._astream(deltas(), answer, own):
+            async for piece, text in self._astream(_deltas(inner), answer, own):
                 yield CompletionResponse(text=text, delta=piece)
 
         return gen()
+
+
+async def _deltas(responses: Any) -> AsyncIterator[str]:
+    async for response in responses:
+        yield response.delta or ""
 
 
 # --------------------------------------------------------------------------- the release recorder

@@ -69,8 +69,11 @@ class ScriptedLLM(CustomLLM):
         return gen()
 
 
-def build(tmp_path: Path, policy: str | Path = "hipaa-safe-harbor") -> tuple[Guardrail, VectorStoreIndex]:
-    """An encrypted index with one PHI note and one public notice."""
+def build(
+    tmp_path: Path, policy: str | Path = "hipaa-safe-harbor", *, vector_store: Any = None
+) -> tuple[Guardrail, VectorStoreIndex]:
+    """An encrypted index with one PHI note and one public notice (over ``vector_store``: Chroma,
+    Qdrant...; ``None``: an encrypted SimpleVectorStore)."""
     if not (tmp_path / "keys").exists():
         Keyring.create(tmp_path / "keys")
     gr = Guardrail(policy=policy, keyring=tmp_path / "keys", audit_log=tmp_path / "audit", tenant="acme")
@@ -80,7 +83,7 @@ def build(tmp_path: Path, policy: str | Path = "hipaa-safe-harbor") -> tuple[Gua
     ]
     index = VectorStoreIndex.from_documents(
         docs,
-        storage_context=gr.storage_context(),
+        storage_context=gr.storage_context(vector_store=vector_store),
         transformations=[SentenceSplitter(), gr.annotator()],
         embed_model=HashingEmbedding(),
     )

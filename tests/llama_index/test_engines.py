@@ -129,6 +129,22 @@ class TestChatMemory:
         with gr.acting_as(CLINICIAN):
             assert len(engine.chat_history) == 2
 
+    def test_histories_are_bounded(self, kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        from guardrail.access import Principal
+        from guardrail.llama_index import engines
+
+        gr, index, _ = kb
+        monkeypatch.setattr(engines, "MAX_SESSIONS", 2)
+        engine = gr.guard(_chat(index, "simple"))
+        people = [Principal(f"u-{i}", ["support"], "support") for i in range(3)]
+        for person in people:
+            with gr.acting_as(person):
+                engine.chat("hello")
+        with gr.acting_as(people[0]):
+            assert engine.chat_history == []  # the least recently used history was forgotten
+        with gr.acting_as(people[2]):
+            assert len(engine.chat_history) == 2
+
 
 class TestRefusals:
     """What cannot be guarded safely is refused, saying why and what to do."""
@@ -303,3 +319,25 @@ def _collect() -> Any:
     yield
     _close_memories()
     gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
+def test_chat_memory_and_answers_over_every_store(backend: Any, tmp_path: Path) -> None:
+    """The same isolation and response guard over Simple, Chroma and Qdrant local."""
+    gr, index = build(tmp_path, vector_store=backend.vector_store())
+    engine = gr.guard(_chat(index, "condense_plus_context"))
+    with gr.acting_as(CLINICIAN):
+        assert "Harold Finch" in engine.chat("discharge plan for Harold Finch").response  # positive control
+    with gr.acting_as(RESEARCHER):
+        reply = engine.chat("and the follow-up?").response
+    assert "furosemide" in reply  # the researcher's own (redacted) context, echoed
+    for value in PHI:
+        assert value not in reply
+    answer = ScriptedLLM(answer="Harold Finch goes home; call john.carter@example.org.")
+    query = gr.guard(index.as_query_engine(llm=answer, similarity_top_k=5))
+    with gr.acting_as(RESEARCHER):
+        text = str(query.query("discharge plan CHF"))
+    assert "goes home" in text
+    assert "Harold Finch" not in text
+    assert "john.carter@example.org" not in text
+    gr.close()

@@ -158,6 +158,37 @@ class TestResponseGuard:
         for value in (*FOREIGN, "Harold Finch", "discharge plan CHF"):
             assert value not in raw
 
+    def test_no_audit_record_no_answer(self, kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        from guardrail.llama_index.guard import RetrievalBlocked
+
+        gr, index, _ = kb
+        engine = _engine(gr, index, ScriptedLLM(answer=ANSWER))
+        real = gr._audit_event
+
+        def failing(event: dict[str, Any], **fields: Any) -> str:
+            if event["category"] == "rag.response":
+                raise OSError("disk full")
+            return real(event, **fields)
+
+        monkeypatch.setattr(gr, "_audit_event", failing)
+        with gr.acting_as(CLINICIAN), pytest.raises(RetrievalBlocked, match="audit record"):
+            engine.query("discharge plan CHF")
+
+    def test_a_failing_observer_withholds_the_answer(self, kb: Any) -> None:
+        from guardrail.llama_index.guard import RetrievalBlocked
+
+        gr, index, _ = kb
+
+        def broken(text: str, where: str) -> None:
+            raise RuntimeError("alert endpoint down")
+
+        responses.add_answer_observer(broken)
+        try:
+            with gr.acting_as(CLINICIAN), pytest.raises(RetrievalBlocked, match="observer"):
+                _engine(gr, index, ScriptedLLM(answer=ANSWER)).query("discharge plan CHF")
+        finally:
+            responses.remove_answer_observer(broken)
+
     def test_reports_list_the_llm_as_processor(self, tmp_path: Path) -> None:
         from guardrail.reports import build_ropa, write_report
 
@@ -186,13 +217,16 @@ class TestStreaming:
         with gr.acting_as(CLINICIAN):  # positive control: the clinician's stream is the raw answer
             assert "".join(_stream(streaming, "discharge plan CHF")) == ANSWER
 
-    def test_stream_chat_and_astream_chat_equal_chat(self, kb: Any) -> None:
+    # LlamaIndex's own context-engine streams leave an event loop resource behind (not guardrail's)
+    @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+    @pytest.mark.parametrize("mode", ["simple", "context", "condense_plus_context"])
+    def test_stream_chat_and_astream_chat_equal_chat(self, kb: Any, mode: str) -> None:
         gr, index, _ = kb
 
         def engine() -> Any:
             return gr.guard(
                 index.as_chat_engine(
-                    chat_mode="simple",
+                    chat_mode=mode,
                     llm=ScriptedLLM(answer=ANSWER, step=2),
                     memory=ChatMemoryBuffer.from_defaults(token_limit=3000),
                 )
@@ -211,6 +245,20 @@ class TestStreaming:
         assert "".join(deltas) == expected == "".join(adeltas) == achat
         _assert_never_shown(deltas, (*FOREIGN, "Harold Finch"))
         _assert_never_shown(adeltas, (*FOREIGN, "Harold Finch"))
+
+    def test_async_streamed_query_equals_query(self, kb: Any) -> None:
+        gr, index, _ = kb
+        streaming = _engine(gr, index, ScriptedLLM(answer=ANSWER, step=2), streaming=True)
+
+        async def run() -> list[str]:
+            response = await streaming.aquery("discharge plan CHF")
+            return [d async for d in response.async_response_gen()]
+
+        with gr.acting_as(RESEARCHER):
+            expected = str(_engine(gr, index, ScriptedLLM(answer=ANSWER)).query("discharge plan CHF"))
+            deltas = asyncio.run(run())
+        assert "".join(deltas) == expected
+        _assert_never_shown(deltas, (*FOREIGN, "Harold Finch"))
 
     def test_aquery_equals_query(self, kb: Any) -> None:
         gr, index, _ = kb
@@ -306,6 +354,19 @@ class TestRestoration:
         assert "Harold Finch" not in text
         assert f"<PERSON_{n}>" in text
 
+    def test_a_profile_restores_only_what_it_releases_in_clear(self, tmp_path: Path) -> None:
+        from guardrail.access import Principal
+
+        policy = policy_with(tmp_path, "responses:\n  profiles:\n    limited: {restore_in_response: true}\n")
+        gr, index = build(tmp_path, policy)
+        operations = Principal("dr-chen", ["clinician"], "operations")  # profile limited: names pseudonymised
+        llm = ScriptedLLM(answer="<PERSON_1> and <person 2> go home.")
+        with gr.acting_as(operations):
+            text = str(_engine(gr, index, llm).query("discharge plan CHF"))
+        assert "<PERSON_1>" in llm.prompts[-1]  # the profile's own pseudonym reached the LLM
+        assert "Harold Finch" not in text
+        assert "Amara Okafor" not in text
+
     @pytest.mark.parametrize("step", [1, 2, 3, 5], ids=lambda s: f"step{s}")
     def test_streamed_restoration_never_flickers(self, restoring: Any, step: int) -> None:
         gr, index, _ = restoring
@@ -334,6 +395,22 @@ class TestRestoration:
         with gr.acting_as(CLINICIAN):  # positive control: query: keep for the clinician's profile
             _engine(gr, index, llm).query(question)
         assert "Harold Finch" in llm.prompts[-1]
+
+
+@pytest.mark.parametrize(
+    ("value", "token"),
+    [
+        ("<PERSON_1>", True),
+        ("<US_SSN>", True),
+        ("<PERSON#0a1b2c3d4e5f6a7b>", True),
+        ("J_SMITH_42", False),
+        ("PERSON_1", False),
+        ("<JSMITH_42>", False),
+        ("<PERSON_1", False),
+    ],
+)
+def test_only_guardrail_tokens_are_left_alone(value: str, token: bool) -> None:
+    assert responses._is_token(value) is token
 
 
 class TestRestorer:
@@ -369,6 +446,12 @@ class TestRestorer:
     def test_forms(self, raw: str, expected: str) -> None:
         restorer = self._restorer()
         assert restorer.feed(f"x {raw} y") + restorer.flush() == f"x {expected} y"
+
+    def test_tokens_already_in_the_context_are_never_reused(self) -> None:
+        tokens = TokenMap()
+        tokens.reserve(["seen by <PERSON_1> and <PERSON_2>, MRN <MEDICAL_RECORD_NUMBER_1>"])
+        assert tokens.token("PERSON", "Ada Finch") == "<PERSON_3>"
+        assert tokens.value("PERSON", 1) is None  # a context token is not restorable
 
     def test_any_cut_gives_the_same_text(self) -> None:
         text = "Ask <PERSON_1> (MRN <MEDICAL_RECORD_NUMBER_1>), not <PERSON_3> or PERSONAL data, person 1."
