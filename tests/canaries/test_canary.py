@@ -334,6 +334,28 @@ class TestRetrieval:
         assert "rag.unguarded" in categories
         assert [t["canary"]["id"] for t in _trips(tmp_path / "audit")] == [planted["notes"].ids[0]]
 
+    def test_a_trip_that_cannot_be_audited_blocks_the_release(
+        self, planted: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from guardrail.llama_index.guard import RetrievalBlocked
+
+        gr, retriever = self._guarded(planted, tmp_path)
+        watch = gr.canaries()
+        append = gr.audit.append
+
+        def refuse_trips(record: dict[str, Any], **kwargs: Any) -> Any:
+            if record["event"]["category"] == "canary.tripped":
+                raise OSError("disk full")
+            return append(record, **kwargs)
+
+        monkeypatch.setattr(gr.audit, "append", refuse_trips)
+        with gr.acting_as(DPO), pytest.raises(RetrievalBlocked, match=r"canary.tripped .*\(OSError\)"):
+            retriever.retrieve("patient follow-up")
+        with gr.acting_as(SUPPORT):  # control: a pseudonymised release trips nothing and goes through
+            assert retriever.retrieve("patient follow-up")
+        watch.close()
+        gr.close()
+
     def test_postprocessor_over_a_plain_store(self, planted: dict[str, Any], tmp_path: Path) -> None:
         from llama_index.core.query_engine import RetrieverQueryEngine
 
