@@ -54,6 +54,7 @@ __all__ = [
     "make_canaries",
     "matcher_for",
     "start_watch",
+    "strings_of",
 ]
 
 _SUFFIXES: dict[str, tuple[str, ...]] = {

@@ -59,6 +59,9 @@ class Canary:
     data: dict[str, Any]
     values: tuple[tuple[str, str], ...]
 
+    def __repr__(self) -> str:
+        return f"Canary(kind={self.kind!r}, values={len(self.values)})"  # never the values
+
     def texts(self) -> list[str]:
         """The texts of the record that carry the identifiers."""
         if self.kind == "note":

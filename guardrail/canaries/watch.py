@@ -277,8 +277,16 @@ def _watch(guardrail: Any) -> CanaryWatch | None:
 def observe_release(guardrail: Any, nodes: Iterable[Any], *, principal: Any = None) -> None:
     """The release point's hook: ``nodes`` were released to ``principal`` (after redaction)."""
     watch = _watch(guardrail)
-    if watch is not None:
+    if watch is None:
+        return
+    try:
         watch.observe_nodes(nodes, where="rag.release", actor=principal)
+    except Exception as exc:  # noqa: BLE001 - no audit record of a trip, no release (fail closed)
+        from guardrail.llama_index.guard import RetrievalBlocked
+
+        raise RetrievalBlocked(
+            f"the canary.tripped audit record could not be written ({type(exc).__name__})"
+        ) from None
 
 
 def observe_unguarded(guardrail: Any, nodes: Iterable[Any]) -> None:

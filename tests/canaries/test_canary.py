@@ -51,6 +51,12 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "texts": texts}  # fmt: skip
 
 
+def _strings(record: Any) -> list[str]:
+    from guardrail.canaries import strings_of
+
+    return list(strings_of(record))
+
+
 def _value(planted: dict[str, Any], canary: str, entity: str) -> str:
     """The first planted value of ``entity`` (for PERSON: the full name; the surname comes second)."""
     return next(v for e, v in planted["values"][canary] if e == entity)
@@ -186,6 +192,20 @@ class TestRegistry:
         )
         with pytest.raises(CanaryRegistryError, match="another keyring"):
             CanaryRegistry(other)
+
+
+@pytest.mark.parametrize("kind", ["note", "chat", "record"])
+def test_redacted_canaries_never_match(kind: str, tmp_path: Path, gr_default: Guardrail) -> None:
+    """Every planted value is one the detector finds: redacting a canary leaves nothing to match."""
+    Keyring.create(tmp_path / "keys")
+    made = make_canaries(kind, 8, tmp_path / "c.jsonl", keyring=tmp_path / "keys")  # type: ignore[arg-type]
+    matcher = CanaryRegistry(tmp_path / "keys").matcher()
+    records = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = [[t for t in _strings(r) if t not in ("system",)] for r in records]
+    for canary, strings in zip(made.ids, texts, strict=True):
+        assert canary in matcher.canaries_in(strings)  # control: the clear record trips
+        redacted = [r.text for r in gr_default.redact_batch(strings)]
+        assert matcher.canaries_in(redacted) == {}
 
 
 class TestMake:
@@ -338,6 +358,28 @@ class TestRetrieval:
         assert [(t["canary"]["id"], t["canary"]["where"]) for t in trips] == [
             (planted["notes"].ids[0], "rag.release")
         ]
+
+    def test_a_trip_that_cannot_be_audited_blocks_the_release(
+        self, planted: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from guardrail.llama_index.guard import RetrievalBlocked
+
+        gr, retriever = self._guarded(planted, tmp_path)
+        watch = gr.canaries()
+        append = gr.audit.append
+
+        def refuse_trips(record: dict[str, Any], **kwargs: Any) -> Any:
+            if record["event"]["category"] == "canary.tripped":
+                raise OSError("disk full")
+            return append(record, **kwargs)
+
+        monkeypatch.setattr(gr.audit, "append", refuse_trips)
+        with gr.acting_as(DPO), pytest.raises(RetrievalBlocked, match=r"canary.tripped .*\(OSError\)"):
+            retriever.retrieve("patient follow-up")
+        with gr.acting_as(SUPPORT):  # control: a pseudonymised release trips nothing and goes through
+            assert retriever.retrieve("patient follow-up")
+        watch.close()
+        gr.close()
 
     def test_postprocessor_over_a_plain_store(self, planted: dict[str, Any], tmp_path: Path) -> None:
         from llama_index.core.query_engine import RetrieverQueryEngine
