@@ -249,7 +249,7 @@ def _statuses(directory: Path, public_key: Path | None, keyring: Path | None) ->
 
         record_key = Keyring.open(keyring).hmac_key(RECORD_KEY_PURPOSE)
     report = verify(
-        directory, public_key=_key_text(public_key), record_key=record_key, allow_missing_checkpoints=True
+        directory, public_key=_key_text(public_key), record_key=record_key, allow_missing_checkpoints=False
     )
     bad = report.first_bad_index
     if report.ok:

@@ -150,6 +150,7 @@ class AuditLog:
         segment_records: int = 100_000,
         batch_records: int = 512,
         batch_delay: float = 0.005,
+        commit_wait: float = _COMMIT_WAIT,
         max_pending: int = 65_536,
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] | None = None,
@@ -170,6 +171,8 @@ class AuditLog:
             segment_records: records per segment file.
             batch_records: the most records per write.
             batch_delay: how long records appended with ``sync=False`` may wait to share a write.
+            commit_wait: how long a write of synchronous records may wait for the other synchronous
+                appenders expected to join it (those the previous write released, those about to queue).
             max_pending: queued records beyond which ``append`` blocks (back-pressure).
             clock: returns the current aware datetime (``occurred_at``, ``recorded_at``, UUIDv7 times).
             monotonic: the clock of ``checkpoint_seconds`` (default :func:`time.monotonic`).
@@ -190,8 +193,8 @@ class AuditLog:
         ):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
-        if not checkpoint_seconds > 0 or batch_delay < 0:
-            raise ConfigError("checkpoint_seconds must be > 0 and batch_delay >= 0")
+        if not checkpoint_seconds > 0 or batch_delay < 0 or not 0 <= commit_wait <= 1:
+            raise ConfigError("checkpoint_seconds must be > 0, batch_delay >= 0 and commit_wait 0 to 1 s")
         if not isinstance(record_key, bytes) or len(record_key) != 32 or record_key == signing_key:
             raise ConfigError(
                 "record_key must be 32 bytes, not the signing key (Keyring.hmac_key('audit-record'))"
@@ -205,6 +208,7 @@ class AuditLog:
         self._segment_records = segment_records
         self._batch_records = batch_records
         self._batch_delay = float(batch_delay)
+        self._commit_wait = float(commit_wait)
         self._max_pending = max_pending
         self._clock = clock or _now
         self._monotonic = monotonic or time.monotonic
@@ -468,7 +472,7 @@ class AuditLog:
             # ones the last commit released are expected back (then wait for them, briefly: one
             # fdatasync for all of them is the point of group commit)
             if self._arriving or self._sync_waiters < self._expected_sync:
-                return max(self._first_queued_at, self._committed_at) + _COMMIT_WAIT
+                return max(self._first_queued_at, self._committed_at) + self._commit_wait
             return 0.0
         return self._first_queued_at + self._batch_delay
 

@@ -206,7 +206,7 @@ def load_storage_context(
     if name is not None and stored_name is not None and name != stored_name:
         raise ConfigError(
             f"{directory}: this storage is named {stored_name!r}, not {name!r} (its records are bound to "
-            "its name): pass name={stored_name!r} or leave name out"
+            f"its name): pass name={stored_name!r} (CLI: --name {stored_name}) or leave the name out"
         )
     docstore_kv = (
         SimpleKVStore.from_persist_path(str(directory / DOCSTORE_FILE))

@@ -378,6 +378,13 @@ class TestShowFlagsWhatIsNotAuthentic:
         assert "NOT AUTHENTIC" in table.stdout
         assert "1 NOT AUTHENTIC record(s) listed" in table.stderr
 
+    def test_a_deleted_checkpoints_file_is_reported(self, log: Path) -> None:
+        (log / "checkpoints").unlink()
+        code, rows, stderr = self._show(log)
+        assert code == 5
+        assert {r["_verified"] for r in rows} == {"ok"}  # the seals still authenticate the records
+        assert "checkpoints file is missing" in stderr
+
     def test_records_after_a_forged_one_are_untrusted(self, log: Path) -> None:
         stored = lines(log)
         fake = _fake_dpo(stored[:10])

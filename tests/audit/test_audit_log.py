@@ -395,6 +395,47 @@ class TestThreads:
         assert [r["seq"] for r in stored] == list(range(480))
         assert sorted(r["event_id"] for r in stored) == sorted(ids)
 
+    @pytest.mark.parametrize("threads", [8])
+    def test_synchronous_appenders_share_each_fdatasync(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+    ) -> None:
+        """On a slow disk (each fdatasync 20 ms), 8 threads appending with sync=True share every write:
+        about one write per round of 8, not two groups of 4 taking turns (the control, commit_wait=0,
+        shows that split). Writes are counted by their seals (one on each batch's last record)."""
+        import os
+        import time
+
+        import guardrail.audit.log as log_module
+
+        def slow_fdatasync(fd: int) -> None:
+            os.fsync(fd)
+            time.sleep(0.02)
+
+        monkeypatch.setattr(log_module, "_fdatasync", slow_fdatasync)
+        rounds = 12
+
+        def writes(directory: Path, commit_wait: float) -> int:
+            with AuditLog(
+                directory, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, commit_wait=commit_wait
+            ) as log:
+
+                def work(t: int) -> None:
+                    for i in range(rounds):
+                        log.append(event(t * 100 + i))
+
+                workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+                for w in workers:
+                    w.start()
+                for w in workers:
+                    w.join()
+            assert verify(directory).records == threads * rounds
+            return sum(1 for line in lines(directory) if b'"seal":"' in line)
+
+        shared = writes(tmp_path / "shared", 0.5)
+        split = writes(tmp_path / "split", 0.0)
+        assert shared <= rounds + 4, shared  # ~8 records per fdatasync
+        assert split >= 1.5 * shared, (split, shared)
+
     def test_two_writers_in_one_process(self, tmp_path: Path) -> None:
         a = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, origin=ORIGIN, checkpoint_every=3)
         b = AuditLog(tmp_path, signing_key=SEED, record_key=RECORD_KEY, checkpoint_every=3)
