@@ -475,6 +475,34 @@ def build_dsar(
     return assemble("dsar", title, audit_dir, integrity, period, sections, filters=filters, clock=clock)
 
 
+def _disclosures_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The disclosures one event records: its ``disclosure`` member (a recipient outside the
+    organisation), and each processor outside it (an LLM or embedding service, a business associate)
+    that received chunks the retrieval released."""
+    out: list[dict[str, Any]] = []
+    disclosure = record.get("disclosure")
+    if isinstance(disclosure, dict):
+        out.append(disclosure)
+    released = get(record, "retrieval", "returned")
+    if get(record, "event", "category") != "rag.retrieval" or type(released) is not int or released < 1:
+        return out
+    for member in record.get("processors") or ():
+        if not isinstance(member, dict) or member.get("role") == "internal":
+            continue
+        kind = {"llm": "language model", "embedding": "embedding service"}.get(
+            str(member.get("kind")), str(member.get("kind") or "service")
+        )
+        out.append(
+            {
+                "recipient": processor_words(member),
+                "description": f"{released} record chunk(s) sent to the {kind} with the request",
+                "purpose": None,
+                "processor": True,
+            }
+        )
+    return out
+
+
 def build_disclosures(
     audit_dir: str | os.PathLike[str],
     *,
@@ -487,8 +515,10 @@ def build_disclosures(
     """The HIPAA 164.528 accounting of disclosures of one individual's PHI over the last ``years`` years:
     date, recipient, description and purpose of every event with a ``disclosure`` member about them.
 
-    Disclosures for treatment, payment or health care operations (:data:`TPO_PURPOSES`) are excluded, as
-    164.528(a)(1)(i) allows; the report says how many.
+    Chunks a retrieval released to a processor outside the organisation (the LLM or embedding service
+    named in the event's ``processors``; a business associate) are disclosures too. Disclosures for
+    treatment, payment or health care operations (from the purpose's recorded HIPAA basis) are excluded,
+    as 164.528(a)(1)(i) allows; the report says how many.
 
     Raises:
         ReportError: a bad option or not a log directory.
@@ -508,35 +538,35 @@ def build_disclosures(
     excluded: Counter[str] = Counter()
     total = 0
     first = last = None
+    to_processors = 0
     for record in _subject_records(reader, ref):
-        disclosure = record.get("disclosure")
-        if not isinstance(disclosure, dict):
-            continue
-        at = _text(record.get("occurred_at"), "")
-        code = purpose_code(record) or ""
-        purpose = _text(disclosure.get("purpose"), code or "-")
-        if is_tpo(record, purpose):
-            excluded[code or purpose.upper()] += 1
-            continue
-        name = get(record, "purpose", "name")
-        purpose = purpose_words(code, name if isinstance(name, str) else purpose) if code else purpose
-        hipaa = basis_words("hipaa_basis", get(record, "purpose", "hipaa_basis"))
-        if hipaa:
-            purpose += f"; {hipaa}"
-        total += 1
-        first = at if first is None or at < first else first
-        last = at if last is None or at > last else last
-        if len(rows) < LISTED:
-            address = disclosure.get("address")
-            rows.append(
-                (
-                    at[:10],
-                    _text(disclosure.get("recipient")),
-                    address if isinstance(address, str) and address else Blank("address, if known"),
-                    _text(disclosure.get("description")),
-                    purpose,
+        for disclosure in _disclosures_of(record):
+            at = _text(record.get("occurred_at"), "")
+            code = purpose_code(record) or ""
+            purpose = _text(disclosure.get("purpose"), code or "-")
+            if is_tpo(record, purpose):
+                excluded[code or purpose.upper()] += 1
+                continue
+            name = get(record, "purpose", "name")
+            purpose = purpose_words(code, name if isinstance(name, str) else purpose) if code else purpose
+            hipaa = basis_words("hipaa_basis", get(record, "purpose", "hipaa_basis"))
+            if hipaa:
+                purpose += f"; {hipaa}"
+            total += 1
+            to_processors += 1 if disclosure.get("processor") else 0
+            first = at if first is None or at < first else first
+            last = at if last is None or at > last else last
+            if len(rows) < LISTED:
+                address = disclosure.get("address")
+                rows.append(
+                    (
+                        at[:10],
+                        _text(disclosure.get("recipient")),
+                        address if isinstance(address, str) and address else Blank("address, if known"),
+                        _text(disclosure.get("description")),
+                        purpose,
+                    )
                 )
-            )
     integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
     period = Period(start, end, first, last)
     blocks: list[Block] = [
@@ -561,6 +591,15 @@ def build_disclosures(
             empty="no disclosure of this individual's PHI recorded in the period",
         ),
     ]
+    if to_processors:
+        blocks.append(
+            Note(
+                f"{to_processors} of the disclosures listed are record chunks sent with a request to a "
+                "service outside the organisation (the policy's processors: a business associate needs "
+                "a BAA, 164.502(e)); an UNDECLARED one is missing from the policy.",
+                "info",
+            )
+        )
     if excluded:
         blocks.append(
             Note(
