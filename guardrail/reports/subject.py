@@ -320,7 +320,9 @@ def build_dsar(
             kind = next(
                 (_text(r.get("id")) for r in record.get("resources") or () if isinstance(r, dict)), "report"
             )
-            purpose = f"report about the subject ({_REPORT_WORDS.get(kind, kind)})"
+            request = get(record, "request", "ref")
+            answered = f"; request {request}" if isinstance(request, str) and request else ""
+            purpose = f"report about the subject ({_REPORT_WORDS.get(kind, kind)}{answered})"
         else:
             purpose = purpose_words(purpose_code(record), get(record, "purpose", "name"))
         if category not in ("rag.ingest", "report.generate"):

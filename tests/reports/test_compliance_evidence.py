@@ -719,3 +719,32 @@ def test_reports_about_the_subject_are_listed_not_counted_as_uses(world: World) 
     n = sum(1 for r in records if r["event"]["category"] == "report.generate") + 1
     assert f"We prepared {n} report(s) about the use of your data" in plain
     assert "no purpose recorded" not in plain
+
+
+def test_subject_reports_record_actor_and_request_and_refuse_the_wrong_tenant(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "acc.md"
+    code, output = cli(
+        capsys, monkeypatch, "report", "disclosures", world.audit, "--subject", P1, "--keyring", world.keys,
+        "--tenant", "default", "-o", out,
+    )  # fmt: skip
+    assert code == 2
+    assert "under tenant 'clinic'" in output
+    assert P1 not in output
+    assert not out.exists()
+    code, output = cli(
+        capsys, monkeypatch, "report", "disclosures", world.audit, "--subject", P1, "--keyring", world.keys,
+        "-o", out, "--actor", "privacy-officer-1", "--request-ref", "ACC-2026-3",
+    )  # fmt: skip
+    assert code == 0, output
+    event = events(world.audit, "report.generate")[-1]
+    assert event["actor"]["ref"] == "privacy-officer-1"
+    assert event["request"] == {"ref": "ACC-2026-3", "kind": "accounting of disclosures (164.528)"}
+    assert event["subjects"] == [world.ref1]
+    listed = rows(build_dsar(world.audit, subject_ref=world.ref1), "subject_events")
+    assert any(
+        r["purpose"]
+        == "report about the subject (accounting of disclosures, 45 CFR 164.528; request ACC-2026-3)"
+        for r in listed
+    )
