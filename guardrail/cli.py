@@ -1167,6 +1167,15 @@ def erase(
     tenant = tenant or default_tenant(ring, audit_log)
     if not store and vault is None and not (ring.directory / f"vault-{tenant}.sqlite").exists():
         raise ConfigError("nothing to erase from: give --store DIR (repeatable) and/or --vault FILE")
+    from guardrail.erasure import subject_trace
+
+    known, elsewhere = subject_trace(ring, subject, tenant, audit_log)
+    if not known and elsewhere:  # a wrong tenant: erasing here would certify an erasure of nothing
+        raise ConfigError(
+            f"no key or event of this subject under tenant {tenant!r}; the subject has "
+            + ", ".join(elsewhere)
+            + ": pass --tenant accordingly"
+        )
     result = erase_subject(
         subject,
         keyring=ring,
@@ -1190,6 +1199,19 @@ def erase(
         out.print(
             f"dataset export {d['dataset']} ({d['exported_at']}, manifest {d['manifest'] or '-'}) included "
             "the subject: delete or regenerate it",
+            markup=False,
+        )
+    if known and not (result.vector_nodes_deleted or result.keys_destroyed or result.vault_tokens_deleted):
+        err.print(
+            "note: nothing left to delete: the subject was erased before (its key is destroyed)"
+            if ring.subject_key_ids(tenant, subject)
+            else "note: nothing about this subject was found in the given stores and vault",
+            markup=False,
+        )
+    if not known and not (result.vector_nodes_deleted or result.docstore_records_deleted):
+        err.print(
+            f"warning: nothing about this subject under tenant {tenant!r} (no key, no event, nothing "
+            "deleted): check the subject id as the documents' metadata spells it",
             markup=False,
         )
     if audit_log is None:

@@ -98,3 +98,39 @@ def test_key_shred_without_request_ref_records_the_os_user(tmp_path: Path) -> No
     event = [r for r in iter_records(tmp_path / "audit") if r["event"]["category"] == "key.shred"][-1]
     assert event["actor"]["ref"]
     assert "request" not in event
+
+
+def test_erase_refuses_a_wrong_tenant_and_says_when_nothing_is_known(tmp_path: Path) -> None:
+    Keyring.create(tmp_path / "keys")
+    for tenant, directory, subject in (("acme", "kb", "p1"), ("beta", "kb-beta", "q9")):
+        gr = Guardrail(keyring=tmp_path / "keys", tenant=tenant, audit_log=tmp_path / "audit")
+        storage = gr.storage_context()
+        VectorStoreIndex.from_documents(  # the annotator records the ingestion (tenant, subject refs)
+            [
+                Document(
+                    text=f"Note {tenant} chest pain", doc_id=f"{tenant}-0", metadata={"subjects": [subject]}
+                )
+            ],
+            storage_context=storage,
+            transformations=[gr.annotator()],
+            embed_model=HashingEmbedding(dim=16),
+        )
+        storage.persist(persist_dir=str(tmp_path / directory))
+        gr.close()
+    base = ("erase", "-k", "keys", "--audit-log", "audit")
+    wrong = run(*base, "--subject", "p1", "-s", "kb-beta", "-t", "beta", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "under tenant 'acme'" in wrong.stderr
+    assert "pass --tenant" in wrong.stderr
+    assert "p1" not in wrong.stderr.replace("'p1'", "")  # named by keyed reference only
+    assert "dsar.erasure" not in json.dumps(list(iter_records(tmp_path / "audit")))  # nothing recorded
+    typo = run(*base, "--subject", "p-1", "-s", "kb", "-t", "acme", cwd=tmp_path)
+    assert typo.returncode == 0, typo.stderr
+    assert "warning: nothing about this subject under tenant 'acme'" in typo.stderr
+    done = run(*base, "--subject", "p1", "-s", "kb", "-t", "acme", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "1 node(s) deleted" in done.stdout
+    assert "warning" not in done.stderr
+    again = run(*base, "--subject", "p1", "-s", "kb", "-t", "acme", cwd=tmp_path)
+    assert again.returncode == 0
+    assert "the subject was erased before" in again.stderr
