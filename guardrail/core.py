@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Sequence
@@ -125,6 +126,22 @@ class Guardrail:
 
     def _track(self, storage: Any) -> Any:
         self._storages.append(weakref.ref(storage))  # erase_subject reaches every context opened here
+        # remember where the context is persisted: an erasure writes it back there (persisted either way)
+        original, target, dirs = type(storage).persist, weakref.ref(storage), self._persist_dirs
+
+        def persist(*args: Any, **kwargs: Any) -> Any:
+            alive = target()
+            if alive is None:  # pragma: no cover - the context is gone, nothing to persist
+                return None
+            result = original(alive, *args, **kwargs)
+            where = args[0] if args else kwargs.get("persist_dir", "./storage")
+            if kwargs.get("fs") is None and isinstance(where, str | os.PathLike):
+                alive._guardrail_persist_dir = Path(where)
+                if Path(where) not in dirs:
+                    dirs.append(Path(where))
+            return result
+
+        storage.persist = persist
         return storage
 
     # ------------------------------------------------------------------ guarded retrieval

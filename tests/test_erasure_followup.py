@@ -134,3 +134,38 @@ def test_erase_refuses_a_wrong_tenant_and_says_when_nothing_is_known(tmp_path: P
     again = run(*base, "--subject", "p1", "-s", "kb", "-t", "acme", cwd=tmp_path)
     assert again.returncode == 0
     assert "the subject was erased before" in again.stderr
+
+
+def _raw_node_count(kb: Path) -> int:
+    return len(json.loads((kb / "default__vector_store.json").read_text())["embedding_dict"])
+
+
+def test_python_erasure_writes_back_a_store_persisted_in_the_same_session(tmp_path: Path) -> None:
+    """Built and persisted by this Guardrail, then erased: the ciphertext leaves the disk too (not only
+    shredded), whether the storage context is still alive or already gone."""
+    import gc
+
+    Keyring.create(tmp_path / "keys")
+    gr = Guardrail(keyring=tmp_path / "keys", tenant="acme", audit_log=tmp_path / "audit")
+    for name in ("kb-alive", "kb-gone"):
+        storage = gr.storage_context()
+        VectorStoreIndex.from_documents(
+            [
+                Document(text=f"Patient Zebulon {i} chest pain", metadata={"subjects": [f"p{i}"]})
+                for i in range(3)
+            ],
+            storage_context=storage,
+            embed_model=HashingEmbedding(dim=16),
+        )
+        storage.persist(persist_dir=str(tmp_path / name))
+        if name == "kb-alive":
+            alive = storage
+    del storage
+    gc.collect()
+    assert _raw_node_count(tmp_path / "kb-alive") == _raw_node_count(tmp_path / "kb-gone") == 3
+    result = gr.erase_subject("p1", actor="dpo-anna", request_ref="DSAR-10")
+    gr.close()
+    assert result.vector_nodes_deleted == 2
+    assert _raw_node_count(tmp_path / "kb-alive") == 2
+    assert _raw_node_count(tmp_path / "kb-gone") == 2
+    assert alive is not None
