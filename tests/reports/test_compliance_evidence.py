@@ -408,6 +408,29 @@ class TestErasure:
         bad.write_text(json.dumps(forged))
         assert not verify_certificate(bad, public)
 
+    def test_the_certificate_verifies_from_the_cli(
+        self,
+        world: World,
+        erased: dict[str, Any],
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        code, output = cli(
+            capsys, monkeypatch, "verify-certificate", erased["cert"], "--audit-log", world.audit
+        )
+        assert code == 0, output
+        assert f"certificate verified: subject ref {world.ref1}" in output
+        assert "request DSAR-2026-17" in output
+        data = json.loads(erased["cert"].read_text())
+        data["certificate"]["keys_destroyed"] = []
+        forged = world.root / "forged-keys.json"
+        forged.write_text(json.dumps(data))
+        code, output = cli(
+            capsys, monkeypatch, "verify-certificate", forged, "--public-key", world.audit / "audit.pub"
+        )
+        assert code == 1
+        assert "NOT VERIFIED" in output
+
     def test_the_erasure_event_carries_actor_and_request(self, world: World, erased: dict[str, Any]) -> None:
         event = events(world.audit, "dsar.erasure")[-1]
         assert event["actor"]["ref"] == "dpo-anna"
