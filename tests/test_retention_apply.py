@@ -170,3 +170,23 @@ def test_cli_dry_run_reports_keys_to_shred(world: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "past retention (dry run, nothing deleted): 0 chunk(s)" in proc.stdout
     assert "0 subject key(s) to shred" in proc.stdout
+
+
+def test_the_activity_report_shows_the_retention_in_force_and_what_is_overdue(world: Path) -> None:
+    from guardrail.reports import build_report
+
+    def facts() -> dict[str, object]:
+        clock = datetime.now(UTC) + timedelta(days=100)
+        block = build_report(world / "audit", policies=(world / "clinic.yaml",), clock=clock).block(
+            "retention_in_force"
+        )
+        return dict(block.items)  # type: ignore[union-attr]
+
+    before = facts()
+    assert "phi data: 6 year(s)" in str(before["retention"])
+    assert "data kept for support: 3 month(s)" in str(before["retention"])
+    assert str(before["chunks past retention, not yet deleted (per the log)"]).startswith(
+        "OVERDUE: 1 (purpose support 1)"
+    )
+    _apply(world, 100)
+    assert facts()["chunks past retention, not yet deleted (per the log)"] == "none"

@@ -27,6 +27,7 @@ from guardrail.reports.legal import (
     purpose_code,
     purpose_words,
     record_bases,
+    retention_periods,
 )
 from guardrail.reports.model import (
     Blank,
@@ -137,29 +138,6 @@ _REPORT_WORDS = {
     "dsar": "access request, Art. 15",
     "disclosures": "accounting of disclosures, 45 CFR 164.528",
 }
-
-
-def _days(period: int | str) -> str:
-    from guardrail.governance import parse_duration
-
-    days = parse_duration(period)
-    if days % 365 == 0:
-        return f"{days // 365} year(s)"
-    if days % 30 == 0:
-        return f"{days // 30} month(s)"
-    return f"{days} day(s)"
-
-
-def retention_periods(policies: list[Policy]) -> list[str]:
-    """The storage periods the policies declare, in words (``phi data: 6 year(s)``)."""
-    out: list[str] = []
-    for p in policies:
-        r = p.retention
-        out += [f"{c} data: {_days(d)}" for c, d in r.classifications.items()]
-        out += [f"data kept for {u}: {_days(d)}" for u, d in r.purposes.items()]
-        if r.vault is not None:
-            out.append(f"pseudonym (token) vault: {_days(r.vault)}")
-    return list(dict.fromkeys(out))
 
 
 def storage_period(policies: list[Policy]) -> Any:
