@@ -106,7 +106,10 @@ def test_ingest_events_record_purposes_and_subjects_per_chunk(world: Path) -> No
     assert any(res.get("purposes") == ["support"] for res in resources)
     assert all(len(res.get("subjects", [])) <= 1 for res in resources)  # each chunk its own subject
     assert sum(1 for res in resources if not res.get("subjects")) == 1  # the opening hours
-    assert "p2" not in json.dumps(ingest)  # keyed references only
+    refs = {s for r in ingest for res in r["resources"] for s in res.get("subjects", [])}
+    assert refs
+    assert not refs & {"p1", "p2", "p3"}  # keyed references only
+    assert '"p2"' not in json.dumps(ingest)
 
 
 def test_a_purpose_period_expires_a_chunk_and_shreds_its_subjects_key(world: Path) -> None:
