@@ -56,6 +56,7 @@ class _LogScan:
     overdue: dict[str, str] = field(default_factory=dict)  # chunk id -> what expired it
     subjects: dict[str, set[str]] = field(default_factory=dict)  # chunk id -> subject refs
     live: dict[str, set[str]] = field(default_factory=dict)  # subject ref -> chunk ids not deleted
+    own: set[str] = field(default_factory=set)  # chunks whose subjects the log records per chunk
 
 
 def _expiry(policy: Policy, label: str | None, purposes: tuple[str, ...]) -> tuple[int, str] | None:
@@ -87,7 +88,8 @@ def _scan(audit_dir: str | os.PathLike[str], policy: Policy, moment: datetime) -
             refs = {s for s in record.get("subjects") or () if isinstance(s, str)}
             for ref in refs:  # the erasure deleted every chunk that names the subject
                 for chunk in list(scan.live.get(ref, ())):
-                    _forget(scan, chunk)
+                    if chunk in scan.own:  # per-event subjects (older logs): not known to be theirs
+                        _forget(scan, chunk)
             continue
         if category != "rag.ingest":
             continue
@@ -104,6 +106,8 @@ def _scan(audit_dir: str | os.PathLike[str], policy: Policy, moment: datetime) -
             own = res.get("subjects") if per_chunk else None
             refs = {s for s in own or () if isinstance(s, str)} if per_chunk else set(event_refs)
             scan.subjects[chunk] = refs
+            if per_chunk:
+                scan.own.add(chunk)
             for ref in refs:
                 scan.live.setdefault(ref, set()).add(chunk)
             raw = res.get("purposes")

@@ -193,3 +193,19 @@ def test_the_activity_report_shows_the_retention_in_force_and_what_is_overdue(wo
     )
     _apply(world, 100)
     assert facts()["chunks past retention, not yet deleted (per the log)"] == "none"
+
+
+def test_an_erased_subjects_chunks_are_not_reported_overdue(world: Path) -> None:
+    from guardrail.erasure import erase_subject
+
+    clock = datetime.now(UTC) + timedelta(days=100)
+
+    def overdue() -> object:
+        report = build_ropa(world / "audit", policies=(world / "clinic.yaml",), clock=clock)
+        return dict(report.block("retention").items)["chunks past retention, not yet deleted (per the log)"]  # type: ignore[union-attr]
+
+    assert str(overdue()).startswith("OVERDUE: 1")  # positive control: p2's support chunk
+    erase_subject("p2", keyring=Keyring.open(world / "keys"), tenant="clinic", stores=[world / "kb"],
+                  audit_log=world / "audit", actor="dpo-anna", request_ref="DSAR-3")  # fmt: skip
+    assert overdue() == "none"  # the erasure deleted it
+    assert _apply(world, 100).chunks == 0  # type: ignore[attr-defined]
