@@ -78,6 +78,22 @@ def _subject_records(reader: LogReader, ref: str) -> Iterator[dict[str, Any]]:
             yield record
 
 
+def _own_chunks(audit_dir: str | os.PathLike[str], ref: str, until: str | None) -> set[str]:
+    """The chunk ids the log's ingestion events attribute to ``ref`` (per chunk where the event records
+    subjects per chunk; every chunk of an older per-event record otherwise)."""
+    own: set[str] = set()
+    for record in _subject_records(LogReader(audit_dir, since=None, until=until), ref):
+        if get(record, "event", "category") != "rag.ingest":
+            continue
+        resources = [r for r in record.get("resources") or () if isinstance(r, dict)]
+        per_chunk = any(isinstance(r.get("subjects"), list) for r in resources)
+        for r in resources:
+            subjects = r.get("subjects")
+            if not per_chunk or (isinstance(subjects, list) and ref in subjects):
+                own.add(str(r.get("id")))
+    return own
+
+
 def check_years(years: Any) -> None:
     """Raises ReportError unless ``years`` is a whole number from 1 to 100."""
     if not isinstance(years, int) or not 1 <= years <= 100:
@@ -238,6 +254,7 @@ def build_dsar(
     """
     ref = _check_ref(subject_ref)
     index = PolicyIndex(PolicyIndex.load(policies))
+    own_chunks = _own_chunks(audit_dir, ref, parse_moment(until, option="--until", end=True))
     in_force: dict[str, Policy] = {}
     start = parse_moment(since, option="--since")
     end = parse_moment(until, option="--until", end=True)
@@ -324,9 +341,11 @@ def build_dsar(
             )
             if with_principals:
                 row += (_text(get(record, "actor", "ref")),)
-            resources = record.get("resources")
+            resources = [r for r in record.get("resources") or () if isinstance(r, dict)]
+            mine = [r for r in resources if str(r.get("id")) in own_chunks]
             row += (
-                len(resources) if isinstance(resources, list) else 0,
+                # the subject's own chunks when the log attributes chunks to subjects; else all of them
+                len(mine) if mine else len(resources),
                 _text(get(record, "policy", "decision")),
             )
             access.append(row)
@@ -343,7 +362,7 @@ def build_dsar(
     ]
     if with_principals:
         columns.append(Column("principal", "principal"))
-    columns += [Column("resources", "chunks", True), Column("decision", "decision")]
+    columns += [Column("resources", "the subject's chunks", True), Column("decision", "decision")]
     n_access = sum(
         n for c, n in totals.items() if c not in ("ft.scan", "ft.export", "dsar.erasure", "report.generate")
     )

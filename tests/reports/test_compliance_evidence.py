@@ -771,3 +771,15 @@ def test_subject_reports_record_actor_and_request_and_refuse_the_wrong_tenant(
         == "report about the subject (accounting of disclosures, 45 CFR 164.528; request ACC-2026-3)"
         for r in listed
     )
+
+
+def test_dsar_counts_only_the_subjects_own_chunks_of_a_retrieval(world: World) -> None:
+    clinician = next(e for e in events(world.audit, "rag.retrieval") if e["actor"]["ref"] == "dr-chen")
+    assert len(clinician["resources"]) >= 2  # the retrieval touched other documents too
+    ingest = events(world.audit, "rag.ingest")
+    own = {r["id"] for e in ingest for r in e["resources"] if world.ref1 in r.get("subjects", [])}
+    expected = sum(1 for r in clinician["resources"] if r["id"] in own)
+    assert expected >= 1
+    listed = rows(build_dsar(world.audit, subject_ref=world.ref1), "subject_events")
+    row = next(r for r in listed if r["occurred_at"] == clinician["occurred_at"])
+    assert row["resources"] == expected
