@@ -55,7 +55,10 @@ def main(workdir: Path) -> None:
     collection2 = chromadb.PersistentClient(path=str(chroma_dir)).get_or_create_collection("knowledge-base")
     storage2 = gr2.storage_context(vector_store=ChromaVectorStore(chroma_collection=collection2))
     index = VectorStoreIndex.from_vector_store(storage2.vector_stores["default"], embed_model=embed)
-    hit = index.as_retriever(similarity_top_k=1).retrieve("discharge plan CHF")[0]
+    # closed by default: without gr.guard(...) the store releases nothing (AccessDenied); reading it raw
+    # to check the round trip is maintenance, audited when the Guardrail has an audit log
+    with gr2.release_all(reason="example: the reopened store opens"):
+        hit = index.as_retriever(similarity_top_k=1).retrieve("discharge plan CHF")[0]
     print("retrieved:", hit.node.get_content())
 
 

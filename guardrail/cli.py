@@ -56,10 +56,69 @@ class _Root(TyperGroup):
             if command.short_help is None and command.help:  # click would cut "GDPR Art. 15" at "Art."
                 command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
             for param in command.params:  # `--field FIELD`, not `--field <list[str]>`
-                if param.metavar is None and not getattr(param, "is_flag", False) and param.name:
-                    param.metavar = param.name.upper()
+                if getattr(param, "is_flag", False) or not param.name:
+                    continue
+                if param.metavar is None:
+                    param.metavar = _metavar(command.name, param.name, param.nargs)
+                if param.param_type_name == "argument":
+                    _plain_argument(param)
         _refuse_flag_values(self, args)
         return super().parse_args(ctx, args)
+
+
+# what a value is, in the words of the help (`--keyring DIR`, `scan FILE...`), by parameter name;
+# (command, name) where one name means different things
+_METAVARS = {
+    "keyring": "DIR",
+    "audit_log": "DIR",
+    "audit_dir": "AUDIT_DIR",
+    "directory": "DIR",
+    "store": "DIR",
+    "path": "DIR",
+    "findings": "FILE",
+    "gate_report": "FILE",
+    "output": "FILE",
+    "vault": "FILE",
+    "certificate": "FILE",
+    "public_key": "FILE",
+    "file": "FILE",
+    "module": "FILE",
+    "input": "FILE",
+    "inputs": "FILE",
+    "fail_on": "N",
+    "jobs": "N",
+    "years": "N",
+    "checkpoint_seconds": "SECONDS",
+    "since": "TIME",
+    "until": "TIME",
+    "requested_on": "DATE",
+    "tokens": "TOKEN",
+    ("scan", "on_error"): "stop|skip",
+    ("redact", "on_error"): "stop|skip|quarantine",
+    "engine": "local|ray",
+    "backend": "file|passphrase|pkcs11",
+    ("verify", "checkpoints"): "FILE",
+    ("apply", "checkpoints"): "DIR",
+    ("demo", "output"): "DIR",
+    ("build", "output"): "FILE",
+}
+
+
+def _metavar(command: str | None, name: str, nargs: int) -> str:
+    label = _METAVARS.get((command or "", name)) or _METAVARS.get(name) or name.upper()
+    return f"{label}..." if nargs == -1 else label
+
+
+def _plain_argument(param: Any) -> None:
+    """An argument as click writes it: `FILE...` in the usage line and the help, no python type."""
+    name = param.metavar
+
+    def usage() -> str:
+        return name if param.required else f"[{name}]"
+
+    param.display_type_rich = lambda ctx: None
+    param._usage_display_name = usage
+    param._rich_display_name = lambda: name
 
 
 def _refuse_flag_values(root: Any, args: list[str]) -> None:
@@ -858,34 +917,46 @@ RequestRefOpt = Annotated[
 ]
 
 
-def _audit_key_op(
-    audit_log: Path | None,
-    ring: Any,
-    category: str,
-    action: str,
-    actor: str | None = None,
-    request_ref: str | None = None,
-    **fields: Any,
-) -> None:
-    """Append one key-operation event (key.rotate, key.shred) when an audit log is given, with its actor
-    and the request reference."""
-    if audit_log is None:
-        return
-    from guardrail import __version__
-    from guardrail.audit import AuditLog
-    from guardrail.audit.events import actor_member
+class _KeyOpAudit:
+    """The audit log of a key operation, opened (and its records after the last checkpoint authenticated)
+    BEFORE the keyring changes: a log that cannot be opened or is not authentic stops the operation
+    with nothing changed (fail closed). ``record`` appends one event, durably (sync), with its actor and
+    the request reference."""
 
-    fields.setdefault("actor", actor_member(actor))
-    if request_ref:
-        fields.setdefault("request", {"ref": request_ref, "kind": "key management"})
+    def __init__(
+        self, audit_log: Path | None, ring: Any, actor: str | None = None, request_ref: str | None = None
+    ) -> None:
+        self._log: Any = None
+        self._actor = actor
+        self._request_ref = request_ref
+        if audit_log is not None:
+            from guardrail.audit import AuditLog
 
-    with AuditLog.for_keyring(audit_log, ring) as log:
-        log.append(
+            self._log = AuditLog.for_keyring(audit_log, ring)
+
+    def __enter__(self) -> _KeyOpAudit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._log is not None:
+            self._log.close()
+
+    def record(self, category: str, action: str, **fields: Any) -> None:
+        if self._log is None:
+            return
+        from guardrail import __version__
+        from guardrail.audit.events import actor_member
+
+        fields.setdefault("actor", actor_member(self._actor))
+        if self._request_ref:
+            fields.setdefault("request", {"ref": self._request_ref, "kind": "key management"})
+        self._log.append(
             {
                 "event": {"category": category, "action": action, "outcome": "success"},
                 "source": {"app": f"guardrail@{__version__}", "component": "cli"},
                 **fields,
-            }
+            },
+            sync=True,
         )
 
 
@@ -975,22 +1046,35 @@ def keys_rotate(
     from guardrail.keys import Keyring
 
     ring = Keyring.open(keyring)
-    rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
-    keys = [{"type": "key", "id": i.id, "labels": [f"version-{i.version}"]} for i in rotated]
-    _audit_key_op(audit_log, ring, "key.rotate", "U", actor, request_ref, resources=keys)
+    with _KeyOpAudit(
+        audit_log, ring, actor, request_ref
+    ) as audit:  # the log opens first: no rotation it cannot record
+        rotated = [ring.rotate(tenant)] if tenant else ring.rotate_all()
+        keys = [{"type": "key", "id": i.id, "labels": [f"version-{i.version}"]} for i in rotated]
+        audit.record("key.rotate", "U", resources=keys)
     for info in rotated:
         out.print(f"new primary {info.id} (version {info.version})")
     if not rotated:
         out.print("no tenant keys to rotate")
 
 
-def _open_store(keyring: Path, store: Path, tenant: str) -> tuple[Any, Any]:
+def _open_store(keyring: Path, store: Path, tenant: str, name: str | None = None) -> tuple[Any, Any]:
     from guardrail.crypto import Sealer
     from guardrail.keys import Keyring
     from guardrail.llama_index.storage import load_storage_context
 
     ring = Keyring.open(keyring)
-    return ring, load_storage_context(store, sealer=Sealer(ring), keyring=ring, tenant=tenant)
+    return ring, load_storage_context(store, sealer=Sealer(ring), keyring=ring, tenant=tenant, name=name)
+
+
+def _binding_name(path: Path, name: str | None) -> str | None:
+    """The name a store is bound to when re-encrypted: --name, the persisted one, or (a store written
+    before bindings) its directory's name, so that two old stores do not end up with the same binding."""
+    from guardrail.llama_index.storage import persisted_name
+
+    if name is not None or persisted_name(path) is not None:
+        return name
+    return path.resolve().name.replace(":", "-") or "default"
 
 
 @keys_app.command("reencrypt")
@@ -1013,11 +1097,22 @@ def keys_reencrypt(
             "stays closed).",
         ),
     ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="Bind the store to this storage name (one --store only; default: its persisted name, or "
+            "for a store written before bindings, its directory's name).",
+        ),
+    ] = None,
     audit_log: AuditOpt = None,
     actor: ActorOpt = None,
     request_ref: RequestRefOpt = None,
 ) -> None:
-    """Re-seal every record of persisted stores under the tenant's primary key, and report progress.
+    """Re-seal every record of persisted stores under the tenant's primary key, bound to its collection.
+
+    Records written before bindings (envelope version 1) are counted as unbound and re-sealed bound.
 
     Old ciphertext (a copy, a backup, a restored file) keeps opening until its key version is destroyed:
     --destroy-old does that once the given stores no longer use it."""
@@ -1025,35 +1120,58 @@ def keys_reencrypt(
 
     if destroy_old and dry_run:
         raise ConfigError("--destroy-old destroys keys; it cannot be combined with --dry-run")
+    if name is not None and len(store) != 1:
+        raise ConfigError("--name names one store: give exactly one --store with it")
+    from guardrail.keys import Keyring
+
     in_use: Counter[str] = Counter()
-    for path in store:
-        ring, storage = _open_store(keyring, path, tenant)
-        report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
-        if not dry_run:
-            storage.persist(persist_dir=str(path))
-        primary = ring.primary_id(tenant)
-        for key_id, n in sorted(report.by_key.items()):
-            mark = " (primary)" if key_id == primary else ""
-            out.print(f"{path}: {key_id}{mark}: {n} record(s)")
-        out.print(
-            f"{path}: {report.resealed} of {report.total} record(s) re-sealed"
-            + (" (dry run)" if dry_run else "")
-        )
-        if destroy_old:  # counted again from the persisted headers, as `keys destroy` does
-            ring, storage = _open_store(keyring, path, tenant)
-            in_use.update(reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key)
-    if destroy_old:
-        _destroy_retired(keyring, tenant, in_use, audit_log, actor, request_ref)
+    # the audit log opens before anything is re-sealed or destroyed (a dry run changes nothing)
+    with _KeyOpAudit(None if dry_run else audit_log, Keyring.open(keyring), actor, request_ref) as audit:
+        for path in store:
+            ring, storage = _open_store(keyring, path, tenant, None if dry_run else _binding_name(path, name))
+            report = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=dry_run)
+            primary = ring.primary_id(tenant)
+            if not dry_run:
+                storage.persist(persist_dir=str(path))
+                stored_name = storage.index_store._kvstore.name
+                audit.record(
+                    "key.rotate",
+                    "U",
+                    resources=[
+                        {"type": "key", "id": primary, "labels": ["reencrypt-target", "primary"]},
+                        {
+                            "type": "store",
+                            "id": stored_name,
+                            "labels": [
+                                "reencrypted",
+                                f"records:{report.total}",
+                                f"resealed:{report.resealed}",
+                                f"unbound-before:{report.unbound}",
+                            ],
+                        },
+                    ],
+                )
+            for key_id, n in sorted(report.by_key.items()):
+                mark = " (primary)" if key_id == primary else ""
+                out.print(f"{path}: {key_id}{mark}: {n} record(s)")
+            if report.unbound:
+                out.print(
+                    f"{path}: {report.unbound} record(s) not bound to their collection (written before "
+                    "bindings: a copy of one into another collection would open there)"
+                    + ("; run without --dry-run to bind them" if dry_run else "; re-sealed bound")
+                )
+            out.print(
+                f"{path}: {report.resealed} of {report.total} record(s) re-sealed"
+                + (" (dry run)" if dry_run else "")
+            )
+            if destroy_old:  # counted again from the persisted headers, as `keys destroy` does
+                ring, storage = _open_store(keyring, path, tenant)
+                in_use.update(reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key)
+        if destroy_old:
+            _destroy_retired(keyring, tenant, in_use, audit)
 
 
-def _destroy_retired(
-    keyring: Path,
-    tenant: str,
-    in_use: Counter[str],
-    audit_log: Path | None,
-    actor: str | None,
-    request_ref: str | None,
-) -> None:
+def _destroy_retired(keyring: Path, tenant: str, in_use: Counter[str], audit: _KeyOpAudit) -> None:
     from guardrail.keys import Keyring
 
     ring = Keyring.open(keyring)
@@ -1067,11 +1185,11 @@ def _destroy_retired(
             out.print(f"kept {key_id} (version {info.version}): {in_use[key_id]} record(s) still use it")
             continue
         ring.destroy(key_id, in_use=0)
-        destroyed.append({"type": "key", "id": key_id, "labels": ["retired", f"version-{info.version}"]})
+        labels = ["retired", f"version-{info.version}"]
+        audit.record("key.shred", "D", resources=[{"type": "key", "id": key_id, "labels": labels}])
+        destroyed.append(key_id)
         out.print(f"destroyed {key_id} (version {info.version}): data sealed under it no longer opens")
-    if destroyed:
-        _audit_key_op(audit_log, ring, "key.shred", "D", actor, request_ref, resources=destroyed)
-    else:
+    if not destroyed:
         out.print("no retired version to destroy")
 
 
@@ -1090,16 +1208,11 @@ def keys_destroy(
 
     ring, storage = _open_store(keyring, store, tenant)
     in_use = reencrypt(storage, keyring=ring, tenant=tenant, dry_run=True).by_key.get(key_id, 0)
-    ring.destroy(key_id, in_use=in_use)
-    _audit_key_op(
-        audit_log,
-        ring,
-        "key.shred",
-        "D",
-        actor,
-        request_ref,
-        resources=[{"type": "key", "id": key_id, "labels": ["retired"]}],
-    )
+    with _KeyOpAudit(
+        audit_log, ring, actor, request_ref
+    ) as audit:  # opened first: no destruction it cannot record
+        ring.destroy(key_id, in_use=in_use)
+        audit.record("key.shred", "D", resources=[{"type": "key", "id": key_id, "labels": ["retired"]}])
     out.print(f"destroyed key {key_id}")
 
 
@@ -1120,11 +1233,14 @@ def keys_shred(
     if (tenant is None) == (subject is None) and subject is None:
         raise ConfigError("give --tenant T, or --subject S (with --tenant T if not 'default')")
     ring = Keyring.open(keyring)
-    destroyed = (
-        ring.shred_subject(tenant or "default", subject) if subject else ring.shred_tenant(str(tenant))
-    )
-    keys = [{"type": "key", "id": k, "labels": ["shredded"]} for k in destroyed]
-    _audit_key_op(audit_log, ring, "key.shred", "D", actor, request_ref, resources=keys)
+    with _KeyOpAudit(
+        audit_log, ring, actor, request_ref
+    ) as audit:  # opened first: no shredding it cannot record
+        destroyed = (
+            ring.shred_subject(tenant or "default", subject) if subject else ring.shred_tenant(str(tenant))
+        )
+        keys = [{"type": "key", "id": k, "labels": ["shredded"]} for k in destroyed]
+        audit.record("key.shred", "D", resources=keys)
     out.print(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
 
 

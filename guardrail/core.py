@@ -105,18 +105,60 @@ class Guardrail:
             )
         return self.keyring
 
-    def storage_context(self, vector_store: Any = None) -> Any:
+    def storage_context(self, vector_store: Any = None, *, name: str | None = None) -> Any:
         """A LlamaIndex ``StorageContext`` whose docstore, index store and vector store are encrypted.
+
+        Every record is bound to its place: a vector node to its vector store's collection, a docstore or
+        index-store record to the storage's ``name`` and collection, so a ciphertext copied elsewhere does
+        not open.
 
         Args:
             vector_store: any LlamaIndex vector store to wrap (``None``: an encrypted SimpleVectorStore).
+            name: the storage's name (default: the vector store's collection; ``"default"`` for a Simple
+                store: name each persisted Simple storage, e.g. ``name="kb-restricted"``).
 
         Raises:
-            ConfigError: no keyring was given.
+            ConfigError: no keyring was given; an invalid name.
         """
         from guardrail.llama_index.storage import build_storage_context
 
-        return self._track(build_storage_context(vector_store=vector_store, **self._storage_args()))
+        return self._track(
+            build_storage_context(
+                vector_store=vector_store, name=name, **self._storage_args(), **self._closed()
+            )
+        )
+
+    def _closed(self) -> dict[str, Any]:
+        """A closed-by-default release point for a store made or opened here: it releases only inside a
+        guard's request (``gr.guard(...)``), whatever the order of calls and whichever Guardrail guards."""
+        from guardrail.llama_index.release import GuardedReleasePoint
+
+        return {"release_point": GuardedReleasePoint(self)}
+
+    def release_all(self, reason: str) -> Any:
+        """``with gr.release_all(reason="..."):`` lets maintenance code read encrypted stores raw (no
+        principal, no redaction): rebuilding a keyword index from the docstore, an export script. Audited
+        as ``store.maintenance`` with the reason when an audit log is configured. A guarded retrieval
+        inside the block is still decided by its guard.
+
+        Raises:
+            ConfigError: no reason given.
+        """
+        from contextlib import contextmanager
+
+        from guardrail.llama_index.release import release_all
+
+        @contextmanager
+        def block() -> Any:
+            with release_all(reason):
+                if self.audit is not None:
+                    self._audit_event(
+                        {"category": "store.maintenance", "action": "R", "outcome": "success"},
+                        request={"reason": reason[:200]},
+                    )
+                yield
+
+        return block()
 
     def _storage_args(self) -> dict[str, Any]:
         from guardrail.crypto import Sealer
@@ -180,16 +222,10 @@ class Guardrail:
         from llama_index.core.base.base_retriever import BaseRetriever
 
         from guardrail.llama_index.guard import GuardedRetriever, guard_query_engine
-        from guardrail.llama_index.stores import EncryptedVectorStore
 
         if self.audit is None:
             raise ConfigError("guarded retrieval writes an audit record for every retrieval: pass audit_log=")
-        for ref in self._storages:
-            storage = ref()
-            if storage is not None:
-                for store in storage.vector_stores.values():
-                    if isinstance(store, EncryptedVectorStore):
-                        store.set_release_hook(self._guard.hook, on_erased=self._guard.erased)
+        # stores made or opened through any Guardrail are closed from birth (no hook to install here)
         if isinstance(target, BaseRetriever):
             from guardrail.audit.events import processor_members
 
@@ -376,11 +412,18 @@ class Guardrail:
             **({"processors": self._ingest_processors} if self._ingest_processors else {}),
         )
 
-    def _audit_unguarded(self, returned: int) -> None:
+    def _audit_unguarded(self, returned: int, *, denied: bool = False) -> None:
+        """A retrieval that bypassed every guard: ``denied`` when an encrypted store refused it."""
         if self.audit is not None:
+            from guardrail.access import current_principal
+
+            principal = current_principal()
             self._audit_event(
-                {"category": "rag.unguarded", "action": "R", "outcome": "success"},
-                retrieval={"k": returned, "returned": returned, "denied": 0, "redacted": 0},
+                {"category": "rag.unguarded", "action": "R", "outcome": "denied" if denied else "success"},
+                actor={"ref": principal.id, "type": "user", "roles": list(principal.roles)}
+                if principal
+                else {"ref": "anonymous", "type": "user", "roles": []},
+                retrieval={"k": returned, "returned": 0 if denied else returned, "denied": 0, "redacted": 0},
             )
 
     def close(self) -> None:
@@ -418,15 +461,22 @@ class Guardrail:
             return RedactedEmbedding(self, embed_model)
         return embed_model  # a LlamaIndex embedding model is itself a transform
 
-    def load_storage_context(self, persist_dir: str | Path, *, vector_store: Any = None) -> Any:
+    def load_storage_context(
+        self, persist_dir: str | Path, *, vector_store: Any = None, name: str | None = None
+    ) -> Any:
         """Reopen a storage context persisted with ``storage.persist(persist_dir)``.
+
+        Args:
+            name: the storage's name (default: the one persisted with it).
 
         Raises:
             KeyringError: the keyring or tenant does not open the store.
         """
         from guardrail.llama_index.storage import load_storage_context
 
-        storage = load_storage_context(persist_dir, vector_store=vector_store, **self._storage_args())
+        storage = load_storage_context(
+            persist_dir, vector_store=vector_store, name=name, **self._storage_args(), **self._closed()
+        )
         # an erasure writes a reopened storage back to its directory
         storage._guardrail_persist_dir = Path(persist_dir)  # type: ignore[attr-defined]
         if Path(persist_dir) not in self._persist_dirs:

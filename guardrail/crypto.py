@@ -1,6 +1,6 @@
 """Envelope encryption: seal and open records bound to their place.
 
-A sealed record (version 1) is::
+A sealed record (version 1, or 2 with a binding) is::
 
     version (1) | suite (1) | n (1) | key ids (8 bytes each, n of them) | salt (32) | commitment (32)
     | nonce (12) | AES-256-GCM ciphertext and tag (16)
@@ -8,7 +8,15 @@ A sealed record (version 1) is::
     k_enc || k_commit = HKDF-SHA256(ikm = DEK_1 || ... || DEK_n, salt,
                                     info = "guardrail/v1" || version || suite)
     commitment = k_commit                    (checked in constant time before decrypting)
-    AAD = header up to the nonce || canonical context {store, namespace, key, tenant}
+    AAD = header up to the nonce || canonical context {store, namespace, key, tenant}      (v1)
+    AAD = header up to the nonce || canonical context {binding, store, namespace, key, tenant}  (v2)
+
+Version 2 adds the *binding*: the store instance and collection a record was written to
+(``"ChromaVectorStore:kb-restricted"``, ``"kb:docstore/data"``), so a record copied into another
+collection of the same kind of store does not open. A context with a binding seals version 2; one
+without seals version 1. Version 1 records keep opening (they say, by their version byte, that they
+carry no binding); ``guardrail keys reencrypt`` re-seals them as version 2. The version byte is in the
+AAD and in the HKDF info, so a record cannot be relabelled from one version to the other.
 
 A fresh salt gives every record its own key (no nonce-count limit); the commitment stops a ciphertext
 from opening under two keys; the context binds it to its place, so a ciphertext copied onto another
@@ -43,15 +51,19 @@ _encode_str = json.encoder.encode_basestring
 __all__ = [
     "KEY_ID_LEN",
     "TEXT_PREFIX",
+    "VERSION_BOUND",
     "Context",
     "DecryptionError",
     "KeySource",
     "RecordErased",
     "Sealer",
+    "envelope_version",
     "key_ids_of",
 ]
 
-VERSION = 1
+VERSION = 1  # unbound: the place is {store, namespace, key, tenant}
+VERSION_BOUND = 2  # bound: the place also names the store instance and collection (Context.binding)
+_VERSIONS = (VERSION, VERSION_BOUND)
 SUITE_AES256GCM_HKDF_SHA256 = 1
 KEY_ID_LEN = 8
 _SALT_LEN = 32
@@ -85,20 +97,33 @@ class RecordErased(DecryptionError):
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Where a sealed record lives. Part of the associated data: a record opens only in its place."""
+    """Where a sealed record lives. Part of the associated data: a record opens only in its place.
+
+    ``binding`` names the store instance and collection (``"<store class>:<collection>"`` for a vector
+    store, ``"<storage name>:<collection>"`` for a KV store); non-empty, it makes the record version 2.
+    """
 
     store: str
     namespace: str
     key: str
     tenant: str
+    binding: str = ""
 
-    def canonical(self) -> bytes:
-        """``json.dumps`` of the four fields with sorted keys, compact separators, ensure_ascii=False."""
+    def canonical(self, version: int | None = None) -> bytes:
+        """``json.dumps`` of the fields with sorted keys, compact separators, ensure_ascii=False: the four
+        place fields for version 1, and ``binding`` first for version 2 (the default when it is set)."""
         e = _encode_str
-        return (
-            f'{{"key":{e(self.key)},"namespace":{e(self.namespace)},'
+        place = (
+            f'"key":{e(self.key)},"namespace":{e(self.namespace)},'
             f'"store":{e(self.store)},"tenant":{e(self.tenant)}}}'
-        ).encode()
+        )
+        if version is None:
+            version = VERSION_BOUND if self.binding else VERSION
+        if version == VERSION:
+            return ("{" + place).encode()
+        if not self.binding:
+            raise ValueError("a version 2 record needs a binding")
+        return f'{{"binding":{e(self.binding)},{place}'.encode()
 
 
 class KeySource(Protocol):
@@ -113,10 +138,10 @@ class KeySource(Protocol):
         ...
 
 
-def _derive(keys: Sequence[bytes], salt: bytes) -> tuple[bytes, bytes]:
+def _derive(keys: Sequence[bytes], salt: bytes, version: int = VERSION) -> tuple[bytes, bytes]:
     # HKDF-SHA256 (RFC 5869) written out with hmac.digest: the same bytes as cryptography's HKDF,
     # without its per-call object overhead (this runs once per record)
-    info = _INFO + bytes([VERSION, SUITE_AES256GCM_HKDF_SHA256])
+    info = _INFO + bytes([version, SUITE_AES256GCM_HKDF_SHA256])
     prk = hmac.digest(salt, b"".join(keys), "sha256")
     t1 = hmac.digest(prk, info + b"\x01", "sha256")
     t2 = hmac.digest(prk, t1 + info + b"\x02", "sha256")
@@ -131,15 +156,26 @@ def _seal_with(
     for key_id, key in keys:
         if len(key_id) != KEY_ID_LEN or len(key) != 32:
             raise ValueError("key ids are 8 bytes and keys 32 bytes")
-    k_enc, k_commit = _derive([k for _, k in keys], salt)
+    version = VERSION_BOUND if context.binding else VERSION
+    k_enc, k_commit = _derive([k for _, k in keys], salt, version)
     header = (
-        struct.pack("BBB", VERSION, SUITE_AES256GCM_HKDF_SHA256, len(keys))
+        struct.pack("BBB", version, SUITE_AES256GCM_HKDF_SHA256, len(keys))
         + b"".join(i for i, _ in keys)
         + salt
         + k_commit
     )
-    ciphertext = AESGCM(k_enc).encrypt(nonce, plaintext, header + context.canonical())
+    ciphertext = AESGCM(k_enc).encrypt(nonce, plaintext, header + context.canonical(version))
     return header + nonce + ciphertext
+
+
+def envelope_version(blob: bytes) -> int:
+    """A sealed record's format version (1: unbound, 2: bound to its collection), read without keys.
+
+    Raises:
+        ValueError: not a sealed record of a known version.
+    """
+    key_ids_of(blob)
+    return blob[0]
 
 
 def key_ids_of(blob: bytes) -> list[bytes]:
@@ -148,7 +184,7 @@ def key_ids_of(blob: bytes) -> list[bytes]:
     Raises:
         ValueError: not a sealed record of a known version.
     """
-    if len(blob) < 3 or blob[0] != VERSION or blob[1] != SUITE_AES256GCM_HKDF_SHA256:
+    if len(blob) < 3 or blob[0] not in _VERSIONS or blob[1] != SUITE_AES256GCM_HKDF_SHA256:
         raise ValueError("not a sealed record of a known version")
     n = blob[2]
     if (
@@ -184,13 +220,18 @@ class Sealer:
     def open(self, blob: bytes, *, context: Context) -> bytes:
         """Open a sealed record in its place.
 
+        A version 2 record opens only in a context with its binding; a version 1 record (written before
+        bindings) opens in any context with its other four fields, binding or not (read compatibility).
+
         Raises:
             RecordErased: a key it was sealed under was destroyed on purpose.
             DecryptionError: anything else went wrong (opaque).
         """
         try:
             ids = key_ids_of(blob)
-            keys = [self._keys.decryption_key(i) for i in ids]
+            keys = [self._keys.decryption_key(i) for i in ids]  # a destroyed key: erased, whatever the place
+            version = blob[0]
+            aad_context = context.canonical(version)  # a v2 record with no binding given: ValueError
             off = 3 + len(ids) * KEY_ID_LEN
             salt = blob[off : off + _SALT_LEN]
             commitment = blob[off + _SALT_LEN : off + _SALT_LEN + _COMMIT_LEN]
@@ -200,10 +241,10 @@ class Sealer:
                 blob[nonce_at : nonce_at + _NONCE_LEN],
                 blob[nonce_at + _NONCE_LEN :],
             )
-            k_enc, k_commit = _derive(keys, salt)
+            k_enc, k_commit = _derive(keys, salt, version)
             if not hmac.compare_digest(k_commit, commitment):
                 raise InvalidTag
-            return AESGCM(k_enc).decrypt(nonce, ciphertext, header + context.canonical())
+            return AESGCM(k_enc).decrypt(nonce, ciphertext, header + aad_context)
         except RecordErased:
             raise RecordErased(context.key) from None
         except (InvalidTag, ValueError, KeyError, TypeError, IndexError):

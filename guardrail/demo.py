@@ -106,11 +106,12 @@ def _encrypted_store_demo(output: Path, docs: list[Path], texts: list[str], *, c
         f"  searched every byte for {len(secrets)} seeded values: "
         + (f"LEAKED {leaked}" if leaked else "none found")
     )
-    reopened = Guardrail(policy="hipaa-safe-harbor", keyring=keys, tenant="riverside").load_storage_context(
-        kb
-    )
+    reader = Guardrail(policy="hipaa-safe-harbor", keyring=keys, tenant="riverside")
+    reopened = reader.load_storage_context(kb)
     index = VectorStoreIndex.from_vector_store(reopened.vector_stores["default"], embed_model=embed)
-    hits = index.as_retriever(similarity_top_k=1).retrieve("discharge plan for the patient with CHF")
+    # closed by default: an unguarded read is refused; this check of the store itself is maintenance
+    with reader.release_all(reason="demo: the reopened store answers"):
+        hits = index.as_retriever(similarity_top_k=1).retrieve("discharge plan for the patient with CHF")
     console.print(
         f"  reopened with the keyring; top hit for 'discharge plan ... CHF': {hits[0].node.metadata['title']}"
     )

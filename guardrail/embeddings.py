@@ -127,8 +127,15 @@ class EmbeddingShield:
         self._entropy = entropy
 
     @classmethod
-    def for_tenant(cls, keyring: HmacKeySource, tenant: str, *, strength: float = 1.0) -> EmbeddingShield:
-        """The shield of a tenant: its key is ``keyring.hmac_key("embedding-shield\\0" + tenant)``."""
+    def for_tenant(
+        cls, keyring: HmacKeySource | str | os.PathLike[str], tenant: str, *, strength: float = 1.0
+    ) -> EmbeddingShield:
+        """The shield of a tenant: its key is ``keyring.hmac_key("embedding-shield\\0" + tenant)``
+        (``keyring``: a keyring or the path of its directory)."""
+        if isinstance(keyring, str | os.PathLike):
+            from guardrail.keys import as_keyring
+
+            keyring = as_keyring(keyring)
         return cls(keyring.hmac_key(f"embedding-shield\0{tenant}"), strength=strength)
 
     def __repr__(self) -> str:

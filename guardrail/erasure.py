@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.errors import ConfigError
-from guardrail.keys import Keyring
+from guardrail.keys import KeyringLike, as_keyring
 
 __all__ = ["CERTIFICATE_FORMAT", "ErasureResult", "erase_subject", "subject_trace", "verify_certificate"]
 
@@ -118,7 +118,7 @@ def datasets_including(audit_dir: str | os.PathLike[str], subject_ref: str) -> l
 def erase_subject(
     subject: str,
     *,
-    keyring: Keyring,
+    keyring: KeyringLike,
     tenant: str,
     stores: Sequence[str | os.PathLike[str]] = (),
     storages: Sequence[Any] = (),
@@ -133,7 +133,7 @@ def erase_subject(
 
     Args:
         subject: the data-subject id (as in the documents' ``subjects`` metadata or ``--subject-field``).
-        keyring: the keyring (its subject DEKs are destroyed).
+        keyring: the keyring, or its directory's path (its subject DEKs are destroyed).
         tenant: the subject's tenant.
         stores: persisted encrypted storage directories: erased and written back.
         storages: open storage contexts to erase in memory (persist them yourself, or pass their
@@ -151,6 +151,8 @@ def erase_subject(
     from guardrail.audit.events import actor_member
     from guardrail.datasets.tokens import TokenVault
     from guardrail.llama_index.storage import erase_subject as erase_in_storages
+
+    keyring = as_keyring(keyring)
     from guardrail.llama_index.storage import load_storage_context
 
     if not subject:

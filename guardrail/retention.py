@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.errors import ConfigError
-from guardrail.keys import Keyring
+from guardrail.keys import Keyring, KeyringLike, as_keyring
 from guardrail.policy import Policy, load_policy
 
 __all__ = ["RetentionResult", "apply_retention", "overdue_chunks"]
@@ -149,7 +149,7 @@ def _keys_of_nodes(vector: Any, ids: set[str]) -> dict[str, list[str]]:
 
 def apply_retention(
     *,
-    keyring: Keyring,
+    keyring: KeyringLike,
     policy: str | Path | Policy,
     tenant: str,
     audit_log: str | os.PathLike[str],
@@ -162,6 +162,8 @@ def apply_retention(
 ) -> RetentionResult:
     """Delete chunks, vault entries and dataset checkpoints past the policy's retention; audited.
 
+    ``keyring`` is a :class:`~guardrail.keys.Keyring` or the path of its directory.
+
     Raises:
         ConfigError: the policy declares no retention, or a vault path that does not exist.
     """
@@ -173,6 +175,8 @@ def apply_retention(
     from guardrail.datasets.tokens import TokenVault
     from guardrail.governance import parse_duration
     from guardrail.llama_index.storage import _collections, _kv_stores, load_storage_context, reencrypt
+
+    keyring = as_keyring(keyring)
 
     pol = load_policy(policy)
     if pol.retention.is_empty():

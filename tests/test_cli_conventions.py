@@ -120,11 +120,39 @@ def test_help_is_readable_at_80_columns(run: Any, path: list[str]) -> None:
     assert max(len(line) for line in lines) <= 80, got.out
     assert "<bool>" not in got.out  # flags are shown as flags
     assert "list[str]" not in "\n".join(line for line in lines if line.lstrip().startswith("-"))
+    # no python types anywhere (`INPUTS <list[Path]>`, `<path>`), no braces in the usage line
+    assert not re.search(r"<(list\[|path|str|int|float|Path|text)", got.out, re.IGNORECASE), got.out
+    assert "{" not in lines[0], lines[0]
+    assert not re.search(r"--(keyring|audit-log|store) [A-Z_]*(KEYRING|AUDIT_LOG|STORE)\b", got.out), got.out
     # the description column starts early enough to leave room for words (click's plain layout)
     for line in lines:
         described = re.match(r"  -\S.*?  +(\S)", line)
         if described:
             assert described.start(1) <= 34, line
+
+
+def test_help_names_what_each_value_is(run: Any) -> None:
+    scan = run("scan", "--help").out
+    assert scan.splitlines()[0] == "Usage: guardrail scan [OPTIONS] FILE..."
+    assert "-k, --keyring DIR" in scan
+    assert "--findings FILE" in scan
+    assert "--fail-on N" in scan
+    assert "--on-error stop|skip " in scan
+    assert "Usage: guardrail keys init [OPTIONS] DIR" in run("keys", "init", "--help").out
+    assert "-s, --store DIR" in run("keys", "reencrypt", "--help").out
+    assert "--engine local|ray" in run("redact", "--help").out
+
+
+def test_python_dash_m_guardrail_runs_the_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "guardrail", "--version"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("guardrail ")
 
 
 def test_flags_are_parsed_as_flags_and_a_value_after_one_is_refused(run: Any, notes: Path) -> None:

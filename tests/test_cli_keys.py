@@ -96,8 +96,10 @@ def test_key_lifecycle_and_erasure(tmp_path: Path) -> None:
     assert erased.returncode == 0, erased.stderr
     assert "1 node(s) deleted" in erased.stdout
     assert "p1" not in erased.stdout  # reported by a keyed reference, not by name
-    storage = Guardrail(keyring=tmp_path / "keys", tenant="acme").load_storage_context(tmp_path / "kb")
-    texts = [n.get_content() for n in storage.vector_store.get_nodes()]
+    gr = Guardrail(keyring=tmp_path / "keys", tenant="acme")
+    storage = gr.load_storage_context(tmp_path / "kb")
+    with gr.release_all(reason="test: what is left in the store"):
+        texts = [n.get_content() for n in storage.vector_store.get_nodes()]
     assert sorted(texts) == ["Patient Zebulon 0 chest pain", "Patient Zebulon 2 chest pain"]
     verified = run("audit", "verify", "audit", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -140,7 +142,11 @@ def test_shred_tenant_erases_the_store(tmp_path: Path) -> None:
     Keyring.create(tmp_path / "keys")
     _build(tmp_path)
     assert run("keys", "shred", "-k", "keys", "--tenant", "acme", cwd=tmp_path).returncode == 0
-    storage = Guardrail(keyring=tmp_path / "keys", tenant="acme").load_storage_context(tmp_path / "kb")
+    from guardrail.crypto import Sealer
+    from guardrail.llama_index.storage import load_storage_context
+
+    ring = Keyring.open(tmp_path / "keys")
+    storage = load_storage_context(tmp_path / "kb", sealer=Sealer(ring), keyring=ring, tenant="acme")
     erased: list[str] = []
     storage.vector_store.set_release_hook(None, on_erased=erased.append)
     assert storage.vector_store.get_nodes() == []

@@ -98,8 +98,8 @@ def test_stored_nodes_are_never_mutated(tmp_path: Path) -> None:
     gr, storage, retriever = _build(tmp_path)
     with gr.acting_as(RESEARCHER):
         retriever.retrieve("discharge plan CHF")
-    storage.vector_store.set_release_hook(None)
-    originals = [n.get_content() for n in storage.vector_store.get_nodes()]
+    with gr.release_all(reason="test: read the stored originals"):
+        originals = [n.get_content() for n in storage.vector_store.get_nodes()]
     assert NOTE in originals
 
 
@@ -123,10 +123,10 @@ def test_detection_failure_fails_closed(tmp_path: Path) -> None:
             raise RuntimeError("model crashed")
 
     # nodes without stored spans fall back to live detection
-    storage.vector_store.set_release_hook(None)
     gr._detector = Broken()
     guard = gr._guard
-    node = storage.vector_store.get_nodes()[0].model_copy()
+    with gr.release_all(reason="test"):
+        node = storage.vector_store.get_nodes()[0].model_copy()
     node.metadata.pop(SPANS_KEY, None)
     node.metadata.pop("_gr_meta_spans", None)
     from guardrail.llama_index.guard import _Request
@@ -156,27 +156,24 @@ def test_guard_needs_an_audit_log(tmp_path: Path) -> None:
         gr.guard(index.as_retriever())
 
 
-def test_unguarded_retrievals_are_recorded(tmp_path: Path) -> None:
+def test_unguarded_retrievals_are_refused_and_recorded(tmp_path: Path) -> None:
+    """Closed by default: a plain retriever over an encrypted store gets AccessDenied (naming gr.guard),
+    audited as rag.unguarded, outcome denied, even for a principal who could see the data."""
     gr, storage, _ = _build(tmp_path)
-    handler = gr.watch_unguarded()
-    try:
-        plain = VectorStoreIndex.from_vector_store(storage.vector_store, embed_model=HashingEmbedding())
-        with gr.acting_as(CLINICIAN):
-            plain.as_retriever().retrieve("discharge plan")
-    finally:
-        from llama_index_instrumentation import get_dispatcher
-
-        get_dispatcher().event_handlers.remove(handler)
-    categories = [json.loads(x)["event"]["category"] for x in _lines(tmp_path / "audit")]
-    assert "rag.unguarded" in categories
+    plain = VectorStoreIndex.from_vector_store(storage.vector_store, embed_model=HashingEmbedding())
+    with gr.acting_as(CLINICIAN), pytest.raises(AccessDenied, match=r"gr\.guard\("):
+        plain.as_retriever().retrieve("discharge plan")
+    events = [json.loads(x) for x in _lines(tmp_path / "audit")]
+    assert events[-1]["event"] == {"category": "rag.unguarded", "action": "R", "outcome": "denied"}
+    assert events[-1]["actor"]["ref"] == "dr-chen"
 
 
 def test_postprocessor_decides_at_the_engine(tmp_path: Path) -> None:
     gr, storage, _ = _build(tmp_path)
-    storage.vector_store.set_release_hook(None)  # a store the guard does not sit on
     from llama_index.core.schema import NodeWithScore, QueryBundle
 
-    nodes = [NodeWithScore(node=n, score=1.0) for n in storage.vector_store.get_nodes()]
+    with gr.release_all(reason="test: nodes as a plain store would hand them out"):
+        nodes = [NodeWithScore(node=n, score=1.0) for n in storage.vector_store.get_nodes()]
     post = gr.postprocessor()
     with gr.acting_as(SUPPORT):
         kept = post.postprocess_nodes(nodes, QueryBundle("discharge"))

@@ -15,8 +15,10 @@ from guardrail import Guardrail
 
 
 def _texts(tmp_path: Path, store: str) -> list[str]:
-    storage = Guardrail(keyring=tmp_path / "keys", tenant="acme").load_storage_context(tmp_path / store)
-    return sorted(n.get_content() for n in storage.vector_store.get_nodes())
+    gr = Guardrail(keyring=tmp_path / "keys", tenant="acme")
+    storage = gr.load_storage_context(tmp_path / store)
+    with gr.release_all(reason="test: what the copy opens to"):
+        return sorted(n.get_content() for n in storage.vector_store.get_nodes())
 
 
 def test_restored_pre_rotation_copy_opens_until_destroy_old(tmp_path: Path) -> None:
@@ -62,3 +64,12 @@ def test_restored_pre_rotation_copy_opens_until_destroy_old(tmp_path: Path) -> N
     assert _texts(tmp_path, "backup") == []
     verified = run("audit", "verify", "audit", cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
+    # both steps are in the log: the re-sealing (store, counts) and the destruction
+    from guardrail.audit.verify import iter_records
+
+    records = list(iter_records(tmp_path / "audit"))
+    assert [r["event"]["category"] for r in records] == ["key.rotate", "key.shred"]
+    store = next(r for r in records[0]["resources"] if r["type"] == "store")
+    assert store["id"] == "default"  # the storage name (gr.storage_context() without name=)
+    assert "reencrypted" in store["labels"]
+    assert [r["id"] for r in records[1]["resources"]] == [retired[0]["id"]]

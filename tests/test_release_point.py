@@ -9,15 +9,18 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import BaseNode, TextNode
 
 from guardrail import Guardrail
+from guardrail.crypto import Sealer
 from guardrail.keys import Keyring
 from guardrail.llama_index.hashing import HashingEmbedding
-from guardrail.llama_index.storage import reencrypt
+from guardrail.llama_index.storage import build_storage_context, reencrypt
 
 
 def _index(tmp_path: Path) -> tuple[Guardrail, object, VectorStoreIndex]:
     Keyring.create(tmp_path / "keys")
     gr = Guardrail(keyring=tmp_path / "keys", tenant="acme")
-    storage = gr.storage_context()
+    assert gr.keyring is not None
+    # the low-level builder: a release point that takes a custom hook (a Guardrail's is closed and fixed)
+    storage = build_storage_context(sealer=Sealer(gr.keyring), keyring=gr.keyring, tenant="acme")
     embed = HashingEmbedding(dim=32)
     nodes = [
         TextNode(id_="a", text="Zebulon Quixote chest pain", metadata={"classification": "phi"}),

@@ -164,14 +164,31 @@ def show_command(
         str | None, typer.Option("--subject", help="Only events about this subject pseudonym (Art. 15).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print matching records as JSON lines.")] = False,
+    public_key: KeyOpt = None,
+    keyring: Annotated[
+        Path | None,
+        typer.Option(
+            "--keyring",
+            "-k",
+            help="The log's keyring: authenticate every record by its MAC (without it: by checkpoints "
+            "and seals, with the public key).",
+        ),
+    ] = None,
 ) -> None:
-    """List events (a table, or JSON lines). Nothing is verified here: run `verify` for that."""
+    """List events (a table, or JSON lines), each marked with what verification says of it: ok,
+    unsigned (after the last seal; authenticate with --keyring), NOT AUTHENTIC or DAMAGED (the first bad
+    record) and untrusted (everything after it). Exit 5 when any listed record is not verified ok."""
     start = _since(since)
+    statuses, report = _statuses(directory, public_key, keyring)
     table = Table()
-    for column in ("seq", "occurred_at", "event", "action", "outcome", "actor", "purpose", "subjects"):
+    for column in (
+        "seq", "occurred_at", "event", "action", "outcome", "actor", "purpose", "subjects", "verified"
+    ):  # fmt: skip
         table.add_column(column, overflow="fold")  # narrow terminals wrap, never hide, a value
     shown = 0
-    for record in iter_records(directory):
+    flagged: dict[str, int] = {}
+    for index, record in enumerate(iter_records(directory)):
+        status = statuses(index)
         if principal is not None and _get(record, "actor", "ref") != principal:
             continue
         if event is not None and _get(record, "event", "category") != event:
@@ -185,8 +202,11 @@ def show_command(
             except ConfigError:
                 continue
         shown += 1
+        if status != "ok":
+            flagged[status] = flagged.get(status, 0) + 1
         if as_json:
-            out.print(json.dumps(record, ensure_ascii=False, separators=(",", ":")), markup=False)
+            line = {**record, "_verified": status}
+            out.print(json.dumps(line, ensure_ascii=False, separators=(",", ":")), markup=False)
             continue
         table.add_row(
             *(
@@ -201,11 +221,53 @@ def show_command(
                     _get(record, "purpose", "code"),
                     len(record.get("subjects") or []),
                 )
-            )
+            ),
+            status if status == "ok" else f"[bold red]{escape(status)}[/]",
         )
     if not as_json:
         out.print(table)
         out.print(f"{shown} event(s)")
+    if flagged:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(flagged.items()))
+        err.print(
+            f"warning: {counts} record(s) listed: not verified as written by this log's writer "
+            f"({report.message})",
+            markup=False,
+        )
+    elif not report.ok:
+        err.print(f"warning: the log does not verify: {report.message}", markup=False)
+    if flagged or not report.ok:
+        raise typer.Exit(EXIT_DAMAGED)
+
+
+def _statuses(directory: Path, public_key: Path | None, keyring: Path | None) -> tuple[Any, Any]:
+    """``status(index)`` for every record (what :func:`verify` says of it), and the report."""
+    record_key = None
+    if keyring is not None:
+        from guardrail.audit.auth import RECORD_KEY_PURPOSE
+        from guardrail.keys import Keyring
+
+        record_key = Keyring.open(keyring).hmac_key(RECORD_KEY_PURPOSE)
+    report = verify(
+        directory, public_key=_key_text(public_key), record_key=record_key, allow_missing_checkpoints=True
+    )
+    bad = report.first_bad_index
+    if report.ok:
+        bad = None
+    elif bad is None:
+        bad = report.signed  # a checkpoint problem: only what the seals authenticate is trusted
+    first = {
+        "unsigned-tail": "unsigned",
+        "unauthentic": "NOT AUTHENTIC",
+    }.get(str(report.kind), f"DAMAGED ({report.kind})")
+    later = "unsigned" if report.kind == "unsigned-tail" else "untrusted"
+
+    def status(index: int) -> str:
+        if bad is None or index < bad:
+            return "ok"
+        return first if index == bad else later
+
+    return status, report
 
 
 @audit_app.command("prove")

@@ -215,6 +215,11 @@ class AuditLog:
         self._tickets = 0  # records queued so far
         self._completed = 0  # tickets up to this one are written or failed
         self._sync_waiters = 0
+        # synchronous appenders seen at the last commit (released + already queued again): the next
+        # commit waits briefly for that many, so that they share one fdatasync instead of splitting
+        # into two groups that alternate (each then waits for two commits)
+        self._expected_sync = 0
+        self._committed_at = 0.0
         self._arriving = 0  # synchronous appenders between entering append() and queueing their record
         self._urgent = 0  # flush / checkpoint requests waiting
         self._checkpoint_requests = 0
@@ -248,7 +253,12 @@ class AuditLog:
     def for_keyring(cls, directory: str | os.PathLike[str], keyring: Any, **options: Any) -> AuditLog:
         """Open the log with a keyring's audit keys: ``hmac_key("audit-checkpoint")`` signs checkpoints
         and seals, ``hmac_key("audit-record")`` authenticates records (``options``: as for the constructor).
+        ``keyring`` is a :class:`~guardrail.keys.Keyring` or the path of its directory.
         """
+        if isinstance(keyring, str | os.PathLike):
+            from guardrail.keys import as_keyring
+
+            keyring = as_keyring(keyring)
         return cls(
             directory,
             signing_key=keyring.hmac_key(SIGNING_KEY_PURPOSE),
@@ -439,9 +449,12 @@ class AuditLog:
         if self._urgent or self._closing or len(self._queue) >= self._batch_records:
             return 0.0
         if self._sync_waiters:
-            # someone waits: write now, unless other synchronous appenders are about to queue (then wait
-            # for them, briefly: one fdatasync for all of them is the point of group commit)
-            return self._first_queued_at + _COMMIT_WAIT if self._arriving else 0.0
+            # someone waits: write now, unless other synchronous appenders are about to queue, or the
+            # ones the last commit released are expected back (then wait for them, briefly: one
+            # fdatasync for all of them is the point of group commit)
+            if self._arriving or self._sync_waiters < self._expected_sync:
+                return max(self._first_queued_at, self._committed_at) + _COMMIT_WAIT
+            return 0.0
         return self._first_queued_at + self._batch_delay
 
     def _run(self) -> None:
@@ -531,13 +544,17 @@ class AuditLog:
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting appender (fail closed)
             error = exc
         with self._mutex:
+            released = 0
             for pending in batch:
                 pending.error = error
                 if pending.waiter is not None:
                     self._sync_waiters -= 1
+                    released += 1
                     pending.waiter.release()
                 elif error is not None:
                     self._async_failures += 1
+            self._expected_sync = min(released + self._sync_waiters, self._batch_records)
+            self._committed_at = time.monotonic()
             self._completed = batch[-1].ticket
             self._progress.notify_all()
 

@@ -63,6 +63,7 @@ CATEGORIES: Final = frozenset(
         "log.checkpoint",
         "report.generate",
         "retention.apply",
+        "store.maintenance",
     }
 )
 ACTIONS: Final = frozenset({"C", "R", "U", "D", "E"})

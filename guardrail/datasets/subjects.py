@@ -10,6 +10,7 @@ RAG events use); the identifier itself is never written anywhere.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,10 +49,14 @@ class SubjectLinker:
         vault: the run's token vault (its tokens are linked to subjects), or None for keyed tokens.
     """
 
-    def __init__(self, keyring: Keyring, tenant: str, field: str, vault: Any = None) -> None:
+    def __init__(
+        self, keyring: Keyring | str | os.PathLike[str], tenant: str, field: str, vault: Any = None
+    ) -> None:
         if not field or not field.strip():
             raise ConfigError("--subject-field is empty: give the record field that names the data subject")
-        self.keyring = keyring
+        from guardrail.keys import as_keyring
+
+        self.keyring = as_keyring(keyring)
         self.tenant = tenant
         self.field = field
         self.vault = vault if hasattr(vault, "link_subject") else None

@@ -22,8 +22,11 @@ here); a record whose key was destroyed is erased data and is skipped (and repor
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from llama_index.core.bridge.pydantic import PrivateAttr
@@ -43,7 +46,14 @@ from llama_index.core.vector_stores.types import (
 from guardrail.crypto import Context, DecryptionError, RecordErased, Sealer
 from guardrail.errors import ConfigError
 
-__all__ = ["EQUALITY_FIELDS", "PLAINTEXT_LABELS", "EncryptedKVStore", "EncryptedVectorStore", "ReleaseHook"]
+__all__ = [
+    "EQUALITY_FIELDS",
+    "PLAINTEXT_LABELS",
+    "EncryptedKVStore",
+    "EncryptedVectorStore",
+    "ReleaseHook",
+    "binding_of",
+]
 
 #: Metadata kept in clear in the inner store (filterable with every operator).
 PLAINTEXT_LABELS = ("tenant", "classification")
@@ -81,12 +91,25 @@ class ReleasePoint:
     def __repr__(self) -> str:
         return f"ReleasePoint(hook={getattr(self.hook, '__name__', type(self.hook).__name__)})"
 
+    def set_hook(self, hook: ReleaseHook | None, on_erased: Callable[[str], None] | None = None) -> None:
+        self.hook = hook or release_all
+        self.on_erased = on_erased
+
     def release(self, node: BaseNode, *, score: float | None) -> BaseNode | None:
         return self.hook(node, score=score)
 
     def erased(self, record: str) -> None:
         if self.on_erased is not None:
             self.on_erased(record)
+
+
+def _ring(keyring: Any) -> Any:
+    """A keyring given as its directory's path is opened (any other key source is used as it is)."""
+    if isinstance(keyring, str | os.PathLike):
+        from guardrail.keys import as_keyring
+
+        return as_keyring(keyring)
+    return keyring
 
 
 def subjects_of(metadata: dict[str, Any] | None) -> list[str]:
@@ -118,6 +141,9 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         keyring: for key tokens (``Keyring.token``).
         tenant: the tenant whose keys seal the values.
         store: the kind of store (``docstore``, ``index_store``, ``cache``), bound into every record.
+        name: the storage's name: with it every record is bound to ``"<name>:<collection>"`` (envelope
+            version 2), so a record copied into another storage or collection does not open; without it
+            records are sealed unbound (version 1).
     """
 
     def __init__(
@@ -129,11 +155,13 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         tenant: str,
         store: str,
         release_point: ReleasePoint | None = None,
+        name: str = "",
     ) -> None:
         self.inner = inner
+        self.name = name
         self.release_point = release_point or ReleasePoint()
         self._sealer = sealer
-        self._keyring = keyring
+        self._keyring = _ring(keyring)
         self.tenant = tenant
         self.store = store
 
@@ -147,7 +175,10 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return self._keyring.token(self.tenant, f"kv:{self.store}:{collection}", key)  # type: ignore[no-any-return]
 
     def _context(self, collection: str, token: str) -> Context:
-        return Context(store=f"kv:{self.store}", namespace=collection, key=token, tenant=self.tenant)
+        binding = f"{self.name}:{collection}" if self.name else ""
+        return Context(
+            store=f"kv:{self.store}", namespace=collection, key=token, tenant=self.tenant, binding=binding
+        )
 
     def _seal(self, key: str, val: dict[str, Any], collection: str) -> tuple[str, dict[str, Any]]:
         token = self._token(collection, key)
@@ -191,7 +222,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         self.inner.put(token, sealed, collection=collection)
 
     async def aput(self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
-        self.put(key, val, collection)
+        await asyncio.to_thread(self.put, key, val, collection)
 
     def put_all(
         self,
@@ -211,7 +242,9 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         self.put_all(kv_pairs, collection, batch_size)
 
     def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
-        token = self._token(collection, key)
+        from guardrail.llama_index.release import original_id
+
+        token = self._token(collection, original_id(key))  # a released keyed reference finds its node
         stored = self.inner.get(token, collection=collection)
         if stored is None:
             return None
@@ -219,7 +252,24 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return None if opened is None else opened[1]
 
     async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
-        return self.get(key, collection)
+        return await asyncio.to_thread(self.get, key, collection)  # decryption and policy off the loop
+
+    def peek_metadata(self, key: str, collection: str) -> dict[str, Any] | None:
+        """A stored node's metadata, opened WITHOUT the release point (the guard reads the labels of a
+        related node to decide whether a relationship may point at it). Never hand it to a caller."""
+        token = self._token(collection, key)
+        stored = self.inner.get(token, collection=collection)
+        if stored is None:
+            return None
+        opened = self._open(token, stored, collection, release=False)
+        if opened is None:
+            return None
+        value = opened[1]
+        data = value.get("__data__") if isinstance(value, dict) else None
+        if isinstance(data, str):
+            data = json.loads(data)
+        metadata = data.get("metadata") if isinstance(data, dict) else None
+        return metadata if isinstance(metadata, dict) else {}
 
     def get_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -230,7 +280,7 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return out
 
     async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
-        return self.get_all(collection)
+        return await asyncio.to_thread(self.get_all, collection)
 
     def delete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
         return self.inner.delete(self._token(collection, key), collection=collection)
@@ -239,10 +289,12 @@ class EncryptedKVStore(BaseInMemoryKVStore):
         return self.delete(key, collection)
 
     def persist(self, persist_path: str, fs: Any = None) -> None:
-        """Persist the inner store (ciphertext only)."""
+        """Persist the inner store (ciphertext only), and beside it the storage's name (its binding)."""
         persist = getattr(self.inner, "persist", None)  # SimpleKVStore and other in-memory stores
         if persist is not None:
             persist(persist_path, fs=fs)
+            if self.name and fs is None:
+                _write_storage_name(Path(persist_path).parent, self.name)
 
     @classmethod
     def from_persist_path(cls, persist_path: str) -> BaseInMemoryKVStore:
@@ -256,6 +308,22 @@ class EncryptedKVStore(BaseInMemoryKVStore):
 
     def put_raw(self, token: str, stored: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
         self.inner.put(token, stored, collection=collection)
+
+
+#: beside a persisted storage: ``{"name": ...}``, the name its KV records are bound to (not a secret:
+#: changing it makes the bound records fail to open, it cannot make a foreign record open)
+STORAGE_NAME_FILE = "guardrail_storage.json"
+
+
+def _write_storage_name(directory: Path, name: str) -> None:
+    from guardrail.io import atomic_output
+
+    path = directory / STORAGE_NAME_FILE
+    text = json.dumps({"name": name}, ensure_ascii=False)
+    if path.exists() and path.read_text("utf-8") == text:
+        return
+    with atomic_output(path, force=True) as f:
+        f.write(text)
 
 
 def _value_subjects(val: dict[str, Any]) -> list[str]:
@@ -283,7 +351,11 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         sealer: seals and opens nodes.
         keyring: for tokens.
         tenant: every node is sealed under this tenant's keys and every query is restricted to it.
-        namespace: bound into each sealed node (a ciphertext moved to another collection does not open).
+        namespace: bound into each sealed node.
+        binding: the store instance each node is bound to (envelope version 2): a ciphertext moved to
+            another collection does not open. Default: :func:`binding_of` the inner store
+            (``"ChromaVectorStore:<collection>"``, ``"QdrantVectorStore:<collection>"``,
+            ``"SimpleVectorStore:default"``).
         on_release: the release hook (default: release everything).
     """
 
@@ -293,6 +365,7 @@ class EncryptedVectorStore(BasePydanticVectorStore):
 
     tenant: str
     namespace: str = "default"
+    binding: str = ""
 
     _inner: BasePydanticVectorStore = PrivateAttr()
     _sealer: Sealer = PrivateAttr()
@@ -314,13 +387,19 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         release_point: ReleasePoint | None = None,
         shield: Any = None,
         overfetch: int = 3,
+        binding: str | None = None,
     ) -> None:
         if isinstance(inner, EncryptedVectorStore):
             raise ConfigError("the vector store is already encrypted")
-        super().__init__(stores_text=True, tenant=tenant, namespace=namespace)
+        super().__init__(
+            stores_text=True,
+            tenant=tenant,
+            namespace=namespace,
+            binding=binding_of(inner) if binding is None else binding,
+        )
         self._inner = inner
         self._sealer = sealer
-        self._keyring = keyring
+        self._keyring = _ring(keyring)
         self._release_point = release_point or ReleasePoint(on_release)
         if shield is not None:
             from guardrail.embeddings import OverfetchReranker
@@ -351,9 +430,13 @@ class EncryptedVectorStore(BasePydanticVectorStore):
     def set_release_hook(
         self, hook: ReleaseHook | None, *, on_erased: Callable[[str], None] | None = None
     ) -> None:
-        """Plug a policy/audit guard into the release point (``None`` restores release-all)."""
-        self._release_point.hook = hook or release_all
-        self._release_point.on_erased = on_erased
+        """Plug a policy/audit guard into the release point (``None`` restores release-all).
+
+        Raises:
+            ConfigError: the store was made or opened through a ``Guardrail`` (its release point is
+                closed unless guarded, and cannot be replaced).
+        """
+        self._release_point.set_hook(hook, on_erased)
 
     # ------------------------------------------------------------------ tokens and contexts
 
@@ -382,7 +465,9 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         self._tokens[key] = token
 
     def _context(self, node_id: str) -> Context:
-        return Context(store="vector", namespace=self.namespace, key=node_id, tenant=self.tenant)
+        return Context(
+            store="vector", namespace=self.namespace, key=node_id, tenant=self.tenant, binding=self.binding
+        )
 
     # ------------------------------------------------------------------ writing
 
@@ -453,13 +538,21 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         return [n.node_id for n in nodes]
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        return self.add(nodes, **kwargs)
+        if self._simple is not None or not _has_async(self._inner, "async_add") or _sync_only(self._inner):
+            return await asyncio.to_thread(self.add, nodes, **kwargs)
+        subjects = {s for n in nodes for s in subjects_of(n.metadata)}
+        await asyncio.to_thread(self._keyring.prepare, self.tenant, sorted(subjects))
+        shadows = await asyncio.to_thread(lambda: [self._shadow(n) for n in nodes])  # sealing off the loop
+        return await self._inner.async_add(shadows, **kwargs)
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         self._inner.delete(self.doc_token(ref_doc_id), **delete_kwargs)
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        self.delete(ref_doc_id, **delete_kwargs)
+        if self._simple is None and _has_async(self._inner, "adelete") and not _sync_only(self._inner):
+            await self._inner.adelete(self.doc_token(ref_doc_id), **delete_kwargs)
+        else:
+            await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
 
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any
@@ -570,6 +663,33 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         return MetadataFilter(key=_DOC_TOKEN_KEY, value=tokens, operator=f.operator)
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        inner_query, simple_empty, rerank = self._inner_query(query)
+        if simple_empty:
+            return VectorStoreQueryResult(nodes=[], ids=[], similarities=[])
+        if _async_only(self._inner):  # e.g. QdrantVectorStore(aclient=AsyncQdrantClient(...)) alone
+            from llama_index.core.async_utils import asyncio_run
+
+            result = asyncio_run(self._inner.aquery(inner_query, **kwargs))
+        else:
+            result = self._inner.query(inner_query, **kwargs)
+        return self._release(result, rerank=rerank)
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """The inner store's own async query (an async-only client works); opening, deciding and
+        redacting run in a worker thread, so the event loop is never blocked."""
+        inner_query, simple_empty, rerank = await asyncio.to_thread(self._inner_query, query)
+        if simple_empty:
+            return VectorStoreQueryResult(nodes=[], ids=[], similarities=[])
+        if self._simple is not None or not _has_async(self._inner, "aquery") or _sync_only(self._inner):
+            result = await asyncio.to_thread(self._inner.query, inner_query, **kwargs)
+        else:
+            result = await self._inner.aquery(inner_query, **kwargs)
+        return await asyncio.to_thread(self._release, result, rerank=rerank)
+
+    def _inner_query(
+        self, query: VectorStoreQuery
+    ) -> tuple[VectorStoreQuery, bool, tuple[list[float], int] | None]:
+        """The query the inner store gets, whether it is known empty, and the re-rank to apply."""
         if query.mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
             raise ConfigError(
                 f"query mode {query.mode.value!r} is not supported on an encrypted store: the database "
@@ -578,13 +698,13 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         filters: MetadataFilters | None = self._filters(query.filters, query.doc_ids)
         # VectorStoreIndex passes [] for "no restriction" to stores that keep text (Chroma, Qdrant read
         # it as falsy); SimpleVectorStore would read [] as "no node"
-        node_ids = query.node_ids or None
+        node_ids = [self._original(i) for i in query.node_ids] if query.node_ids else None
         if self._simple is not None and filters is not None and not _flat(filters):
             # SimpleVectorStore cannot evaluate nested filters: select the ids here
             node_ids = self.matching_ids(filters, node_ids)
             filters = None
             if not node_ids:
-                return VectorStoreQueryResult(nodes=[], ids=[], similarities=[])
+                return query, True, None
         exact = query.query_embedding
         top_k = query.similarity_top_k
         if self._shield is not None and exact is not None:
@@ -606,17 +726,20 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             output_fields=query.output_fields,
             embedding_field=query.embedding_field,
         )
-        result = self._inner.query(inner_query, **kwargs)
-        if exact_query is not None:
-            return self._release(result, rerank=(exact_query, query.similarity_top_k))
-        return self._release(result)
+        rerank = (exact_query, query.similarity_top_k) if exact_query is not None else None
+        return inner_query, False, rerank
 
-    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return self.query(query, **kwargs)
+    @staticmethod
+    def _original(node_id: str) -> str:
+        from guardrail.llama_index.release import original_id
+
+        return original_id(node_id)
 
     def get_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
+        if node_ids is not None:
+            node_ids = [self._original(i) for i in node_ids]
         stored = self._stored(node_ids, filters)
         released = self._release(VectorStoreQueryResult(nodes=stored, ids=[n.node_id for n in stored]))
         return list(released.nodes or [])
@@ -688,6 +811,43 @@ class EncryptedVectorStore(BasePydanticVectorStore):
             if score is not None:
                 out_sims.append(score)
         return VectorStoreQueryResult(nodes=nodes, ids=out_ids, similarities=out_sims if out_sims else None)
+
+
+def binding_of(inner: BasePydanticVectorStore, name: str = "default") -> str:
+    """``"<store class>:<collection>"``: the place a vector store's records are bound to. The collection
+    is the store's own (Chroma, Qdrant and most databases name one); a store without one (Simple) uses
+    ``name``, the storage's name."""
+    collection = getattr(inner, "_collection", None)
+    label = getattr(collection, "name", None)  # Chroma
+    for attribute in ("collection_name", "table_name", "index_name"):  # Qdrant, PG/LanceDB, ...
+        if not isinstance(label, str) or not label:
+            label = getattr(inner, attribute, None)
+    if not isinstance(label, str) or not label:
+        label = name
+    return f"{type(inner).__name__}:{label}"
+
+
+def _has_async(store: Any, name: str) -> bool:
+    """Whether ``store`` overrides the base class's async method (which only calls the sync one)."""
+    method = getattr(type(store), name, None)
+    return method is not None and method is not getattr(BasePydanticVectorStore, name, None)
+
+
+def _client_slot(store: Any, name: str) -> tuple[bool, Any]:
+    private = getattr(store, "__pydantic_private__", None) or {}
+    return name in private, private.get(name)
+
+
+def _sync_only(store: Any) -> bool:
+    """A store built with a sync client only (Qdrant's ``aclient`` unset): its async methods fail."""
+    has, value = _client_slot(store, "_aclient")
+    return has and value is None
+
+
+def _async_only(store: Any) -> bool:
+    """A store built with an async client only (Qdrant's ``client`` unset): its sync methods fail."""
+    has, value = _client_slot(store, "_client")
+    return has and value is None and not _sync_only(store)
 
 
 def _flat(filters: MetadataFilters) -> bool:

@@ -286,6 +286,7 @@ def test_cli_verify_and_writer_refusal(log: Path, tmp_path: Path) -> None:
 
     ring_dir = tmp_path / "keys"
     ring = Keyring.create(ring_dir)
+    ring.prepare("default", ["p-1"])  # a tenant key to rotate and a subject key to shred
     audit = tmp_path / "cli-log"
     with AuditLog.for_keyring(audit, ring) as writer:
         writer.append(event(0))
@@ -305,9 +306,84 @@ def test_cli_verify_and_writer_refusal(log: Path, tmp_path: Path) -> None:
         assert done.returncode == 5, done.stderr
         assert "record 1" in done.stderr
         assert "Traceback" not in done.stderr
+    keyring_before = (ring_dir / "keyring.json").read_bytes()
     done = cli("keys", "rotate", "--keyring", ring_dir, "--audit-log", audit)
     assert done.returncode == 5, (done.stdout, done.stderr)
     assert "record 1" in done.stderr
     assert "unauthentic" in done.stderr
     assert "Traceback" not in done.stderr
     assert len(lines(audit)) == 2
+    # fail closed: the log is opened before the keyring changes, so nothing was rotated or shredded
+    assert (ring_dir / "keyring.json").read_bytes() == keyring_before
+    done = cli("keys", "shred", "--keyring", ring_dir, "--tenant", "default", "--audit-log", audit)
+    assert done.returncode == 5, (done.stdout, done.stderr)
+    assert (ring_dir / "keyring.json").read_bytes() == keyring_before
+    # positive control: with an honest log, the rotation happens and is recorded
+    clean = tmp_path / "clean-log"
+    done = cli("keys", "rotate", "--keyring", ring_dir, "--audit-log", clean)
+    assert done.returncode == 0, done.stderr
+    assert (ring_dir / "keyring.json").read_bytes() != keyring_before
+    assert [record_of(x)["event"]["category"] for x in lines(clean)] == ["key.rotate"]
+
+
+class TestShowFlagsWhatIsNotAuthentic:
+    """`audit show` lists a forged record as NOT AUTHENTIC / unsigned, never like a real one, exits 5."""
+
+    def _show(self, log: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
+        from typer.testing import CliRunner
+
+        from guardrail.audit.cli import audit_app
+
+        result = CliRunner().invoke(audit_app, ["show", str(log), "--json", *args])
+        rows = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+        return result.exit_code, rows, result.stderr
+
+    def test_positive_control(self, log: Path) -> None:
+        code, rows, _ = self._show(log)
+        assert code == 0
+        assert len(rows) == N
+        assert {r["_verified"] for r in rows} == {"ok"}
+
+    @pytest.mark.parametrize("how", sorted(FORGERIES))
+    def test_forged_record_is_flagged(self, log: Path, how: str) -> None:
+        _append_forgery(log, how)
+        code, rows, stderr = self._show(log)
+        assert code == 5
+        assert [r["_verified"] for r in rows[:N]] == ["ok"] * N
+        assert rows[N]["actor"] == {"ref": "dpo", "type": "user", "roles": ["dpo"]}
+        assert rows[N]["_verified"] in {"unsigned", "NOT AUTHENTIC"}
+        assert "not verified" in stderr
+
+    def test_with_the_keyring_the_forgery_is_not_authentic(self, log: Path, tmp_path: Path) -> None:
+        from typer.testing import CliRunner
+
+        from guardrail.audit.cli import audit_app
+        from guardrail.keys import Keyring
+
+        ring_dir = tmp_path / "keys"
+        ring = Keyring.create(ring_dir)
+        audit = tmp_path / "ring-log"
+        with AuditLog.for_keyring(audit, ring) as writer:
+            for i in range(3):
+                writer.append(event(i))
+        stored = lines(audit)
+        write_lines(audit, [*stored, forge(_fake_dpo(stored)), *stored[:0]])
+        code, rows, _ = self._show(audit, "--keyring", str(ring_dir))
+        assert code == 5
+        assert [r["_verified"] for r in rows] == ["ok", "ok", "ok", "NOT AUTHENTIC"]
+        table = CliRunner().invoke(
+            audit_app, ["show", str(audit), "-k", str(ring_dir)], env={"COLUMNS": "200"}
+        )
+        assert table.exit_code == 5
+        assert "NOT AUTHENTIC" in table.stdout
+        assert "1 NOT AUTHENTIC record(s) listed" in table.stderr
+
+    def test_records_after_a_forged_one_are_untrusted(self, log: Path) -> None:
+        stored = lines(log)
+        fake = _fake_dpo(stored[:10])
+        write_lines(log, [*stored[:10], forge(fake), *stored[10:]])
+        code, rows, _ = self._show(log)
+        assert code == 5
+        assert [r["_verified"] for r in rows[:10]] == ["ok"] * 10
+        assert rows[10]["_verified"] != "ok"
+        assert {r["_verified"] for r in rows[11:]} == {"untrusted"}

@@ -324,7 +324,7 @@ def test_unknown_key_id(sealer: Sealer) -> None:
     open_fails(sealer, relabelled)
 
 
-@pytest.mark.parametrize("version", [0, 2, 0x80, 0xFF])
+@pytest.mark.parametrize("version", [0, 3, 0x80, 0xFF])
 def test_unknown_version_byte(version: int) -> None:
     blob = bytes([version]) + SMALL_RECORD[1:]
     open_fails(Sealer(SMALL_SOURCE), blob)

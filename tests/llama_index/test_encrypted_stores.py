@@ -51,7 +51,8 @@ from guardrail.crypto import Context, DecryptionError, RecordErased, Sealer
 from guardrail.errors import ConfigError
 from guardrail.keys import PASSPHRASE_ENV, Keyring, KeyringError
 from guardrail.llama_index import EncryptedKVStore, EncryptedVectorStore
-from guardrail.llama_index.storage import reencrypt
+from guardrail.llama_index.release import release_all
+from guardrail.llama_index.storage import build_storage_context, load_storage_context, reencrypt
 
 TENANT = "acme-clinic"
 
@@ -231,12 +232,34 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, str]]:
 # --------------------------------------------------------------------------- building and reopening
 
 
+@pytest.fixture(autouse=True)
+def _storage_layer() -> Any:
+    """These tests are about the encryption layer, not access decisions: stores made through a Guardrail
+    are closed unless guarded (tests/llama_index/test_leak_matrix.py), so every read here is maintenance."""
+    with release_all("storage-layer tests"):
+        yield
+
+
 def build(
-    keyring_dir: Path, backend: Any, nodes: list[TextNode], embed: Any, persist_dir: Path, **index_kwargs: Any
+    keyring_dir: Path,
+    backend: Any,
+    nodes: list[TextNode],
+    embed: Any,
+    persist_dir: Path,
+    *,
+    hookable: bool = False,
+    **index_kwargs: Any,
 ) -> tuple[Guardrail, Any, VectorStoreIndex]:
-    """An encrypted index over ``nodes`` on ``backend``, persisted to ``persist_dir``."""
+    """An encrypted index over ``nodes`` on ``backend``, persisted to ``persist_dir``. ``hookable``: built
+    with the low-level ``build_storage_context`` (a release point that takes a custom hook)."""
     gr = Guardrail(keyring=keyring_dir, tenant=TENANT)
-    storage = gr.storage_context(vector_store=backend.vector_store())
+    if hookable:
+        assert gr.keyring is not None
+        storage = build_storage_context(
+            sealer=Sealer(gr.keyring), keyring=gr.keyring, tenant=TENANT, vector_store=backend.vector_store()
+        )
+    else:
+        storage = gr.storage_context(vector_store=backend.vector_store())
     index = VectorStoreIndex(nodes, storage_context=storage, embed_model=embed, **index_kwargs)
     storage.persist(persist_dir=str(persist_dir))
     return gr, storage, index
@@ -299,10 +322,11 @@ def write_store(kind: str, root: Path) -> None:
     _, storage, index = build(
         root / "keys", backend, make_nodes(embed), embed, persist, store_nodes_override=True
     )
-    for query in QUERIES:
-        assert retrieve(index, query)
-    retrieve(index, "Zebulon", filters=eq("doc_id", PATIENT_7))
-    index.delete_ref_doc(EMPLOYEE_3, delete_from_docstore=True)
+    with release_all("storage-layer test script"):
+        for query in QUERIES:
+            assert retrieve(index, query)
+        retrieve(index, "Zebulon", filters=eq("doc_id", PATIENT_7))
+        index.delete_ref_doc(EMPLOYEE_3, delete_from_docstore=True)
     storage.persist(persist_dir=str(persist))
     backend.close()
 
@@ -636,7 +660,11 @@ def test_a_copy_taken_before_erasure_stays_unreadable_for_the_subject(
     storage.persist(persist_dir=str(persist))
 
     restorer = Guardrail(keyring=keyring_dir, tenant=TENANT)
-    restored = restorer.load_storage_context(backup)  # the index store is not about anyone: it opens
+    assert restorer.keyring is not None
+    # the index store is not about anyone: it opens (low-level loader: a release point that takes a hook)
+    restored = load_storage_context(
+        backup, sealer=Sealer(restorer.keyring), keyring=restorer.keyring, tenant=TENANT
+    )
     index = load_index_from_storage(restored, embed_model=embed)
     erased: list[str] = []
     released: list[str] = []
@@ -663,7 +691,13 @@ def test_a_copy_taken_before_erasure_stays_unreadable_for_the_subject(
     with pytest.raises(RecordErased):
         Sealer(restorer.keyring).open_text(
             data["metadata_dict"][target]["_gr"],
-            context=Context(store="vector", namespace="default", key=target, tenant=TENANT),
+            context=Context(
+                store="vector",
+                namespace="default",
+                key=target,
+                tenant=TENANT,
+                binding="SimpleVectorStore:default",
+            ),
         )
     assert scan(backup) == {}
 
@@ -674,7 +708,7 @@ def test_a_copy_taken_before_erasure_stays_unreadable_for_the_subject(
 def test_release_hook_sees_every_released_node_and_can_withhold_it(
     backend: Any, keyring_dir: Path, nodes: list[TextNode], embed: Any, tmp_path: Path
 ) -> None:
-    gr, storage, index = build(keyring_dir, backend, nodes, embed, tmp_path / "persist")
+    gr, storage, index = build(keyring_dir, backend, nodes, embed, tmp_path / "persist", hookable=True)
     store = storage.vector_store
     assert store is index.vector_store
     withheld, redacted = node_id(PATIENT_9, 1), node_id(EMPLOYEE_3, 0)
@@ -694,7 +728,8 @@ def test_release_hook_sees_every_released_node_and_can_withhold_it(
         return node
 
     store.set_release_hook(hook, on_erased=erased.append)
-    results = retrieve(index, "SSN knee salary")
+    with release_all("hook test"):  # (the autouse block is active too; a plain release point ignores it)
+        results = retrieve(index, "SSN knee salary")
     assert sorted(i for i, _ in seen) == sorted(ALL_IDS)
     assert all(score is not None for _, score in seen)
     assert sorted(ids(results)) == sorted(set(ALL_IDS) - {withheld})
@@ -1089,7 +1124,7 @@ def test_reencrypt_after_rotation_reseals_everything_under_the_new_primary(
 def test_reencrypt_does_not_depend_on_the_release_hook(
     simple_backend: Any, keyring_dir: Path, nodes: list[TextNode], embed: Any, tmp_path: Path
 ) -> None:
-    gr, storage, index = build(keyring_dir, simple_backend, nodes, embed, tmp_path / "persist")
+    gr, storage, index = build(keyring_dir, simple_backend, nodes, embed, tmp_path / "persist", hookable=True)
     withheld = node_id(EMPLOYEE_3, 0)
 
     def hook(node: Any, *, score: float | None) -> Any:
@@ -1104,3 +1139,22 @@ def test_reencrypt_does_not_depend_on_the_release_hook(
 
 if __name__ == "__main__":  # test_no_secret_reaches_the_disk runs this in a fresh interpreter
     write_store(sys.argv[1], Path(sys.argv[2]))
+
+
+def test_a_store_made_through_a_guardrail_is_closed_and_its_release_point_fixed(
+    simple_backend: Any, keyring_dir: Path, nodes: list[TextNode], embed: Any, tmp_path: Path
+) -> None:
+    """Outside maintenance, a plain retrieval is refused; the release point cannot be swapped for a hook."""
+    from guardrail.access import AccessDenied
+
+    _, storage, index = build(keyring_dir, simple_backend, nodes, embed, tmp_path / "persist")
+    from guardrail.llama_index import release as release_module
+
+    reset = release_module._maintenance.set(None)  # step out of the autouse maintenance block
+    try:
+        with pytest.raises(AccessDenied, match=r"gr\.guard"):
+            retrieve(index, "salary")
+        with pytest.raises(ConfigError, match="cannot be replaced"):
+            storage.vector_store.set_release_hook(None)
+    finally:
+        release_module._maintenance.reset(reset)

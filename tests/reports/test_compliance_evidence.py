@@ -444,7 +444,8 @@ class TestErasure:
 
         gr = Guardrail(policy=world.policy, keyring=world.keys, tenant=world.tenant)
         storage = gr.load_storage_context(world.kb)
-        texts = [n.get_content() for n in storage.vector_store.get_nodes()]
+        with gr.release_all(reason="test: what is left on disk"):
+            texts = [n.get_content() for n in storage.vector_store.get_nodes()]
         assert texts, "positive control: the other documents are still there"
         assert not any("Finch" in t for t in texts)
         assert any("invoice" in t for t in texts)
@@ -494,7 +495,8 @@ class TestErasure:
         gr.close()
         assert result.vector_nodes_deleted >= 1
         again = Guardrail(policy=world.policy, keyring=world.keys, tenant=world.tenant)
-        texts = [n.get_content() for n in again.load_storage_context(world.kb).vector_store.get_nodes()]
+        with again.release_all(reason="test: what is left on disk"):
+            texts = [n.get_content() for n in again.load_storage_context(world.kb).vector_store.get_nodes()]
         assert not any("invoice" in t for t in texts)  # persisted without a second persist() call
         assert any("opening hours" in t for t in texts)
 
@@ -652,8 +654,9 @@ class TestRetention:
             keyring=ring, policy=policy, tenant="clinic", audit_log=audit, stores=[kb], now=later
         )
         assert done.chunks == 1
-        texts = [n.get_content() for n in Guardrail(policy=policy, keyring=keys, tenant="clinic")
-                 .load_storage_context(kb).vector_store.get_nodes()]  # fmt: skip
+        reader = Guardrail(policy=policy, keyring=keys, tenant="clinic")
+        with reader.release_all(reason="test: what is left on disk"):
+            texts = [n.get_content() for n in reader.load_storage_context(kb).vector_store.get_nodes()]
         assert not any("opening hours" in t for t in texts)
         assert any("Discharge" in t for t in texts)  # phi is kept 6 years
         event = events(audit, "retention.apply")[-1]

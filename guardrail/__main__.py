@@ -1,0 +1,5 @@
+"""``python -m guardrail``: the ``guardrail`` command."""
+
+from guardrail.cli import main
+
+main()
