@@ -61,12 +61,11 @@ def test_python_erasure_persists_so_rotation_and_destroy_work_afterwards(tmp_pat
     assert result.vector_nodes_deleted == 1
     assert result.keys_destroyed
     # the store on disk no longer holds the erased subject (positive control: the others are there)
-    texts = [
-        n.get_content()
-        for n in Guardrail(keyring=tmp_path / "keys", tenant="acme")
-        .load_storage_context(tmp_path / "kb")
-        .vector_store.get_nodes()
-    ]
+    reader = Guardrail(keyring=tmp_path / "keys", tenant="acme")
+    with reader.release_all(reason="test: what is left on disk"):
+        texts = [
+            n.get_content() for n in reader.load_storage_context(tmp_path / "kb").vector_store.get_nodes()
+        ]
     assert sorted(texts) == ["Patient Zebulon 0 chest pain", "Patient Zebulon 2 chest pain"]
     old = Keyring.open(tmp_path / "keys").primary_id("acme")
     assert old is not None
