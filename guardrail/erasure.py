@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.errors import ConfigError
-from guardrail.keys import KeyringLike, as_keyring
+from guardrail.keys import Keyring, KeyringLike, as_keyring
 
 __all__ = ["CERTIFICATE_FORMAT", "ErasureResult", "erase_subject", "subject_trace", "verify_certificate"]
 
