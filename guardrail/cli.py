@@ -1302,6 +1302,15 @@ def erase(
     tenant = tenant or default_tenant(ring, audit_log)
     if not store and vault is None and not (ring.directory / f"vault-{tenant}.sqlite").exists():
         raise ConfigError("nothing to erase from: give --store DIR (repeatable) and/or --vault FILE")
+    from guardrail.erasure import subject_trace
+
+    known, elsewhere = subject_trace(ring, subject, tenant, audit_log)
+    if not known and elsewhere:  # a wrong tenant: erasing here would certify an erasure of nothing
+        raise ConfigError(
+            f"no key or event of this subject under tenant {tenant!r}; the subject has "
+            + ", ".join(elsewhere)
+            + ": pass --tenant accordingly"
+        )
     result = erase_subject(
         subject,
         keyring=ring,
@@ -1327,10 +1336,69 @@ def erase(
             "the subject: delete or regenerate it",
             markup=False,
         )
+    if known and not (result.vector_nodes_deleted or result.keys_destroyed or result.vault_tokens_deleted):
+        err.print(
+            "note: nothing left to delete: the subject was erased before (its key is destroyed)"
+            if ring.subject_key_ids(tenant, subject)
+            else "note: nothing about this subject was found in the given stores and vault",
+            markup=False,
+        )
+    if not known and not (result.vector_nodes_deleted or result.docstore_records_deleted):
+        err.print(
+            f"warning: nothing about this subject under tenant {tenant!r} (no key, no event, nothing "
+            "deleted): check the subject id as the documents' metadata spells it",
+            markup=False,
+        )
     if audit_log is None:
         err.print("warning: no --audit-log: the erasure is not recorded", markup=False)
     if result.certificate is not None:
         out.print(f"certificate: {result.certificate}", markup=False)
+
+
+@app.command("verify-certificate")
+def verify_certificate_command(
+    certificate: Annotated[
+        Path, typer.Argument(help="An erasure certificate (guardrail erase --certificate).")
+    ],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key", help="The audit log's verifier key (audit.pub; use your off-host copy)."
+        ),
+    ] = None,
+    audit_log: Annotated[
+        Path | None, typer.Option("--audit-log", help="The audit log directory (its audit.pub is used).")
+    ] = None,
+) -> None:
+    """Check an erasure certificate: its signature, its audit event's inclusion proof under a signed
+    checkpoint, and that the proven dsar.erasure event carries the certified counts and keys. Exit 0 when
+    it holds, 1 when it does not."""
+    from guardrail.erasure import verify_certificate
+
+    if (public_key is None) == (audit_log is None):
+        raise ConfigError("give --public-key FILE (the audit log's audit.pub) or --audit-log DIR")
+    key_file = public_key if public_key is not None else Path(str(audit_log)) / "audit.pub"
+    try:
+        key_text = key_file.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{key_file}: cannot read the verifier key ({exc.strerror})") from None
+    if not certificate.is_file():
+        raise ConfigError(f"{certificate}: no such certificate file")
+    if verify_certificate(certificate, key_text):
+        body = json.loads(certificate.read_text("utf-8"))["certificate"]
+        out.print(
+            f"certificate verified: subject ref {body['subject_ref']}, erased {body['erased_at']}, request "
+            f"{body.get('request_ref') or '-'}, {body['deleted']['vector_nodes']} node(s), "
+            f"{len(body['keys_destroyed'])} key(s) destroyed",
+            markup=False,
+        )
+        return
+    err.print(
+        f"{certificate}: NOT VERIFIED (the signature, the inclusion proof or the certified figures do not "
+        "match this audit key)",
+        markup=False,
+    )
+    raise typer.Exit(1)
 
 
 @retention_app.command("apply")

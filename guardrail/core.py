@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Sequence
@@ -71,6 +72,7 @@ class Guardrail:
         self.redactor = Redactor(self.policy, hmac_key=hmac_key)
         self._storages: list[weakref.ref[Any]] = []  # storage contexts opened here (for erasure)
         self._persist_dirs: list[Path] = []  # directories reopened here: an erasure reaches them all
+        self._ingest_processors: list[dict[str, Any]] = []  # the embedding service (set by embedder())
         self._guard_obj: Any = None
         self.audit: Any = None
         if audit_log is not None:
@@ -169,6 +171,22 @@ class Guardrail:
 
     def _track(self, storage: Any) -> Any:
         self._storages.append(weakref.ref(storage))  # erase_subject reaches every context opened here
+        # remember where the context is persisted: an erasure writes it back there (persisted either way)
+        original, target, dirs = type(storage).persist, weakref.ref(storage), self._persist_dirs
+
+        def persist(*args: Any, **kwargs: Any) -> Any:
+            alive = target()
+            if alive is None:  # pragma: no cover - the context is gone, nothing to persist
+                return None
+            result = original(alive, *args, **kwargs)
+            where = args[0] if args else kwargs.get("persist_dir", "./storage")
+            if kwargs.get("fs") is None and isinstance(where, str | os.PathLike):
+                alive._guardrail_persist_dir = Path(where)
+                if Path(where) not in dirs:
+                    dirs.append(Path(where))
+            return result
+
+        storage.persist = persist
         return storage
 
     # ------------------------------------------------------------------ guarded retrieval
@@ -471,6 +489,7 @@ class Guardrail:
                 for n, r in zip(nodes, resources, strict=True)
             ],
             pii={"detector": "presidio", "counts": counts, **per_subject},
+            **({"processors": self._ingest_processors} if self._ingest_processors else {}),
         )
 
     def _audit_unguarded(self, returned: int, *, denied: bool = False) -> None:
@@ -506,9 +525,17 @@ class Guardrail:
         """A LlamaIndex transform that embeds nodes per the policy's ``storage.embed`` switch.
 
         With ``redacted`` it embeds the redacted text (the sealed node keeps the original); with
-        ``plaintext`` it embeds the text as it is. Put it last in ``transformations``.
+        ``plaintext`` it embeds the text as it is. Put it last in ``transformations``. Ingestion events
+        then name the embedding service as a processor that received the document text (matched against
+        the policy's ``processors``; an undeclared remote one says so).
         """
+        from guardrail.audit.events import processor_members
         from guardrail.llama_index.embedding import RedactedEmbedding
+
+        received = "document text (redacted)" if self.policy.storage.embed == "redacted" else "document text"
+        self._ingest_processors = [
+            {**m, "received": received} for m in processor_members(self.policy, embed_model=embed_model)
+        ]
 
         if self.policy.storage.embed == "redacted":
             return RedactedEmbedding(self, embed_model)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.errors import ConfigError
-from guardrail.keys import KeyringLike, as_keyring
+from guardrail.keys import Keyring, KeyringLike, as_keyring
 
-__all__ = ["CERTIFICATE_FORMAT", "ErasureResult", "erase_subject", "verify_certificate"]
+__all__ = ["CERTIFICATE_FORMAT", "ErasureResult", "erase_subject", "subject_trace", "verify_certificate"]
 
 CERTIFICATE_FORMAT = "guardrail.erasure-certificate/1"
 _NOTE_TITLE = "guardrail erasure certificate"
@@ -57,6 +57,34 @@ class ErasureResult:
     event_id: str | None = None
     certificate: Path | None = None
     stores: tuple[str, ...] = field(default=())
+
+
+def subject_trace(
+    keyring: Keyring, subject: str, tenant: str, audit_log: str | os.PathLike[str] | None
+) -> tuple[bool, list[str]]:
+    """Whether the keyring or the log knows ``subject`` under ``tenant`` (a key, destroyed or not, or an
+    event naming its reference), and where else it has events: ``"N event(s) under tenant 'T'
+    (reference R)"`` for the keyring's other tenants. Names are never returned, only keyed references."""
+    from guardrail.reports.subject import count_subject_events
+    from guardrail.tenants import known_tenants
+
+    def ref_of(t: str) -> str:
+        return keyring.token(t, "subject-ref", subject, length=16)
+
+    log = Path(audit_log) if audit_log is not None and Path(audit_log).is_dir() else None
+    known = bool(keyring.subject_key_ids(tenant, subject)) or (
+        log is not None and count_subject_events(log, ref_of(tenant)) > 0
+    )
+    elsewhere = []
+    if log is not None:
+        for other in known_tenants(keyring, log):
+            if other != tenant:
+                n = count_subject_events(log, ref_of(other))
+                if n:
+                    elsewhere.append(f"{n} event(s) under tenant {other!r} (reference {ref_of(other)})")
+                elif keyring.subject_key_ids(other, subject):
+                    elsewhere.append(f"a key under tenant {other!r} (reference {ref_of(other)})")
+    return known, elsewhere
 
 
 def datasets_including(audit_dir: str | os.PathLike[str], subject_ref: str) -> list[dict[str, Any]]:

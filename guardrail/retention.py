@@ -56,6 +56,7 @@ class _LogScan:
     overdue: dict[str, str] = field(default_factory=dict)  # chunk id -> what expired it
     subjects: dict[str, set[str]] = field(default_factory=dict)  # chunk id -> subject refs
     live: dict[str, set[str]] = field(default_factory=dict)  # subject ref -> chunk ids not deleted
+    own: set[str] = field(default_factory=set)  # chunks whose subjects the log records per chunk
 
 
 def _expiry(policy: Policy, label: str | None, purposes: tuple[str, ...]) -> tuple[int, str] | None:
@@ -87,7 +88,8 @@ def _scan(audit_dir: str | os.PathLike[str], policy: Policy, moment: datetime) -
             refs = {s for s in record.get("subjects") or () if isinstance(s, str)}
             for ref in refs:  # the erasure deleted every chunk that names the subject
                 for chunk in list(scan.live.get(ref, ())):
-                    _forget(scan, chunk)
+                    if chunk in scan.own:  # per-event subjects (older logs): not known to be theirs
+                        _forget(scan, chunk)
             continue
         if category != "rag.ingest":
             continue
@@ -104,6 +106,8 @@ def _scan(audit_dir: str | os.PathLike[str], policy: Policy, moment: datetime) -
             own = res.get("subjects") if per_chunk else None
             refs = {s for s in own or () if isinstance(s, str)} if per_chunk else set(event_refs)
             scan.subjects[chunk] = refs
+            if per_chunk:
+                scan.own.add(chunk)
             for ref in refs:
                 scan.live.setdefault(ref, set()).add(chunk)
             raw = res.get("purposes")
@@ -178,67 +182,72 @@ def apply_retention(
     if pol.retention.is_empty():
         raise ConfigError(f"policy {pol.id} declares no retention periods (add a `retention` section)")
     moment = now or datetime.now(UTC)
-    scan = _scan(audit_log, pol, moment)
-    expired = scan.overdue
-    deleted_chunks: list[str] = []
-    sealed_by: dict[str, set[str]] = {}  # subject-or-tenant key id -> deleted chunks sealed under it
-    remaining: Counter[str] = Counter()  # key id -> records still sealed under it in the given stores
-    for directory in stores:
-        storage = load_storage_context(
-            Path(directory), sealer=Sealer(keyring), keyring=keyring, tenant=tenant
-        )
-        store: Any = storage.vector_store  # an EncryptedVectorStore (load_storage_context)
-        ids = list(expired)
-        present = set(store.matching_ids(store._filters(None), ids)) if ids else set()
-        for node_id, key_ids in _keys_of_nodes(store, present).items():
-            for key_id in key_ids:
-                sealed_by.setdefault(key_id, set()).add(node_id)
-        if present:  # deleted in memory either way (a dry run does not write it back)
-            store.delete_nodes(node_ids=sorted(present))
-            for node_id in present:
-                storage.docstore.delete_document(node_id, raise_error=False)
-            for kv in _kv_stores(storage):  # and any other record about the nodes (their doc_hash)
-                for collection in _collections(kv):
-                    for node_id in present:
-                        kv.delete(node_id, collection)
-            if not dry_run:
-                storage.persist(persist_dir=str(directory))
-        remaining.update(reencrypt(storage, keyring=keyring, tenant=tenant, dry_run=True).by_key)
-        deleted_chunks += sorted(present)
-    shred = _shreddable(keyring, scan, sealed_by, remaining, set(deleted_chunks))
-    if shred and not dry_run:
-        shred = [k for k in shred if keyring.shred_subject_key(k)]
-    tokens = 0
-    vault_path = Path(vault) if vault is not None else keyring.directory / f"vault-{tenant}.sqlite"
-    if pol.retention.vault is not None and vault_path.exists():
-        cutoff = format_time(moment - timedelta(days=parse_duration(pol.retention.vault)))
-        with TokenVault(vault_path, keyring=keyring, tenant=tenant) as v:
-            old = v.created_before(cutoff)
-            tokens = len(old) if dry_run else v.delete_tokens(old)
-    elif vault is not None and not vault_path.exists():
-        raise ConfigError(f"{vault_path}: no token vault here")
-    checkpoints = 0
-    if pol.retention.checkpoints is not None:
-        limit = time.time() - parse_duration(pol.retention.checkpoints) * 86400
-        for directory in checkpoint_dirs:
-            for path in Path(directory).glob(".*.guardrail-*"):
-                if path.is_file() and path.stat().st_mtime < limit:
-                    checkpoints += 1
-                    if not dry_run:
-                        path.unlink()
-    if not dry_run:
-        event: dict[str, Any] = {
-            "event": {"category": "retention.apply", "action": "D", "outcome": "success"},
-            "source": {"app": f"guardrail@{__version__}", "component": "retention", "tenant": tenant},
-            "actor": actor_member(actor),
-            "policy": {"id": pol.name, "version": pol.version, "sha256": pol.sha256},
-            "resources": [{"type": "chunk", "id": i, "labels": [expired[i]]} for i in deleted_chunks]
-            + [{"type": "key", "id": k, "labels": ["shredded", "retention"]} for k in shred],
-            "retrieval": {"deleted_nodes": len(deleted_chunks), "vault_tokens_deleted": tokens,
-                          "checkpoints_deleted": checkpoints, "keys_shredded": len(shred)},
-        }  # fmt: skip
-        with AuditLog.for_keyring(audit_log, keyring) as log:
+    # the log is opened before anything is deleted or shredded: no record, no change
+    log = None if dry_run else AuditLog.for_keyring(audit_log, keyring)
+    try:
+        scan = _scan(audit_log, pol, moment)
+        expired = scan.overdue
+        deleted_chunks: list[str] = []
+        sealed_by: dict[str, set[str]] = {}  # subject-or-tenant key id -> deleted chunks sealed under it
+        remaining: Counter[str] = Counter()  # key id -> records still sealed under it in the given stores
+        for directory in stores:
+            storage = load_storage_context(
+                Path(directory), sealer=Sealer(keyring), keyring=keyring, tenant=tenant
+            )
+            store: Any = storage.vector_store  # an EncryptedVectorStore (load_storage_context)
+            ids = list(expired)
+            present = set(store.matching_ids(store._filters(None), ids)) if ids else set()
+            for node_id, key_ids in _keys_of_nodes(store, present).items():
+                for key_id in key_ids:
+                    sealed_by.setdefault(key_id, set()).add(node_id)
+            if present:  # deleted in memory either way (a dry run does not write it back)
+                store.delete_nodes(node_ids=sorted(present))
+                for node_id in present:
+                    storage.docstore.delete_document(node_id, raise_error=False)
+                for kv in _kv_stores(storage):  # and any other record about the nodes (their doc_hash)
+                    for collection in _collections(kv):
+                        for node_id in present:
+                            kv.delete(node_id, collection)
+                if not dry_run:
+                    storage.persist(persist_dir=str(directory))
+            remaining.update(reencrypt(storage, keyring=keyring, tenant=tenant, dry_run=True).by_key)
+            deleted_chunks += sorted(present)
+        shred = _shreddable(keyring, scan, sealed_by, remaining, set(deleted_chunks))
+        if shred and not dry_run:
+            shred = [k for k in shred if keyring.shred_subject_key(k)]
+        tokens = 0
+        vault_path = Path(vault) if vault is not None else keyring.directory / f"vault-{tenant}.sqlite"
+        if pol.retention.vault is not None and vault_path.exists():
+            cutoff = format_time(moment - timedelta(days=parse_duration(pol.retention.vault)))
+            with TokenVault(vault_path, keyring=keyring, tenant=tenant) as v:
+                old = v.created_before(cutoff)
+                tokens = len(old) if dry_run else v.delete_tokens(old)
+        elif vault is not None and not vault_path.exists():
+            raise ConfigError(f"{vault_path}: no token vault here")
+        checkpoints = 0
+        if pol.retention.checkpoints is not None:
+            limit = time.time() - parse_duration(pol.retention.checkpoints) * 86400
+            for directory in checkpoint_dirs:
+                for path in Path(directory).glob(".*.guardrail-*"):
+                    if path.is_file() and path.stat().st_mtime < limit:
+                        checkpoints += 1
+                        if not dry_run:
+                            path.unlink()
+        if log is not None:
+            event: dict[str, Any] = {
+                "event": {"category": "retention.apply", "action": "D", "outcome": "success"},
+                "source": {"app": f"guardrail@{__version__}", "component": "retention", "tenant": tenant},
+                "actor": actor_member(actor),
+                "policy": {"id": pol.name, "version": pol.version, "sha256": pol.sha256},
+                "resources": [{"type": "chunk", "id": i, "labels": [expired[i]]} for i in deleted_chunks]
+                + [{"type": "key", "id": k, "labels": ["shredded", "retention"]} for k in shred],
+                "retrieval": {"deleted_nodes": len(deleted_chunks), "vault_tokens_deleted": tokens,
+                              "checkpoints_deleted": checkpoints, "keys_shredded": len(shred)},
+            }  # fmt: skip
             log.append(event)
+    finally:
+        if log is not None:
+            log.close()
     return RetentionResult(len(deleted_chunks), tokens, checkpoints, dry_run, tuple(shred))
 
 

@@ -29,6 +29,16 @@ def run(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _strings(value: object) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*(_strings(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_strings(v) for v in value)) if value else set()
+    return set()
+
+
 def _build(tmp_path: Path) -> None:
     Keyring.create(tmp_path / "keys")
     gr = Guardrail(keyring=tmp_path / "keys", tenant="acme", audit_log=tmp_path / "audit")
@@ -79,7 +89,8 @@ def test_python_erasure_persists_so_rotation_and_destroy_work_afterwards(tmp_pat
     for category in ("key.rotate", "key.shred"):
         assert by_category[category]["actor"]["ref"] == "sec-ops", category
         assert by_category[category]["request"]["ref"] == "CHG-1042", category
-    assert "p1" not in json.dumps(records)
+    values = {v for r in records for v in _strings(r)}
+    assert not {"p1", "p0", "p2"} & values  # whole values: random hex or base64 may hold any short text
     # the activity report shows who did each key operation and under which request
     report = run("report", "audit", "-o", "report.json", "--keyring", "keys", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
@@ -97,3 +108,74 @@ def test_key_shred_without_request_ref_records_the_os_user(tmp_path: Path) -> No
     event = [r for r in iter_records(tmp_path / "audit") if r["event"]["category"] == "key.shred"][-1]
     assert event["actor"]["ref"]
     assert "request" not in event
+
+
+def test_erase_refuses_a_wrong_tenant_and_says_when_nothing_is_known(tmp_path: Path) -> None:
+    Keyring.create(tmp_path / "keys")
+    for tenant, directory, subject in (("acme", "kb", "p1"), ("beta", "kb-beta", "q9")):
+        gr = Guardrail(keyring=tmp_path / "keys", tenant=tenant, audit_log=tmp_path / "audit")
+        storage = gr.storage_context()
+        VectorStoreIndex.from_documents(  # the annotator records the ingestion (tenant, subject refs)
+            [
+                Document(
+                    text=f"Note {tenant} chest pain", doc_id=f"{tenant}-0", metadata={"subjects": [subject]}
+                )
+            ],
+            storage_context=storage,
+            transformations=[gr.annotator()],
+            embed_model=HashingEmbedding(dim=16),
+        )
+        storage.persist(persist_dir=str(tmp_path / directory))
+        gr.close()
+    base = ("erase", "-k", "keys", "--audit-log", "audit")
+    wrong = run(*base, "--subject", "p1", "-s", "kb-beta", "-t", "beta", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "under tenant 'acme'" in wrong.stderr
+    assert "pass --tenant" in wrong.stderr
+    assert "p1" not in wrong.stderr.replace("'p1'", "")  # named by keyed reference only
+    assert "dsar.erasure" not in json.dumps(list(iter_records(tmp_path / "audit")))  # nothing recorded
+    typo = run(*base, "--subject", "p-1", "-s", "kb", "-t", "acme", cwd=tmp_path)
+    assert typo.returncode == 0, typo.stderr
+    assert "warning: nothing about this subject under tenant 'acme'" in typo.stderr
+    done = run(*base, "--subject", "p1", "-s", "kb", "-t", "acme", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "1 node(s) deleted" in done.stdout
+    assert "warning" not in done.stderr
+    again = run(*base, "--subject", "p1", "-s", "kb", "-t", "acme", cwd=tmp_path)
+    assert again.returncode == 0
+    assert "the subject was erased before" in again.stderr
+
+
+def _raw_node_count(kb: Path) -> int:
+    return len(json.loads((kb / "default__vector_store.json").read_text())["embedding_dict"])
+
+
+def test_python_erasure_writes_back_a_store_persisted_in_the_same_session(tmp_path: Path) -> None:
+    """Built and persisted by this Guardrail, then erased: the ciphertext leaves the disk too (not only
+    shredded), whether the storage context is still alive or already gone."""
+    import gc
+
+    Keyring.create(tmp_path / "keys")
+    gr = Guardrail(keyring=tmp_path / "keys", tenant="acme", audit_log=tmp_path / "audit")
+    for name in ("kb-alive", "kb-gone"):
+        storage = gr.storage_context()
+        VectorStoreIndex.from_documents(
+            [
+                Document(text=f"Patient Zebulon {i} chest pain", metadata={"subjects": [f"p{i}"]})
+                for i in range(3)
+            ],
+            storage_context=storage,
+            embed_model=HashingEmbedding(dim=16),
+        )
+        storage.persist(persist_dir=str(tmp_path / name))
+        if name == "kb-alive":
+            alive = storage
+    del storage
+    gc.collect()
+    assert _raw_node_count(tmp_path / "kb-alive") == _raw_node_count(tmp_path / "kb-gone") == 3
+    result = gr.erase_subject("p1", actor="dpo-anna", request_ref="DSAR-10")
+    gr.close()
+    assert result.vector_nodes_deleted == 2
+    assert _raw_node_count(tmp_path / "kb-alive") == 2
+    assert _raw_node_count(tmp_path / "kb-gone") == 2
+    assert alive is not None

@@ -107,7 +107,10 @@ def test_ingest_events_record_purposes_and_subjects_per_chunk(world: Path) -> No
     assert any(res.get("purposes") == ["support"] for res in resources)
     assert all(len(res.get("subjects", [])) <= 1 for res in resources)  # each chunk its own subject
     assert sum(1 for res in resources if not res.get("subjects")) == 1  # the opening hours
-    assert "p2" not in json.dumps(ingest)  # keyed references only
+    refs = {s for r in ingest for res in r["resources"] for s in res.get("subjects", [])}
+    assert refs
+    assert not refs & {"p1", "p2", "p3"}  # keyed references only
+    assert '"p2"' not in json.dumps(ingest)
 
 
 def test_a_purpose_period_expires_a_chunk_and_shreds_its_subjects_key(world: Path) -> None:
@@ -171,3 +174,39 @@ def test_cli_dry_run_reports_keys_to_shred(world: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "past retention (dry run, nothing deleted): 0 chunk(s)" in proc.stdout
     assert "0 subject key(s) to shred" in proc.stdout
+
+
+def test_the_activity_report_shows_the_retention_in_force_and_what_is_overdue(world: Path) -> None:
+    from guardrail.reports import build_report
+
+    def facts() -> dict[str, object]:
+        clock = datetime.now(UTC) + timedelta(days=100)
+        block = build_report(world / "audit", policies=(world / "clinic.yaml",), clock=clock).block(
+            "retention_in_force"
+        )
+        return dict(block.items)  # type: ignore[union-attr]
+
+    before = facts()
+    assert "phi data: 6 year(s)" in str(before["retention"])
+    assert "data kept for support: 3 month(s)" in str(before["retention"])
+    assert str(before["chunks past retention, not yet deleted (per the log)"]).startswith(
+        "OVERDUE: 1 (purpose support 1)"
+    )
+    _apply(world, 100)
+    assert facts()["chunks past retention, not yet deleted (per the log)"] == "none"
+
+
+def test_an_erased_subjects_chunks_are_not_reported_overdue(world: Path) -> None:
+    from guardrail.erasure import erase_subject
+
+    clock = datetime.now(UTC) + timedelta(days=100)
+
+    def overdue() -> object:
+        report = build_ropa(world / "audit", policies=(world / "clinic.yaml",), clock=clock)
+        return dict(report.block("retention").items)["chunks past retention, not yet deleted (per the log)"]  # type: ignore[union-attr]
+
+    assert str(overdue()).startswith("OVERDUE: 1")  # positive control: p2's support chunk
+    erase_subject("p2", keyring=Keyring.open(world / "keys"), tenant="clinic", stores=[world / "kb"],
+                  audit_log=world / "audit", actor="dpo-anna", request_ref="DSAR-3")  # fmt: skip
+    assert overdue() == "none"  # the erasure deleted it
+    assert _apply(world, 100).chunks == 0  # type: ignore[attr-defined]

@@ -1000,6 +1000,40 @@ def _keys(t: _Tally) -> Section:
     return Section("keys", "Keys and policies", tuple(blocks))
 
 
+def _retention(t: _Tally, audit_dir: str | os.PathLike[str], clock: datetime | None) -> Facts | None:
+    """The retention the policies in force declare, and the chunks the log shows past it (GDPR Art.
+    5(1)(e)); None when no policy in force declares retention."""
+    from guardrail.reports.legal import retention_periods
+    from guardrail.retention import overdue_chunks
+
+    in_force = {
+        pol.sha256: pol
+        for (name, _, sha) in t.versions
+        if (pol := t.policies.lookup(name, sha)) is not None and not pol.retention.is_empty()
+    }
+    if not in_force:
+        return None
+    overdue: dict[str, str] = {}
+    for pol in in_force.values():
+        overdue.update(overdue_chunks(audit_dir, pol, now=clock))
+    by_reason = Counter(overdue.values())
+    return Facts(
+        "retention_in_force",
+        "Retention in force (GDPR Art. 5(1)(e))",
+        (
+            ("retention", "; ".join(retention_periods(list(in_force.values())))),
+            (
+                "chunks past retention, not yet deleted (per the log)",
+                f"OVERDUE: {len(overdue)} ("
+                + ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items()))
+                + "); run `guardrail retention apply`"
+                if overdue
+                else "none",
+            ),
+        ),
+    )
+
+
 def build_report(
     audit_dir: str | os.PathLike[str],
     *,
@@ -1043,7 +1077,11 @@ def build_report(
     integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
     period = Period(start, end, tally.first, tally.last)
     filters = (("policy", policy),) if policy else ()
-    sections = (_overview(tally), _access(tally), _exposure(tally), _datasets(tally), _keys(tally))
+    keys = _keys(tally)
+    retention = _retention(tally, audit_dir, clock)
+    if retention is not None:
+        keys = Section(keys.id, keys.title, (*keys.blocks, retention), keys.intro)
+    sections = (_overview(tally), _access(tally), _exposure(tally), _datasets(tally), keys)
     return assemble(
         "activity",
         "guardrail compliance report",

@@ -104,6 +104,19 @@ AuditKeyringOpt = Annotated[
 ]
 
 
+_REQUEST_KINDS = {"dsar": "access (Art. 15)", "disclosures": "accounting of disclosures (164.528)"}
+ActorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--actor", help="Who generates the report (recorded with --keyring; default: your OS user)."
+    ),
+]
+RequestRefOpt = Annotated[
+    str | None,
+    typer.Option("--request-ref", help="Your reference of the request answered (a ticket id, not a name)."),
+]
+
+
 def _finish(
     report: Report,
     output: Path,
@@ -111,10 +124,14 @@ def _finish(
     *,
     keyring: Path | None = None,
     subject_ref: str | None = None,
+    actor: str | None = None,
+    request_ref: str | None = None,
 ) -> None:
     from guardrail.reports.render import write_report
 
-    audited = _audit_generation(Path(report.source), keyring, report.kind, subject_ref)
+    audited = _audit_generation(
+        Path(report.source), keyring, report.kind, subject_ref, actor=actor, request_ref=request_ref
+    )
     write_report(report, output, force=force)
     if not audited:
         err.print("note: not recorded in the log as report.generate (pass --keyring to record it)")
@@ -198,7 +215,12 @@ def _ref(
 
 
 def _audit_generation(
-    audit_dir: Path, keyring: Path | None, kind: str, subject_ref: str | None, actor: str | None = None
+    audit_dir: Path,
+    keyring: Path | None,
+    kind: str,
+    subject_ref: str | None,
+    actor: str | None = None,
+    request_ref: str | None = None,
 ) -> bool:
     """Record ``report.generate`` in the log (before the report is written: no record, no report).
     Returns False when there is no keyring to sign with."""
@@ -218,6 +240,8 @@ def _audit_generation(
     }
     if subject_ref is not None:
         event["subjects"] = [subject_ref]
+    if request_ref:
+        event["request"] = {"ref": request_ref, "kind": _REQUEST_KINDS.get(kind, kind)}
     with AuditLog.for_keyring(audit_dir, ring) as log:
         log.append(event)
     return True
@@ -304,6 +328,8 @@ def dsar_command(
             help="A policy YAML in force, for its retention (storage period); shipped packs are found alone.",
         ),
     ] = None,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """GDPR Art. 15 access report for one data subject (identified in it by reference only)."""
     from guardrail.reports.subject import build_dsar
@@ -319,7 +345,7 @@ def dsar_command(
         public_key=_key_text(public_key),
         policies=tuple(policy or ()),
     )
-    _finish(report, output, force, keyring=keyring, subject_ref=ref)
+    _finish(report, output, force, keyring=keyring, subject_ref=ref, actor=actor, request_ref=request_ref)
 
 
 @report_app.command("disclosures")
@@ -341,6 +367,8 @@ def disclosures_command(
     public_key: KeyOpt = None,
     force: ForceOpt = False,
     allow_empty: EmptyOpt = False,
+    actor: ActorOpt = None,
+    request_ref: RequestRefOpt = None,
 ) -> None:
     """HIPAA 164.528 accounting of disclosures of one individual's PHI."""
     from guardrail.reports.subject import build_disclosures, check_years
@@ -355,4 +383,4 @@ def disclosures_command(
         requested_on=requested_on,
         public_key=_key_text(public_key),
     )
-    _finish(report, output, force, keyring=keyring, subject_ref=ref)
+    _finish(report, output, force, keyring=keyring, subject_ref=ref, actor=actor, request_ref=request_ref)

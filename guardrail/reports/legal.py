@@ -7,7 +7,15 @@ from typing import Any
 from guardrail.governance import ART9_CONDITIONS, GDPR_BASES, HIPAA_BASES, TPO_BASES
 from guardrail.reports.source import get
 
-__all__ = ["basis_words", "is_tpo", "processor_words", "purpose_code", "purpose_words", "record_bases"]
+__all__ = [
+    "basis_words",
+    "is_tpo",
+    "processor_words",
+    "purpose_code",
+    "purpose_words",
+    "record_bases",
+    "retention_periods",
+]
 
 #: purpose-of-use codes read as treatment, payment or operations when an event records no HIPAA basis
 #: (events written before policies declared one)
@@ -76,3 +84,26 @@ def processor_words(member: dict[str, Any]) -> str:
         return f"UNDECLARED {member.get('kind', 'service')} {what} (declare it in the policy's processors)"
     details = [str(member[k]) for k in ("kind", "role", "region", "transfer", "agreement") if member.get(k)]
     return f"{name} ({', '.join(details)})" if details else name
+
+
+def _days(period: int | str) -> str:
+    from guardrail.governance import parse_duration
+
+    days = parse_duration(period)
+    if days % 365 == 0:
+        return f"{days // 365} year(s)"
+    if days % 30 == 0:
+        return f"{days // 30} month(s)"
+    return f"{days} day(s)"
+
+
+def retention_periods(policies: list[Any]) -> list[str]:
+    """The storage periods the policies declare, in words (``phi data: 6 year(s)``)."""
+    out: list[str] = []
+    for p in policies:
+        r = p.retention
+        out += [f"{c} data: {_days(d)}" for c, d in r.classifications.items()]
+        out += [f"data kept for {u}: {_days(d)}" for u, d in r.purposes.items()]
+        if r.vault is not None:
+            out.append(f"pseudonym (token) vault: {_days(r.vault)}")
+    return list(dict.fromkeys(out))

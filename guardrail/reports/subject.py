@@ -27,6 +27,7 @@ from guardrail.reports.legal import (
     purpose_code,
     purpose_words,
     record_bases,
+    retention_periods,
 )
 from guardrail.reports.model import (
     Blank,
@@ -75,6 +76,22 @@ def _subject_records(reader: LogReader, ref: str) -> Iterator[dict[str, Any]]:
         subjects = record.get("subjects")
         if isinstance(subjects, list) and ref in subjects:
             yield record
+
+
+def _own_chunks(audit_dir: str | os.PathLike[str], ref: str, until: str | None) -> set[str]:
+    """The chunk ids the log's ingestion events attribute to ``ref`` (per chunk where the event records
+    subjects per chunk; every chunk of an older per-event record otherwise)."""
+    own: set[str] = set()
+    for record in _subject_records(LogReader(audit_dir, since=None, until=until), ref):
+        if get(record, "event", "category") != "rag.ingest":
+            continue
+        resources = [r for r in record.get("resources") or () if isinstance(r, dict)]
+        per_chunk = any(isinstance(r.get("subjects"), list) for r in resources)
+        for r in resources:
+            subjects = r.get("subjects")
+            if not per_chunk or (isinstance(subjects, list) and ref in subjects):
+                own.add(str(r.get("id")))
+    return own
 
 
 def check_years(years: Any) -> None:
@@ -137,29 +154,6 @@ _REPORT_WORDS = {
     "dsar": "access request, Art. 15",
     "disclosures": "accounting of disclosures, 45 CFR 164.528",
 }
-
-
-def _days(period: int | str) -> str:
-    from guardrail.governance import parse_duration
-
-    days = parse_duration(period)
-    if days % 365 == 0:
-        return f"{days // 365} year(s)"
-    if days % 30 == 0:
-        return f"{days // 30} month(s)"
-    return f"{days} day(s)"
-
-
-def retention_periods(policies: list[Policy]) -> list[str]:
-    """The storage periods the policies declare, in words (``phi data: 6 year(s)``)."""
-    out: list[str] = []
-    for p in policies:
-        r = p.retention
-        out += [f"{c} data: {_days(d)}" for c, d in r.classifications.items()]
-        out += [f"data kept for {u}: {_days(d)}" for u, d in r.purposes.items()]
-        if r.vault is not None:
-            out.append(f"pseudonym (token) vault: {_days(r.vault)}")
-    return list(dict.fromkeys(out))
 
 
 def storage_period(policies: list[Policy]) -> Any:
@@ -260,6 +254,7 @@ def build_dsar(
     """
     ref = _check_ref(subject_ref)
     index = PolicyIndex(PolicyIndex.load(policies))
+    own_chunks = _own_chunks(audit_dir, ref, parse_moment(until, option="--until", end=True))
     in_force: dict[str, Policy] = {}
     start = parse_moment(since, option="--since")
     end = parse_moment(until, option="--until", end=True)
@@ -320,7 +315,9 @@ def build_dsar(
             kind = next(
                 (_text(r.get("id")) for r in record.get("resources") or () if isinstance(r, dict)), "report"
             )
-            purpose = f"report about the subject ({_REPORT_WORDS.get(kind, kind)})"
+            request = get(record, "request", "ref")
+            answered = f"; request {request}" if isinstance(request, str) and request else ""
+            purpose = f"report about the subject ({_REPORT_WORDS.get(kind, kind)}{answered})"
         else:
             purpose = purpose_words(purpose_code(record), get(record, "purpose", "name"))
         if category not in ("rag.ingest", "report.generate"):
@@ -344,9 +341,11 @@ def build_dsar(
             )
             if with_principals:
                 row += (_text(get(record, "actor", "ref")),)
-            resources = record.get("resources")
+            resources = [r for r in record.get("resources") or () if isinstance(r, dict)]
+            mine = [r for r in resources if str(r.get("id")) in own_chunks]
             row += (
-                len(resources) if isinstance(resources, list) else 0,
+                # the subject's own chunks when the log attributes chunks to subjects; else all of them
+                len(mine) if mine else len(resources),
                 _text(get(record, "policy", "decision")),
             )
             access.append(row)
@@ -363,7 +362,7 @@ def build_dsar(
     ]
     if with_principals:
         columns.append(Column("principal", "principal"))
-    columns += [Column("resources", "chunks", True), Column("decision", "decision")]
+    columns += [Column("resources", "the subject's chunks", True), Column("decision", "decision")]
     n_access = sum(
         n for c, n in totals.items() if c not in ("ft.scan", "ft.export", "dsar.erasure", "report.generate")
     )
@@ -475,6 +474,34 @@ def build_dsar(
     return assemble("dsar", title, audit_dir, integrity, period, sections, filters=filters, clock=clock)
 
 
+def _disclosures_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The disclosures one event records: its ``disclosure`` member (a recipient outside the
+    organisation), and each processor outside it (an LLM or embedding service, a business associate)
+    that received chunks the retrieval released."""
+    out: list[dict[str, Any]] = []
+    disclosure = record.get("disclosure")
+    if isinstance(disclosure, dict):
+        out.append(disclosure)
+    released = get(record, "retrieval", "returned")
+    if get(record, "event", "category") != "rag.retrieval" or type(released) is not int or released < 1:
+        return out
+    for member in record.get("processors") or ():
+        if not isinstance(member, dict) or member.get("role") == "internal":
+            continue
+        kind = {"llm": "language model", "embedding": "embedding service"}.get(
+            str(member.get("kind")), str(member.get("kind") or "service")
+        )
+        out.append(
+            {
+                "recipient": processor_words(member),
+                "description": f"{released} record chunk(s) sent to the {kind} with the request",
+                "purpose": None,
+                "processor": True,
+            }
+        )
+    return out
+
+
 def build_disclosures(
     audit_dir: str | os.PathLike[str],
     *,
@@ -487,8 +514,10 @@ def build_disclosures(
     """The HIPAA 164.528 accounting of disclosures of one individual's PHI over the last ``years`` years:
     date, recipient, description and purpose of every event with a ``disclosure`` member about them.
 
-    Disclosures for treatment, payment or health care operations (:data:`TPO_PURPOSES`) are excluded, as
-    164.528(a)(1)(i) allows; the report says how many.
+    Chunks a retrieval released to a processor outside the organisation (the LLM or embedding service
+    named in the event's ``processors``; a business associate) are disclosures too. Disclosures for
+    treatment, payment or health care operations (from the purpose's recorded HIPAA basis) are excluded,
+    as 164.528(a)(1)(i) allows; the report says how many.
 
     Raises:
         ReportError: a bad option or not a log directory.
@@ -508,35 +537,35 @@ def build_disclosures(
     excluded: Counter[str] = Counter()
     total = 0
     first = last = None
+    to_processors = 0
     for record in _subject_records(reader, ref):
-        disclosure = record.get("disclosure")
-        if not isinstance(disclosure, dict):
-            continue
-        at = _text(record.get("occurred_at"), "")
-        code = purpose_code(record) or ""
-        purpose = _text(disclosure.get("purpose"), code or "-")
-        if is_tpo(record, purpose):
-            excluded[code or purpose.upper()] += 1
-            continue
-        name = get(record, "purpose", "name")
-        purpose = purpose_words(code, name if isinstance(name, str) else purpose) if code else purpose
-        hipaa = basis_words("hipaa_basis", get(record, "purpose", "hipaa_basis"))
-        if hipaa:
-            purpose += f"; {hipaa}"
-        total += 1
-        first = at if first is None or at < first else first
-        last = at if last is None or at > last else last
-        if len(rows) < LISTED:
-            address = disclosure.get("address")
-            rows.append(
-                (
-                    at[:10],
-                    _text(disclosure.get("recipient")),
-                    address if isinstance(address, str) and address else Blank("address, if known"),
-                    _text(disclosure.get("description")),
-                    purpose,
+        for disclosure in _disclosures_of(record):
+            at = _text(record.get("occurred_at"), "")
+            code = purpose_code(record) or ""
+            purpose = _text(disclosure.get("purpose"), code or "-")
+            if is_tpo(record, purpose):
+                excluded[code or purpose.upper()] += 1
+                continue
+            name = get(record, "purpose", "name")
+            purpose = purpose_words(code, name if isinstance(name, str) else purpose) if code else purpose
+            hipaa = basis_words("hipaa_basis", get(record, "purpose", "hipaa_basis"))
+            if hipaa:
+                purpose += f"; {hipaa}"
+            total += 1
+            to_processors += 1 if disclosure.get("processor") else 0
+            first = at if first is None or at < first else first
+            last = at if last is None or at > last else last
+            if len(rows) < LISTED:
+                address = disclosure.get("address")
+                rows.append(
+                    (
+                        at[:10],
+                        _text(disclosure.get("recipient")),
+                        address if isinstance(address, str) and address else Blank("address, if known"),
+                        _text(disclosure.get("description")),
+                        purpose,
+                    )
                 )
-            )
     integrity = check_integrity(audit_dir, public_key=public_key, records_read=reader.read)
     period = Period(start, end, first, last)
     blocks: list[Block] = [
@@ -561,6 +590,15 @@ def build_disclosures(
             empty="no disclosure of this individual's PHI recorded in the period",
         ),
     ]
+    if to_processors:
+        blocks.append(
+            Note(
+                f"{to_processors} of the disclosures listed are record chunks sent with a request to a "
+                "service outside the organisation (the policy's processors: a business associate needs "
+                "a BAA, 164.502(e)); an UNDECLARED one is missing from the policy.",
+                "info",
+            )
+        )
     if excluded:
         blocks.append(
             Note(

@@ -408,6 +408,29 @@ class TestErasure:
         bad.write_text(json.dumps(forged))
         assert not verify_certificate(bad, public)
 
+    def test_the_certificate_verifies_from_the_cli(
+        self,
+        world: World,
+        erased: dict[str, Any],
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        code, output = cli(
+            capsys, monkeypatch, "verify-certificate", erased["cert"], "--audit-log", world.audit
+        )
+        assert code == 0, output
+        assert f"certificate verified: subject ref {world.ref1}" in output
+        assert "request DSAR-2026-17" in output
+        data = json.loads(erased["cert"].read_text())
+        data["certificate"]["keys_destroyed"] = []
+        forged = world.root / "forged-keys.json"
+        forged.write_text(json.dumps(data))
+        code, output = cli(
+            capsys, monkeypatch, "verify-certificate", forged, "--public-key", world.audit / "audit.pub"
+        )
+        assert code == 1
+        assert "NOT VERIFIED" in output
+
     def test_the_erasure_event_carries_actor_and_request(self, world: World, erased: dict[str, Any]) -> None:
         event = events(world.audit, "dsar.erasure")[-1]
         assert event["actor"]["ref"] == "dpo-anna"
@@ -722,3 +745,44 @@ def test_reports_about_the_subject_are_listed_not_counted_as_uses(world: World) 
     n = sum(1 for r in records if r["event"]["category"] == "report.generate") + 1
     assert f"We prepared {n} report(s) about the use of your data" in plain
     assert "no purpose recorded" not in plain
+
+
+def test_subject_reports_record_actor_and_request_and_refuse_the_wrong_tenant(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "acc.md"
+    code, output = cli(
+        capsys, monkeypatch, "report", "disclosures", world.audit, "--subject", P1, "--keyring", world.keys,
+        "--tenant", "default", "-o", out,
+    )  # fmt: skip
+    assert code == 2
+    assert "under tenant 'clinic'" in output
+    assert P1 not in output
+    assert not out.exists()
+    code, output = cli(
+        capsys, monkeypatch, "report", "disclosures", world.audit, "--subject", P1, "--keyring", world.keys,
+        "-o", out, "--actor", "privacy-officer-1", "--request-ref", "ACC-2026-3",
+    )  # fmt: skip
+    assert code == 0, output
+    event = events(world.audit, "report.generate")[-1]
+    assert event["actor"]["ref"] == "privacy-officer-1"
+    assert event["request"] == {"ref": "ACC-2026-3", "kind": "accounting of disclosures (164.528)"}
+    assert event["subjects"] == [world.ref1]
+    listed = rows(build_dsar(world.audit, subject_ref=world.ref1), "subject_events")
+    assert any(
+        r["purpose"]
+        == "report about the subject (accounting of disclosures, 45 CFR 164.528; request ACC-2026-3)"
+        for r in listed
+    )
+
+
+def test_dsar_counts_only_the_subjects_own_chunks_of_a_retrieval(world: World) -> None:
+    clinician = next(e for e in events(world.audit, "rag.retrieval") if e["actor"]["ref"] == "dr-chen")
+    assert len(clinician["resources"]) >= 2  # the retrieval touched other documents too
+    ingest = events(world.audit, "rag.ingest")
+    own = {r["id"] for e in ingest for r in e["resources"] if world.ref1 in r.get("subjects", [])}
+    expected = sum(1 for r in clinician["resources"] if r["id"] in own)
+    assert expected >= 1
+    listed = rows(build_dsar(world.audit, subject_ref=world.ref1), "subject_events")
+    row = next(r for r in listed if r["occurred_at"] == clinician["occurred_at"])
+    assert row["resources"] == expected

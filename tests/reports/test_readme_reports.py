@@ -75,6 +75,9 @@ def demo_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["report", "dsar", "demo-output/audit", *subject, "-o", "dsar.html", "--with-principals"],
         ["report", "disclosures", "demo-output/audit", *subject, "-o", "disclosures.html"],
     ]
+    html_runs = runs[1:]
+    for suffix in (".md", ".json"):  # the same reports in the text formats
+        runs += [[a.replace(".html", suffix) for a in args] for args in html_runs]
     for args in runs:
         done = subprocess.run(
             [sys.executable, "-m", "guardrail.cli", *args],
@@ -101,6 +104,26 @@ def demo_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 5, done.stderr  # written, and the exit code says the log is damaged
     assert "UNVERIFIED" in (root / "activity-damaged.html").read_text()
     return root
+
+
+@pytest.mark.parametrize("suffix", [".md", ".json"])
+def test_the_text_formats_open_in_chromium_without_overflow(suffix: str, demo_reports: Path) -> None:
+    """Markdown and JSON reports open as text in the browser: wrapped, nothing wider than an A4 page."""
+    from _chromium import AVAILABLE, render
+
+    if not AVAILABLE:
+        pytest.skip("Chromium is not installed (apt-get install chromium; CI installs it)")
+    for name in _REPORTS[:4]:
+        path = demo_reports / name.replace(".html", suffix)
+        page = render(
+            path,
+            width=703,
+            media="print",
+            expressions={"overflow": _OVERFLOW, "chars": "document.body.innerText.length"},
+        )
+        assert page.errors == [], path.name
+        assert page.values["chars"] > 200, path.name  # positive control: the text is shown, not downloaded
+        assert page.values["overflow"] == {"page": 0, "wide": 0}, path.name
 
 
 @pytest.mark.parametrize("name", _REPORTS)
