@@ -34,7 +34,9 @@ import hmac
 import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +79,7 @@ class PgAuditLog(AuditLog):
         self._conn: Any = None
         self._head = 0  # audit_head.next_seq as read under the lock
         self._wrote = False
+        self._writer_id = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
         super().__init__(directory, **options)
 
     # ------------------------------------------------------------------ public API
@@ -136,8 +139,13 @@ class PgAuditLog(AuditLog):
                     # durability barrier: a synchronous commit flushes all the WAL before it, this batch
                     # (and any batch of another writer it built on) included; concurrent barriers share
                     # one flush (PostgreSQL's group commit), outside the head's lock
+                    # (it must write WAL itself: a transaction that writes nothing commits without a flush)
                     with conn.transaction():
-                        conn.execute("SELECT pg_current_xact_id()")
+                        conn.execute(
+                            f"INSERT INTO {s}.audit_flush (writer, at) VALUES (%s, now()) "
+                            "ON CONFLICT (writer) DO UPDATE SET at = EXCLUDED.at",
+                            (self._writer_id,),
+                        )
         except BaseException as exc:
             self._tail = saved
             if isinstance(exc, GuardrailError | KeyboardInterrupt | SystemExit | GeneratorExit):
