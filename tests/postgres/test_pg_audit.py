@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from _pg_worker import ORIGIN, RECORD_KEY, SEED, event
 from pgcluster import PgLog
+from pgcluster import spawn as run_worker
 
 from guardrail.audit import AuditLog, AuditWriteError, iter_records, prove, verify, verify_proof
 from guardrail.audit.pg import PgAuditLog, export, read_verifier_key
@@ -30,14 +31,7 @@ def open_log(url: str, **options: object) -> AuditLog:
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    return run_worker(WORKER, *args)
 
 
 def test_round_trip_prove_and_export_verifies_offline(pg: PgLog, tmp_path: Path) -> None:
