@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardrail.db import is_postgres_url
 from guardrail.errors import ConfigError
 from guardrail.keys import Keyring, KeyringLike, as_keyring
 
@@ -89,13 +90,13 @@ def subject_trace(
 
 def datasets_including(audit_dir: str | os.PathLike[str], subject_ref: str) -> list[dict[str, Any]]:
     """The successful dataset exports whose events list ``subject_ref`` (newest last)."""
+    from guardrail.db import is_postgres_url
     from guardrail.reports.source import LogReader, get
 
     found: list[dict[str, Any]] = []
-    directory = Path(audit_dir)
-    if not directory.is_dir():
+    if not is_postgres_url(audit_dir) and not Path(audit_dir).is_dir():
         return found
-    for record in LogReader(directory, since=None, until=None).records(containing=subject_ref.encode()):
+    for record in LogReader(audit_dir, since=None, until=None).records(containing=subject_ref.encode()):
         subjects = record.get("subjects")
         if get(record, "event", "category") != "ft.export" or not isinstance(subjects, list):
             continue
@@ -179,7 +180,7 @@ def erase_subject(
     ref = report.subject_ref
     vault_path = Path(vault) if vault is not None else keyring.directory / f"vault-{tenant}.sqlite"
     deleted = shared = 0
-    if vault_path.exists():
+    if vault_path.exists() or is_postgres_url(vault_path):
         with TokenVault(vault_path, keyring=keyring, tenant=tenant) as v:
             done = v.erase_subject(ref)
             deleted, shared = done.deleted, done.shared
@@ -224,7 +225,7 @@ def erase_subject(
     result = _replace(result, event_id=str(event_id))
     if cert_path is not None:
         seed = keyring.hmac_key(SIGNING_KEY_PURPOSE)
-        _write_certificate(cert_path, result, Path(audit_log), seed, tenant=tenant, request_ref=request_ref)
+        _write_certificate(cert_path, result, audit_log, seed, tenant=tenant, request_ref=request_ref)
         result = _replace(result, certificate=cert_path)
     return result
 
@@ -269,16 +270,24 @@ def _digest(body: dict[str, Any]) -> str:
 
 
 def _write_certificate(
-    path: Path, result: ErasureResult, audit_dir: Path, seed: bytes, *, tenant: str, request_ref: str | None
+    path: Path,
+    result: ErasureResult,
+    audit_dir: str | os.PathLike[str],
+    seed: bytes,
+    *,
+    tenant: str,
+    request_ref: str | None,
 ) -> None:
-    from guardrail.audit.note import VerifierKey, sign_note
+    from guardrail.audit.note import sign_note
     from guardrail.audit.verify import prove
     from guardrail.io import atomic_output
 
     assert result.event_id is not None
     proof = prove(audit_dir, result.event_id)
     body = _body(result, tenant=tenant, request_ref=request_ref, proof=proof)
-    key = VerifierKey.parse((audit_dir / "audit.pub").read_text("utf-8"))
+    from guardrail.audit.verify import load_verifier_key
+
+    key = load_verifier_key(audit_dir)  # audit.pub, or the PostgreSQL log's stored key
     note = sign_note(f"{_NOTE_TITLE}\nsha256 {_digest(body)}\n", key.name, seed)
     text = json.dumps({"certificate": body, "signature": note}, indent=1, ensure_ascii=False) + "\n"
     with atomic_output(path) as f:

@@ -666,13 +666,17 @@ class Keyring:
             fresh = json.loads((self.directory / KEYRING_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
+        self._replace_data(fresh)
+        self._stamp = stamp
+
+    def _replace_data(self, fresh: dict[str, Any]) -> None:
+        """Take ``fresh`` as the keyring's state (e.g. changed by another process)."""
         live = {bytes.fromhex(e["id"]) for e in fresh.get("keys", []) if e.get("state") != "destroyed"}
         for key_id in list(self._cache):
             if key_id not in live:
                 self._cache.pop(key_id, None)  # destroyed elsewhere: forget the material now
         self._data = fresh
         self._index()
-        self._stamp = stamp
 
     def _save(self) -> None:
         _write_json(self.directory / KEYRING_FILE, self._data)

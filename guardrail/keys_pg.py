@@ -117,13 +117,7 @@ class PgKeyring(Keyring):
         ).fetchone()
         if row is None:
             raise KeyringError(f"keyring {self._name!r} is gone from {self._db.location.display}")
-        fresh = json.loads(row[1])
-        live = {bytes.fromhex(e["id"]) for e in fresh.get("keys", []) if e.get("state") != "destroyed"}
-        for key_id in list(self._cache):
-            if key_id not in live:
-                self._cache.pop(key_id, None)  # destroyed elsewhere: forget the material now
-        self._data = fresh
-        self._index()
+        self._replace_data(json.loads(row[1]))
         self._version = int(row[0])
 
     def _reload(self) -> None:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from guardrail.db import is_postgres_url
 from guardrail.errors import ConfigError
 from guardrail.keys import Keyring, KeyringLike, as_keyring
 from guardrail.policy import Policy, load_policy
@@ -217,12 +218,13 @@ def apply_retention(
             shred = [k for k in shred if keyring.shred_subject_key(k)]
         tokens = 0
         vault_path = Path(vault) if vault is not None else keyring.directory / f"vault-{tenant}.sqlite"
-        if pol.retention.vault is not None and vault_path.exists():
+        vault_there = vault_path.exists() or is_postgres_url(vault_path)
+        if pol.retention.vault is not None and vault_there:
             cutoff = format_time(moment - timedelta(days=parse_duration(pol.retention.vault)))
             with TokenVault(vault_path, keyring=keyring, tenant=tenant) as v:
                 old = v.created_before(cutoff)
                 tokens = len(old) if dry_run else v.delete_tokens(old)
-        elif vault is not None and not vault_path.exists():
+        elif vault is not None and not vault_there:
             raise ConfigError(f"{vault_path}: no token vault here")
         checkpoints = 0
         if pol.retention.checkpoints is not None:

@@ -299,7 +299,9 @@ def test_every_runnable_block_is_covered_and_skips_say_why() -> None:
     assert fences == len(BLOCKS)  # no fenced block escapes the parser
     skipped = [b for b in RUN if b.skip is not None]
     assert all(len(b.skip or "") > 20 for b in skipped)  # a reason, not a shrug
-    assert len(skipped) <= 2, [b.id for b in skipped]
+    # make demo (a venv), the model download, and "Running on several hosts" (needs a PostgreSQL server;
+    # tests/postgres runs those steps against a private cluster)
+    assert len(skipped) <= 3, [b.id for b in skipped]
     for block in RUN:
         assert set(block.setup) <= set(SETUPS), block.id
         assert set(block.vars) <= set(VARS), block.id

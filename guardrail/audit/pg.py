@@ -33,7 +33,10 @@ import dataclasses
 import hmac
 import json
 import os
+import re
+import secrets
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +77,9 @@ class PgAuditLog(AuditLog):
         self._location = os.fspath(directory)
         self._db = Database(self._location)
         self._conn: Any = None
+        self._head = 0  # audit_head.next_seq as read under the lock
+        self._wrote = False
+        self._writer_id = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
         super().__init__(directory, **options)
 
     # ------------------------------------------------------------------ public API
@@ -112,15 +118,34 @@ class PgAuditLog(AuditLog):
         saved = dataclasses.replace(self._tail, range=self._tail.range.copy())
         s = self._db.schema
         try:
-            with self._db.connection("appending audit records") as conn, conn.transaction():
-                conn.execute(f"SELECT next_seq FROM {s}.audit_head WHERE id = 1 FOR UPDATE")
-                self._conn = conn
-                try:
-                    yield
-                finally:
-                    self._conn = None
-                if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-                    raise AuditWriteError("an audit statement failed; the batch was rolled back")
+            with self._db.connection("appending audit records") as conn:
+                with conn.transaction():
+                    # the lock is released at commit, before the WAL flush (asynchronous commit); the
+                    # appenders are told only after the barrier below, which flushes it
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                    row = conn.execute(
+                        f"SELECT next_seq FROM {s}.audit_head WHERE id = 1 FOR UPDATE"
+                    ).fetchone()
+                    self._head = int(row[0]) if row else 0
+                    self._conn = conn
+                    self._wrote = False
+                    try:
+                        yield
+                    finally:
+                        self._conn = None
+                    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                        raise AuditWriteError("an audit statement failed; the batch was rolled back")
+                if self._wrote:
+                    # durability barrier: a synchronous commit flushes all the WAL before it, this batch
+                    # (and any batch of another writer it built on) included; concurrent barriers share
+                    # one flush (PostgreSQL's group commit), outside the head's lock
+                    # (it must write WAL itself: a transaction that writes nothing commits without a flush)
+                    with conn.transaction():
+                        conn.execute(
+                            f"INSERT INTO {s}.audit_flush (writer, at) VALUES (%s, now()) "
+                            "ON CONFLICT (writer) DO UPDATE SET at = EXCLUDED.at",
+                            (self._writer_id,),
+                        )
         except BaseException as exc:
             self._tail = saved
             if isinstance(exc, GuardrailError | KeyboardInterrupt | SystemExit | GeneratorExit):
@@ -191,6 +216,7 @@ class PgAuditLog(AuditLog):
             "range": [h.hex() for h in t.range.hashes],
         }
         data["mac"] = self._state_mac(data)
+        self._wrote = True
         self._conn.execute(
             f"INSERT INTO {self._db.schema}.audit_state (id, data) VALUES (1, %s) "
             "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
@@ -199,6 +225,10 @@ class PgAuditLog(AuditLog):
 
     def _sync(self) -> None:
         """Absorb the records and checkpoints other writers committed since this one last looked."""
+        if self._head < self._tail.size:
+            # records this writer read before they were flushed were lost by a server crash (they were
+            # never acknowledged: their writer waits for its barrier); start again from what is there
+            self._tail = self._load_state() or _Tail()
         t = self._tail
         s = self._db.schema
         cur = self._conn.execute(
@@ -242,6 +272,7 @@ class PgAuditLog(AuditLog):
         s = self._db.schema
         lines, head = self._render(batch)
         first = t.size
+        self._wrote = True
         self._conn.execute(f"UPDATE {s}.audit_head SET next_seq = %s WHERE id = 1", (first + len(lines),))
         with self._conn.cursor() as cur, cur.copy(f"COPY {s}.audit_records (seq, line) FROM STDIN") as copy:
             for offset, line in enumerate(lines):
@@ -320,31 +351,48 @@ def export(
                 notes = [
                     str(n) for (n,) in conn.execute(f"SELECT note FROM {s}.audit_checkpoints ORDER BY id")
                 ]
-                count = 0
-                out = None
-                try:
-                    with conn.cursor(name="guardrail_export") as cur:
-                        cur.itersize = 20_000
-                        cur.execute(f"SELECT line FROM {s}.audit_records ORDER BY seq")
-                        while True:
-                            rows = cur.fetchmany(20_000)
-                            if not rows:
-                                break
-                            for (line,) in rows:
-                                if count % segment_records == 0:
-                                    if out is not None:
-                                        out.close()
-                                    out = (target / segment_name(count // segment_records + 1)).open("wb")
-                                out.write(line.encode("utf-8") + b"\n")  # type: ignore[union-attr]
-                                count += 1
-                finally:
-                    if out is not None:
-                        out.close()
+                count = _copy_lines(conn, s, target, segment_records)
                 (target / CHECKPOINTS).write_text("".join(notes), "utf-8")
             finally:
                 conn.execute("ROLLBACK")
     finally:
         db.close()
+    return count
+
+
+_UNESCAPE = {b"\\": b"\\", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f", b"v": b"\v"}
+_ESCAPED = re.compile(rb"\\(.)", re.DOTALL)
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    return _UNESCAPE.get(match.group(1), match.group(1))
+
+
+def _copy_lines(conn: Any, schema: str, target: Path, segment_records: int) -> int:
+    """Stream the stored lines in seq order (COPY, text format) into segment files; return the count."""
+    count = 0
+    out = None
+    rest = b""
+    try:
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY (SELECT line FROM {schema}.audit_records ORDER BY seq) TO STDOUT") as copy,
+        ):
+            for block in copy:
+                data = rest + bytes(block)
+                end = data.rfind(b"\n") + 1
+                rest = data[end:]
+                for stored in data[: end - 1].split(b"\n") if end else ():
+                    if out is None or count % segment_records == 0:
+                        if out is not None:
+                            out.close()
+                        out = (target / segment_name(count // segment_records + 1)).open("wb")
+                    line = _ESCAPED.sub(_unescape, stored) if b"\\" in stored else stored
+                    out.write(line + b"\n")
+                    count += 1
+    finally:
+        if out is not None:
+            out.close()
     return count
 
 

@@ -113,8 +113,14 @@ def _setup(policy: Policy, keyring: KeyringLike, tenant: str, vault: str | Path 
     vault_path: str | None = None
     if _pseudonymizes(policy):
         if policy.datasets.tokens == "vault":
-            path = Path(vault) if vault is not None else default_vault_path(keyring, tenant)
-            vault_path = str(path.resolve())
+            from guardrail.db import is_postgres_url, parse_location
+
+            if vault is not None and is_postgres_url(vault):
+                parse_location(vault)  # a bad location fails here, not in every actor
+                vault_path = os.fspath(vault)  # the actors connect to the same database
+            else:
+                path = Path(vault) if vault is not None else default_vault_path(keyring, tenant)
+                vault_path = str(path.resolve())
             # the tenant's key seals every new vault row: made here once, not raced for by the actors
             keyring.prepare(tenant, [])
         tokens = tokens_for(policy, keyring, tenant, vault=vault_path)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from guardrail.access import AccessDenied, Principal
 from guardrail.audit.events import purpose_member
 from guardrail.datasets.run import _event, default_vault_path
+from guardrail.db import is_postgres_url
 from guardrail.errors import ConfigError, DataErased
 from guardrail.policy import Policy, load_policy
 
@@ -76,7 +77,7 @@ def reidentify(
         counts[match.group(1)] += 1
     ok, reason = _allowed(pol, principal)
     path = Path(vault) if vault is not None else default_vault_path(keyring, tenant)
-    if not path.exists():
+    if not path.exists() and not is_postgres_url(path):
         raise ConfigError(f"{path}: no token vault here (pass the vault the dataset run used)")
     with TokenVault(path, keyring=keyring, tenant=tenant) as v:
         erased = sum(1 for token in dict.fromkeys(tokens) if v.is_erased(token))

@@ -21,6 +21,7 @@ server is back.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import select
@@ -280,6 +281,14 @@ class Database:
 
 _SHARED: dict[str, Database] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_shared() -> None:
+    with _SHARED_LOCK:
+        shared = list(_SHARED.values())
+    for db in shared:
+        db.close()
 
 
 def shared_database(location: str | os.PathLike[str]) -> Database:

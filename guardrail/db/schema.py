@@ -6,7 +6,8 @@ are in ``docs/postgres.md``):
 * ``schema_version``: the migrations applied;
 * ``audit_meta`` (the verifier key), ``audit_head`` (the next ``seq``: the single row every appender
   locks), ``audit_records`` (``seq``, stored line), ``audit_checkpoints`` (signed notes),
-  ``audit_state`` (the writers' MACed tail cache);
+  ``audit_state`` (the writers' MACed tail cache), ``audit_flush`` (one row per writer, touched by its
+  durability barrier);
 * ``keyring_state`` (the keyring document: wrapped DEKs, versions, primaries, tombstones);
 * ``vault_meta``, ``vault_tokens``, ``vault_token_subjects``, ``vault_erased`` (token vaults).
 
@@ -55,6 +56,10 @@ CREATE TABLE {s}.audit_checkpoints (
     size bigint NOT NULL CHECK (size >= 0),
     note text NOT NULL,
     written_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE {s}.audit_flush (
+    writer text PRIMARY KEY,
+    at timestamptz NOT NULL
 );
 CREATE TABLE {s}.audit_state (
     id integer PRIMARY KEY CHECK (id = 1),
@@ -145,7 +150,7 @@ _WRITER_GRANTS = (
     "GRANT SELECT ON {s}.schema_version TO {r}",
     "GRANT SELECT, INSERT ON {s}.audit_records, {s}.audit_checkpoints, {s}.audit_meta TO {r}",
     "GRANT SELECT, UPDATE ON {s}.audit_head TO {r}",
-    "GRANT SELECT, INSERT, UPDATE ON {s}.audit_state, {s}.keyring_state TO {r}",
+    "GRANT SELECT, INSERT, UPDATE ON {s}.audit_state, {s}.audit_flush, {s}.keyring_state TO {r}",
     "GRANT USAGE ON SEQUENCE {s}.audit_checkpoints_id_seq TO {r}",
     "GRANT SELECT, INSERT ON {s}.vault_meta TO {r}",
     "GRANT SELECT, INSERT, DELETE ON {s}.vault_tokens, {s}.vault_token_subjects TO {r}",

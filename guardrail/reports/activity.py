@@ -566,7 +566,7 @@ def assemble(
         kind=kind,
         title=title,
         generated_at=now_text(clock),
-        source=str(audit_dir),
+        source=_source_name(audit_dir),
         period=period,
         integrity=integrity,
         sections=(integrity_section(integrity, period), *sections),
@@ -1092,3 +1092,10 @@ def build_report(
         filters=filters,
         clock=clock,
     )
+
+
+def _source_name(audit_dir: str | os.PathLike[str]) -> str:
+    """The log's name in a report: a path, or a PostgreSQL location without its password."""
+    from guardrail.db import is_postgres_url, parse_location
+
+    return parse_location(audit_dir).url() if is_postgres_url(audit_dir) else str(audit_dir)

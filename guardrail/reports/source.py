@@ -81,6 +81,17 @@ class LogReader:
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, since: str | None, until: str | None) -> None:
+        from guardrail.db import is_postgres_url
+
+        if is_postgres_url(directory):  # a consistent snapshot of the PostgreSQL log, as a file log
+            import contextlib
+            import weakref
+
+            from guardrail.audit.pg import materialised
+
+            stack = contextlib.ExitStack()
+            directory = stack.enter_context(materialised(directory))
+            weakref.finalize(self, stack.close)
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise ReportError(f"{self.directory}: not an audit log directory")

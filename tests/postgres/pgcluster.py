@@ -27,6 +27,21 @@ READER = "gr_reader"
 READER_PASSWORD = "reader-secret-Pw3"
 
 
+def spawn(worker: Path, *args: str) -> subprocess.Popen[str]:
+    """Run a worker script of these tests with this checkout's code (pipes for stdin, stdout, stderr)."""
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.Popen(
+        [sys.executable, str(worker), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
 def bindir() -> Path | None:
     """The directory of initdb/pg_ctl (the newest installed version), or None."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))

@@ -5,14 +5,13 @@ get the same vault tokens, and everything fails closed while the server is down 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from pgcluster import PgLog
+from pgcluster import spawn as run_worker
 
 from guardrail.crypto import RecordErased
 from guardrail.datasets.tokens import TokenVault
@@ -27,15 +26,7 @@ pytestmark = pytest.mark.slow
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    return run_worker(WORKER, *args)
 
 
 def pg_keyring(pg: PgLog, tmp_path: Path) -> PgKeyring:
