@@ -191,3 +191,104 @@ def test_common_word_names_in_a_list_of_people(gr_default: Guardrail) -> None:
     assert covers(gr_default, text, "Hope")
     # a list of things is not a list of people
     assert not gr_default.detect("We stock Ruby, Hope and Crystal glassware.")
+
+
+# --------------------------------------------------------------------------- precision: not personal data
+
+NOT_PERSONAL = {
+    "holiday as a name": ("We close for Golden Week and reopen after Diwali.", "Golden Week"),
+    "holiday after": ("Stock arrives after Hanukkah, before Kwanzaa.", "Kwanzaa"),
+    "weekday found by a name rule": ("Interview invite sent for Thursday at 2pm.", "Thursday"),
+    "brand as a group": ("I bought Bose headphones last week.", "Bose"),
+    "language": ("Her surname comes first in Hungarian, like in Japanese.", "Hungarian"),
+    "speaks": ("The agent speaks Portuguese and Tagalog.", "Portuguese"),
+    "a country's law": ("Under Danish labour law the bonus is pro rata.", "Danish"),
+    "shipping to": ("hi, do you ship to Norway? and how long does it take", "Norway"),
+    "our office": ("Our Lisbon office opens at 8, come any time after.", "Lisbon"),
+    "sells in": ("They already sell in Austria through a distributor.", "Austria"),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), list(NOT_PERSONAL.values()), ids=list(NOT_PERSONAL))
+def test_look_alikes_survive_the_default_pack(gr_default: Guardrail, text: str, value: str) -> None:
+    assert not findings_over(gr_default, text, value)
+
+
+CLINICAL_NOT_PHI = {
+    "eponym with result": ("Romberg negative, Lachman negative bilaterally.", "Romberg"),
+    "eponym glued to an adjective": ("Exam: small Baker's cyst in the popliteal fossa.", "Baker"),
+    "eponym protocol": ("Bruce protocol stopped at stage 3 for fatigue.", "Bruce"),
+    "device in place": ("Foley placed, draining clear urine.", "Foley"),
+    "drugs listed": ("Started SQ Lantus + Humalog per the sliding scale.", "Lantus"),
+    "word before a dose": ("Give Lokelma 10 g once, recheck K in the morning.", "Lokelma"),
+    "lower-case drug before a dose": ("Continue hydroxyurea 1000 mg daily.", "hydroxyurea"),
+    "vitals are not a street": ("Vitals: BP 142/86 HR 91 RR 16 SpO2 98% RA.", "86 HR 91"),
+    "score with a result": ("STOP-BANG 6/8, referred for a sleep study.", "STOP-BANG"),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), list(CLINICAL_NOT_PHI.values()), ids=list(CLINICAL_NOT_PHI))
+def test_clinical_vocabulary_survives_safe_harbor(gr_hipaa: Guardrail, text: str, value: str) -> None:
+    assert not [f for f in findings_over(gr_hipaa, text, value) if f.entity not in ("AGE",)]
+
+
+PEOPLE_NEXT_TO_LOOK_ALIKES = {
+    "titled surname that is an eponym": ("Mr. Baker called about his appointment.", "Baker"),
+    "surname positive for": ("Pt Wilson positive for MRSA, on contact precautions.", "Wilson"),
+    "name that is a brand": ("Ford Prefect joined the team in March.", "Ford Prefect"),
+    "person who lives in a country": ("Nationality: Polish. She lives in Gdynia, Poland.", "Gdynia, Poland"),
+    "holiday birthday with a year": ("Born on Christmas Day 1931 in Leeds.", "Christmas Day 1931"),
+    "work location": ("I live in Frankfurt with my partner.", "Frankfurt"),
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), list(PEOPLE_NEXT_TO_LOOK_ALIKES.values()), ids=list(PEOPLE_NEXT_TO_LOOK_ALIKES)
+)
+def test_personal_data_next_to_look_alikes(gr_hipaa: Guardrail, text: str, value: str) -> None:
+    assert covers(gr_hipaa, text, value)
+
+
+def test_holiday_alone_is_a_date_element_for_safe_harbor_only(
+    gr_default: Guardrail, gr_hipaa: Guardrail
+) -> None:
+    text = "She has not taken the tablets since Diwali."
+    assert not findings_over(gr_default, text, "Diwali")
+    assert covers(gr_hipaa, text, "Diwali")
+
+
+def test_nationality_of_a_person_is_found_by_the_default_pack(gr_default: Guardrail) -> None:
+    assert covers(gr_default, "Nationality: Polish. Religion: Catholic.", "Polish")
+    assert covers(gr_default, "She is Hungarian and moved here in 2015.", "Hungarian")
+
+
+def test_a_group_of_people_is_not_a_name(gr_default: Guardrail) -> None:
+    text = "Many Americans bought the new console."
+    assert not [f for f in findings_over(gr_default, text, "Many") if f.entity == "PERSON"]
+
+
+# ------------------------------------------------------------------ lone given names of many cultures
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Kwabena is worried about false rejections.", "Kwabena"),
+        ("Update: Thandiwe signed the form this morning.", "Thandiwe"),
+        ("Please copy Oksana on the reply.", "Oksana"),
+        ("Guillermo and Itziar will join remotely.", "Itziar"),
+        ("If it is urgent, Gurpreet can approve it.", "Gurpreet"),
+        ("The draft is with Małgorzata for review.", "Małgorzata"),
+    ],
+)
+def test_lone_given_names_of_many_cultures(gr_default: Guardrail, text: str, value: str) -> None:
+    assert covers(gr_default, text, value)
+
+
+def test_a_place_particle_is_a_whole_word(gr_default: Guardrail) -> None:
+    text = "She moved to Lagos and found a flat."
+    assert covers(gr_default, text, "Lagos")
+    # "and" is not the particle "an": nothing of it is redacted
+    start = text.index(" and ")
+    assert not [f for f in gr_default.detect(text) if f.start < start + 4 and start + 1 < f.end]
+    assert covers(gr_default, "She lives in Frankfurt am Main now.", "Frankfurt am Main")

@@ -230,7 +230,7 @@ def age_recognizer() -> RuleRecognizer:
             # a child's age after a kinship word: "my son Maksym, 9 years", "daughter (5 yrs)", "DD (7)"
             Rule(
                 "kin age",
-                r"(?i:\b(?:son|daughter|child|children|kids?|dependants?|dependents?|boy|girl|baby|toddler|grandson|granddaughter|grandchild|"
+                r"(?=[sdckbgtnSDCKBGTN])(?i:\b(?:son|daughter|child|children|kids?|dependants?|dependents?|boy|girl|baby|toddler|grandson|granddaughter|grandchild|"
                 r"brother|sister|nephew|niece|twins?|DD|DS|DD\d|DS\d)\b):?(?:\s+[A-ZÀ-ÞĀ-Ž][\w'’-]+){0,3}"
                 r"\s*[,(]\s*(?P<v>\d{1,2}(?:\s?(?:years?|yrs?|y/?o|yo|months?|mos?)(?:\s+old)?)?)\s*[,)]",
                 0.7,

@@ -76,6 +76,13 @@ _NOT_CALENDAR = (
     r"Today|Tomorrow|Yesterday)\b)"
 )
 
+# vital signs, lab and chart abbreviations between numbers ("BP 138/84 HR 96 RR 18") are not street names
+_VITALS = (
+    r"(?:HR|RR|BP|SBP|DBP|MAP|T|P|R|Temp|SpO2|SaO2|Sat|Sats|O2|FiO2|Wt|Ht|BMI|GCS|EF|Hgb|Hb|Hct|WBC|Plt|K|Na|Cl|"
+    r"Cr|BUN|INR|PT|PTT|pH|Glu|BG|A1c|LDL|HDL|TSH|M|F|MRN|DOB|Age|Rm|Room|Bed|Ward|Pain|Score|Wk|Wks|POD|HD|"
+    r"Ht|Wt|Lb|Lbs|Kg|Cm|Mm|Mg|Mcg|Units|ml|Apgars?|APGARs?|G|V|L)\b"
+)
+
 # capitalised words that start a sentence or a phrase rather than a place name ("In Italy", "Visit Spain")
 _NOT_FUNCTION = (
     r"(?!(?:In|At|To|From|For|The|And|Or|Of|On|By|With|Via|Visit|Visiting|Made|Ship|Shipping|Ships|Shipped|"
@@ -124,7 +131,9 @@ def location_recognizers() -> list[RuleRecognizer]:
                 # 1586 Kraavi 28: a building number, a name and a street number
                 Rule(
                     "number name number",
-                    r"(?<![\w.,-])\d{1,5}[ \t]+(?:[A-ZÀ-ÞĀ-Ž][\w'’.-]*[ \t]+){1,3}\d{1,4}[a-zA-Z]?\b(?![.,:]\d|\s*(?:mg|kg|%|years|days|times|minutes|hours))",
+                    r"(?<![\w.,-])\d{1,5}[ \t]+(?:(?!"
+                    + _VITALS
+                    + r")[A-ZÀ-ÞĀ-Ž][\w'’.-]*[ \t]+){1,3}\d{1,4}[a-zA-Z]?\b(?![.,:]\d|\s*(?:mg|kg|%|years|days|times|minutes|hours))",
                     0.6,
                 ),
                 # ul. Gawronów 53 / C/ Mayor 81 / Rua Porangaba 1452 / út 29
@@ -203,7 +212,7 @@ def location_recognizers() -> list[RuleRecognizer]:
                 ),
                 Rule(
                     "locating phrase",
-                    rf"(?i:\b(?:{_LOCATING})\s+)(?P<v>(?-i:{_NOT_CALENDAR}[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -](?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d{{1,2}}|de|del|di|la|le|sur|am|an|im|upon|on)){{0,3}}))",
+                    rf"(?i:\b(?:{_LOCATING})\s+)(?P<v>(?-i:{_NOT_CALENDAR}[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -](?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d{{1,2}}|(?:de|del|di|la|le|sur|am|an|im|upon|on)(?![\w'’]))){{0,3}}))",
                     0.6,
                 ),
             ],
