@@ -328,7 +328,9 @@ def _personal_names(text: str, found: list[Finding]) -> list[Finding]:
             or (f.entity in ("LOCATION", "ORGANIZATION") and _SITE_AROUND(text, f))
         ):
             continue  # "do you ship to Canada?", "our Bergen office": a place in a business sense
-        if f.entity in _NAMED_TYPES and (f.score < _STRONG_NAME or f.recognizer == "SpacyNerRecognizer"):
+        if f.entity in _NAMED_TYPES and (
+            f.score < _STRONG_NAME or f.recognizer in ("SpacyNerRecognizer", "FacilityRecognizer")
+        ):
             before, after = text[max(0, f.start - 40) : f.start], text[f.end : f.end + 30]
             if _LEGAL_NAME.search(text, f.start, f.end) or EMPLOYMENT_BEFORE.search(before):
                 out.append(f)  # "MoneyGram International Inc.", "joined Goldman Sachs": identifies someone

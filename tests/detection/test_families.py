@@ -292,3 +292,94 @@ def test_a_place_particle_is_a_whole_word(gr_default: Guardrail) -> None:
     start = text.index(" and ")
     assert not [f for f in gr_default.detect(text) if f.start < start + 4 and start + 1 < f.end]
     assert covers(gr_default, "She lives in Frankfurt am Main now.", "Frankfurt am Main")
+
+
+# ------------------------------------------------------------------ honorifics, initials, extensions
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("> Tanaka-sama, thank you for the drawings.", "Tanaka"),
+        ("Okonkwo-san will host the visit.", "Okonkwo"),
+        ("Priya-ji asked for the invoice copy.", "Priya"),
+        ("KM said to use the side entrance.", "KM"),
+        ("RB's statement was taken on site.", "RB"),
+        ("Sonographer: LP   Radiologist on call", "LP"),
+        ("Claims handler: D. Moyo, ext. 5820.", "5820"),
+    ],
+)
+def test_honorifics_initials_and_extensions(gr_default: Guardrail, text: str, value: str) -> None:
+    assert covers(gr_default, text, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("HR said the form is fine; IT says the laptop is ready.", "HR"),
+        ("HR said the form is fine; IT says the laptop is ready.", "IT"),
+        ("The CEO's statement was published.", "CEO"),
+        ("Send it ASAP, the PDF's version is old.", "PDF"),
+    ],
+)
+def test_abbreviations_are_not_initials(gr_default: Guardrail, text: str, value: str) -> None:
+    assert not [f for f in findings_over(gr_default, text, value) if f.entity == "PERSON"]
+
+
+# ------------------------------------------------------------------ day and month without a year
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Next step: site visit on 23/10 at their plant.", "23/10"),
+        ("14/03 first call with the buyer, sent samples.", "14/03"),
+        ("- 07.06 contract signed by both sides", "07.06"),
+        ("The signing is planned for 21.05. at the notary.", "21.05"),
+    ],
+)
+def test_day_and_month_without_a_year(gr_default: Guardrail, text: str, value: str) -> None:
+    assert covers(gr_default, text, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("The total was 16.04 EUR including VAT.", "16.04"),
+        ("Firmware version 12.05 fixed the bug.", "12.05"),
+        ("He rated it 18/20 overall.", "18/20"),
+        ("It weighs 14.03 kg.", "14.03"),
+    ],
+)
+def test_numbers_that_are_not_day_and_month(gr_hipaa: Guardrail, text: str, value: str) -> None:
+    assert not [f for f in findings_over(gr_hipaa, text, value) if f.entity == "DATE_TIME"]
+
+
+# ------------------------------------------------------------------ facilities
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Follow-up at Riverbend Orthopedic Center in two weeks.", "Riverbend Orthopedic Center"),
+        ("Program: Pinecrest Recovery Center   Client ID 4471", "Pinecrest Recovery Center"),
+        ("Refill sent to Maplewood Community Pharmacy.", "Maplewood Community Pharmacy"),
+        ("Prayers at Masjid Al-Noor after Asr.", "Al-Noor"),
+        ("Admissions office, Universidad de Salamanca", "Universidad de Salamanca"),
+        ("Reminder from the Al-Rahma Mosque committee.", "Al-Rahma Mosque"),
+    ],
+)
+def test_facility_names(gr_hipaa: Guardrail, text: str, value: str) -> None:
+    assert covers(gr_hipaa, text, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Referred to the Cancer Center for staging.", "Cancer Center"),
+        ("Seen in the Urgent Care Center overnight.", "Urgent Care Center"),
+        ("Our Community Health Clinic opens at 8.", "Community Health Clinic"),
+    ],
+)
+def test_generic_departments_are_not_found_as_facilities(gr_hipaa: Guardrail, text: str, value: str) -> None:
+    assert not [f for f in findings_over(gr_hipaa, text, value) if f.recognizer == "FacilityRecognizer"]

@@ -73,6 +73,35 @@ def date_recognizer() -> RuleRecognizer:
                 0.4,
                 not_after=_SCORE_BEFORE,
             ),
+            # day/month without a year, where the first number cannot be a month ("19/11", "23.04."), or
+            # with a leading zero and a full stop ("05.03", "16.04."): weak alone, stronger after "on" or
+            # at the start of a log line
+            Rule(
+                "dm",
+                r"(?<![\w/.,-])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\w/]|[.,]\d)",
+                0.4,
+                not_after=_SCORE_BEFORE,
+            ),
+            Rule(
+                "dm dotted",
+                r"(?<![\w/.,$€£¥-])(?:0[1-9]|[12]\d|3[01])\.(?:0[1-9]|1[0-2])\.?(?![\w/]|[.,]?\d|\s*(?:%|€|\$|£|EUR|USD|"
+                r"kg|g|mg|ml|km|m|cm|mm|h|hrs?|min|x|pts?|points?))",
+                0.4,
+                not_after=r"(?:\b(?:version|v|ver|release|rel|build|fw|firmware|score|rated?|rating|grade|price|"
+                r"total|cost|sum|amount|balance|paid|eur|usd|gbp|chf|nok|sek|dkk|pln|czk)\b[\s:=]*)$",
+            ),
+            # "21.05. at the notary", "am 03.11. um 10 Uhr": the German form with a closing full stop
+            # inside a sentence
+            Rule(
+                "dm dotted closed",
+                r"(?<![\w/.,$€£¥-])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?=[ \t]+[a-zäöü0-9])",
+                0.6,
+            ),
+            Rule(
+                "log line day month",
+                r"(?m)^[ \t]*(?:[-•*·][ \t]*)?(?P<v>(?:0?[1-9]|[12]\d|3[01])[/.](?:0?[1-9]|1[0-2])\.?)(?=[ \t]+[\w(])",
+                0.6,
+            ),
             # ranges: "3/4-3/9/2024", "11/2023 - 1/2024", "Mar 3-9, 2024", "12.-15.03.2024"
             Rule(
                 "md range",

@@ -352,6 +352,8 @@ def identifier_recognizers() -> list[RuleRecognizer]:
                     validate=phone_ok,
                 ),
                 Rule("phone plain", r"(?<![\w+.-])(?:\+|00|0)\d{8,13}(?![\w-])", 0.3, validate=phone_ok),
+                # an internal extension alone: "Handler: K. Doyle, ext. 4471"
+                Rule("extension", r"(?<![\w.])(?i:ext\.?|extension)[ \t]?(?P<v>\d{2,6})(?![\w-])", 0.6),
                 Rule(
                     "phone labelled",
                     labelled(

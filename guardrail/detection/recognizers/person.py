@@ -46,6 +46,14 @@ _NOT_LIVING = (
     r"His|Her|Their|Family|Team|Company|Staff|Everything|Nothing|Something|One|Each|Most|Many|Some|Legend|"
     r"History|Music|Love|Hope|Life|Data|Code|Information|Support|Stock|Inventory)"
 )
+# abbreviations that are departments, bodies or clinical terms rather than someone's initials
+_NOT_INITIALS = (
+    r"(?:HR|IT|PR|QA|UX|UI|AI|ML|ED|ER|OR|PT|OT|DC|UK|US|USA|EU|UN|TV|PC|OK|CC|VP|MD|RN|NP|PA|GP|CEO|CFO|"
+    r"CTO|COO|CIO|CMO|BP|HR|RR|ICU|CT|MRI|EKG|ECG|EEG|FDA|CDC|WHO|NHS|CMS|IRS|HMRC|SSA|DMV|DOB|SSN|MRN|"
+    r"PCP|IV|PO|NPO|PRN|BID|TID|QID|QD|HS|ID|IDs|NB|PS|FYI|ASAP|ETA|TBD|TBC|AM|PM|API|SDK|SQL|CRM|ERP|"
+    r"SSO|VPN|PDF|CSV|KYC|AML|SLA|NDA|MSA|SOW|POC|ROI|KPI|OKR|RFP|RFQ|GDPR|HIPAA|PII|PHI|AWS|GCP|ATM|"
+    r"VAT|GST|TAX|LLC|LTD|INC|PLC|GM|MP|EMEA|APAC|LATAM|NYC|LA|SF|DJ|RA|TA|AP|AR|IR|OEM|SME|CPA|ACA)"
+)
 _NOT_ACTOR = (
     r"(?:Yesterday|Today|Tomorrow|Then|Later|Finally|Also|Again|Monday|Tuesday|Wednesday|Thursday|Friday|"
     r"Saturday|Sunday|Customer|Client|Support|Sales|Security|Management|Legal|Finance|Someone|Nobody|"
@@ -129,6 +137,30 @@ def person_recognizer() -> RuleRecognizer:
                 r"called[ ](?:me|us|back|in)|told[ ](?:me|us|him|her|them)|asked[ ](?:me|us|for|about|whether|if)|"
                 r"replied|wrote[ ](?:to|back|that)|thanked|apologi[sz]ed|complained|signed[ ](?:off|the)|"
                 r"resigned|retired|was[ ]hired|was[ ]promoted|is[ ]on[ ](?:leave|holiday|vacation))\b",
+                0.6,
+            ),
+            # a name with an honorific suffix: "Yamamoto-sama", "Okada-san", "Suzuki-buchō", "Min-jun-ssi"
+            Rule(
+                "honorific suffix",
+                rf"(?<![\w'’-])(?P<v>{_WORD}(?:[ ]{_WORD})?)-(?:san|sama|kun|chan|sensei|senpai|dono|buchō|bucho|"
+                r"kachō|kacho|shachō|shacho|ssi|nim|ji|jee|sahib|saab|bhai|didi|hanım|hanim|bey)(?![\w-])",
+                0.85,
+            ),
+            # initials standing for a person: "TZ said to use Signal", "MA's statement", "Sonographer: JM"
+            Rule(
+                "initials speak",
+                rf"(?<![\w&/.-])(?!{_NOT_INITIALS}\b)(?P<v>[A-Z]{{2,3}})(?:['’]s[ ]+(?:statement|account|view|"
+                r"manager|request|version|notes?|email|e-mail|message|call|reply)|[ ]+(?:said|says|told|asked|"
+                r"agreed|confirmed|replied|wrote|mentioned|called|emailed|thinks|thought|wants|wanted|"
+                r"will[ ]call|will[ ]send|to[ ]call[ ]back))\b",
+                0.6,
+            ),
+            Rule(
+                "initials after role",
+                r"(?i:\b(?:sonographer|technologist|tech|scribe|transcriptionist|transcribed\s+by|dictated\s+by|"
+                r"interpreter|reviewer|reviewed\s+by|approved\s+by|author|owner|handler|agent|rep|"
+                r"entered\s+by|verified\s+by|witness|chaperone|scrub|circulator)\b)[ \t]*:?[ \t]*"
+                rf"(?!{_NOT_INITIALS}\b)(?P<v>[A-Z]{{2,3}})(?![\w-])",
                 0.6,
             ),
             Rule("speaker", rf"(?m)^[ \t]*(?P<v>{_WORD}(?:[ \t]+{_WORD})?)[ \t]*:[ \t]*[\"“']", 0.7),
