@@ -272,7 +272,8 @@ _THING_AFTER = re.compile(
     r"(?i)^\s+(?:labou?r\s+law|law|laws|language|version|translation|subtitles|menu|keyboard|layout|food|cuisine|"
     r"restaurant|dishes|recipes?|payment|payments|market|markets|tax|taxes|vat|"
     r"holidays?|time|timezone|text|site|website|edition|branch|office|suppliers?|retailers?|banks?|"
-    r"regulators?|regulations?|rules|standards?|grammar|alphabet|script|spelling|keyboard)\b"
+    r"regulators?|regulations?|rules|standards?|grammar|alphabet|script|spelling|easter|christmas|"
+    r"new\s+year|festival|calendar)\b"
 )
 # a place in a business sense: where a company ships, sells, hosts or operates
 _MARKET_BEFORE = re.compile(
@@ -295,17 +296,38 @@ def _SITE_AROUND(text: str, f: Finding) -> bool:
     )
 
 
+_DEPARTMENT_WORDS = (
+    r"Operations|Sales|Marketing|Finance|Financial|Engineering|Data|Platforms?|Products?|Growth|People|"
+    r"Talent|Acquisition|Procurement|Purchasing|Logistics|Supply|Chain|Strategy|Research|Development|"
+    r"Support|Customer|Success|Security|Infrastructure|Legal|Compliance|Risk|Analytics|Design|Quality|"
+    r"Manufacturing|Partnerships|Business|Communications|Admissions|Facilities|Technology|Innovation|"
+    r"Digital|Transformation|Accounts|Payroll|Treasury|Audit|Investor|Relations|Public|Affairs|Events|"
+    r"Content|Brand|Cloud|Mobile|Backend|Frontend|Services|Experience|Insights|Intelligence|Revenue|"
+    r"Enablement|Programs?|Projects?|Delivery|Solutions|Administration|Resources|Human|and|&"
+)
+_DEPARTMENT = re.compile(rf"(?:(?:{_DEPARTMENT_WORDS})(?:[ ,]+|$))+$")
+
+
+def _is_demonym(value: str) -> bool:
+    from guardrail.detection.recognizers.gazetteers import demonym_forms
+
+    words = re.findall(r"[^\W\d_]+", value)
+    return len(words) == 1 and words[0].lower() in demonym_forms()
+
+
 def _personal_names(text: str, found: list[Finding]) -> list[Finding]:
     from guardrail.detection.recognizers.ner import CALENDAR_NAME
     from guardrail.detection.recognizers.vocabulary import (
         COMMERCE_AFTER,
         COMMERCE_BEFORE,
         EMPLOYMENT_BEFORE,
+        commerce_name,
         not_personal,
     )
 
     out = []
-    for f in found:
+    for original in found:
+        f = original
         value = text[f.start : f.end]
         if (
             f.entity in _NAMED_OR_GROUP
@@ -315,6 +337,12 @@ def _personal_names(text: str, found: list[Finding]) -> list[Finding]:
             # "Monday", "Thu", "Golden Week" found as a name on weak evidence: a weekday or a holiday
             # ("call me Thu" is strong evidence of a name and stays)
             continue
+        if value.startswith("@") and commerce_name(value[1:]):
+            continue  # "@Ryanair": a company's own handle
+        if f.entity in _NAMED_TYPES and _DEPARTMENT.match(value):
+            continue  # "Operations" in "Head of Operations", "Data Platforms": a department, not a name
+        if f.recognizer == "SpacyNerRecognizer" and f.entity in _NAMED_TYPES and _is_demonym(value):
+            f = Finding(f.start, f.end, "NRP", f.score, f.recognizer)  # "Hungarian 🙂" as an organisation
         if f.entity == "NRP" and f.score < _STRONG_NAME + 0.1:
             before, after = text[max(0, f.start - 40) : f.start], text[f.end : f.end + 30]
             # the model's NORP on a brand ("Bose headphones"); a language ("surname first in Hungarian",

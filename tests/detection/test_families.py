@@ -383,3 +383,28 @@ def test_facility_names(gr_hipaa: Guardrail, text: str, value: str) -> None:
 )
 def test_generic_departments_are_not_found_as_facilities(gr_hipaa: Guardrail, text: str, value: str) -> None:
     assert not [f for f in findings_over(gr_hipaa, text, value) if f.recognizer == "FacilityRecognizer"]
+
+
+# ------------------------------------------------------------------ products, handles, departments
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("I sold my Ford Ranger last spring.", "Ford Ranger"),
+        ("The Sony Bravia in the lounge is broken.", "Sony Bravia"),
+        ("MacBook Pro or MacBook Air M3 for the new hire?", "MacBook Pro"),
+        ("complained to @Ryanair on twitter, no answer yet", "@Ryanair"),
+        ("Grace Cho, Head of Operations, joined in May.", "Operations"),
+        ("The office is closed for Orthodox Easter.", "Orthodox"),
+        ("her surname comes first in Hungarian 🙂 thanks", "Hungarian"),
+    ],
+)
+def test_products_handles_and_departments_survive(gr_default: Guardrail, text: str, value: str) -> None:
+    assert not findings_over(gr_default, text, value)
+
+
+def test_people_next_to_products(gr_default: Guardrail) -> None:
+    assert covers(gr_default, "Zoe shouted at Amanda across the hall.", "Zoe")
+    assert covers(gr_default, "complained to @Ryanair, and @lena_k replied", "@lena_k")
+    assert covers(gr_default, "Grace Cho, Head of Operations, joined in May.", "Grace Cho")

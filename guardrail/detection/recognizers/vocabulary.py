@@ -67,6 +67,14 @@ american_airlines southwest alaska_airlines air_canada westjet aer_lingus finnai
 indigo latam avianca aeroméxico aeromexico hilton marriott hyatt ihg accor ibis novotel radisson
 sheraton holiday_inn best_western coca-cola pepsi nestlé nestle unilever procter_&_gamble p&g heineken
 danone kraft mondelez cargill exxon chevron totalenergies ticketmaster ticketek stubhub eventbrite
+macbook imac ipad iphone airpods apple_watch chromebook thinkpad ideapad kindle roku chromecast
+firestick bravia quietcomfort corolla camry prius yaris rav4 cr-v qashqai tiguan passat octavia fabia
+clio megane captur twingo mondeo kuga f-150 sandero tucson sportage picanto vitara ford_ranger
+ford_focus ford_fiesta ford_mustang ford_transit vw_golf volkswagen_golf vw_polo volkswagen_polo
+honda_civic honda_accord honda_jazz nissan_leaf nissan_micra nissan_juke suzuki_swift renault_zoe
+fiat_panda fiat_500 hyundai_kona kia_ceed google_pixel pixel_8 pixel_9 samsung_galaxy galaxy_s23
+galaxy_s24 microsoft_surface surface_pro nintendo_switch amazon_echo echo_dot tesla_model_3
+tesla_model_y model_3 model_y
 """
 
 # Clinical vocabulary capitalised in notes: brand and generic drug names, eponymous signs, tests and
