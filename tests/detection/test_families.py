@@ -408,3 +408,49 @@ def test_people_next_to_products(gr_default: Guardrail) -> None:
     assert covers(gr_default, "Zoe shouted at Amanda across the hall.", "Zoe")
     assert covers(gr_default, "complained to @Ryanair, and @lena_k replied", "@lena_k")
     assert covers(gr_default, "Grace Cho, Head of Operations, joined in May.", "Grace Cho")
+
+
+# ------------------------------------------------------------- ids, handles and date elements by position
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Autopay from the card ending 7719, insurance on file.", "7719"),
+        ("The last 4 digits are 0917, can you confirm?", "0917"),
+        ("Exit interview - Omar Haddad (EMP-4410), Sales", "EMP-4410"),
+        ("Customer CUST-004512 called twice.", "CUST-004512"),
+        ("Stage: Proposal · Owner: lhansen · Next step: demo", "lhansen"),
+        ("Ops said to use marta.k on Signal if it is urgent.", "marta.k"),
+    ],
+)
+def test_ids_and_handles_by_position(gr_default: Guardrail, text: str, value: str) -> None:
+    assert covers(gr_default, text, value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Owner: me, reviewer pending.",
+        "Assigned to: unassigned",
+        "We will use it on Signal.",
+        "The fee is EUR-150 per month.",
+    ],
+)
+def test_position_look_alikes(gr_default: Guardrail, text: str) -> None:
+    assert not [f for f in gr_default.detect(text) if f.entity in ("USERNAME", "ACCOUNT_NUMBER")]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Not taking apixaban since Aug (cost).", "Aug"),
+        ("Salads every day since New Year's.", "New Year's"),
+        ("Symptoms worse until Thanksgiving, then better.", "Thanksgiving"),
+    ],
+)
+def test_month_or_holiday_alone_is_removed_by_safe_harbor_only(
+    gr_default: Guardrail, gr_hipaa: Guardrail, text: str, value: str
+) -> None:
+    assert covers(gr_hipaa, text, value)
+    assert not findings_over(gr_default, text, value)

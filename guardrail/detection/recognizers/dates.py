@@ -33,6 +33,13 @@ def _numeric_ok(value: str) -> bool:
     return (1 <= a <= 12 and 1 <= b <= 31) or (1 <= b <= 12 and 1 <= a <= 31)
 
 
+_HOLIDAY_NAMES = (
+    r"Christmas(?:\s+Eve|\s+Day)?|Xmas|Easter|Thanksgiving|Halloween|Diwali|Ramadan|Hanukkah|Passover|"
+    r"New\s+Year(?:'s|’s)?(?:\s+(?:Eve|Day))?|Lunar\s+New\s+Year|Chinese\s+New\s+Year|Eid(?:\s+al-\w+)?|"
+    r"Labou?r\s+Day|Memorial\s+Day|Independence\s+Day|Boxing\s+Day|Good\s+Friday|Yom\s+Kippur|"
+    r"Rosh\s+Hashanah|Valentine(?:'s|’s)?\s+Day|Mother(?:'s|’s)\s+Day|Father(?:'s|’s)\s+Day"
+)
+
 # scores, ratios and vitals written like dates: "pain 7/10", "power 4/5", "BP 120/80", "ratio 1/3"
 _SCORE_BEFORE = (
     r"(?:\b(?:pain|mood|sleep|fatigue|anxiety|score[sd]?|scale|rated?|rating|ratio|grade|power|strength|motor|reflexes|vision|"
@@ -160,6 +167,21 @@ def date_recognizer() -> RuleRecognizer:
             Rule("month year", rf"\b{MONTHS}\.?,?\s+(?:of\s+)?{_YEAR4}\b", 0.8, flags=re.IGNORECASE),
             Rule("month day", rf"\b{MONTHS}\.?\s+{_DAY}\b(?!\s*(?:%|percent))", 0.6),
             Rule("day of month", rf"\b{_DAY}\s+(?:of\s+)?{MONTHS}\b", 0.6),
+            # a month or a holiday alone after "since", "until", "in" ...: a date element for Safe Harbor (0.45,
+            # under the default pack's threshold)
+            Rule(
+                "month after preposition",
+                rf"(?i:\b(?:since|until|till|from|before|after|during|through|in|by|last|next|early|late|mid)"
+                rf"[ \t-]+)(?P<v>(?-i:{MONTHS}|Sept)\.?)(?![\w/-])(?![ \t]+\d)",
+                0.45,
+            ),
+            Rule(
+                "holiday after preposition",
+                r"(?i:\b(?:since|until|till|before|after|during|over|at|around|by)[ \t]+(?:the[ \t]+)?)"
+                rf"(?P<v>{_HOLIDAY_NAMES})(?![\w-])",
+                0.45,
+                flags=re.IGNORECASE,
+            ),
             Rule("month/year", rf"{w}(?:0?[1-9]|1[0-2])/{_YEAR4}{e}", 0.6),
             # a bare year: personal data when it dates an event of a person's life; weak alone
             Rule(
