@@ -454,3 +454,17 @@ def test_month_or_holiday_alone_is_removed_by_safe_harbor_only(
 ) -> None:
     assert covers(gr_hipaa, text, value)
     assert not findings_over(gr_default, text, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Made in Italy, shipped from Portugal.", "Made"),
+        ("Amazon Web Services retired the old API.", "Web Services"),
+        ("The Mayo Clinic guidelines recommend a statin.", "Mayo Clinic"),
+        ("Our Paris office is closed in August.", "Paris"),
+    ],
+)
+def test_new_rules_leave_look_alikes_alone(gr_default: Guardrail, text: str, value: str) -> None:
+    assert not [f for f in findings_over(gr_default, text, value) if f.entity in ("PERSON", "LOCATION")]
+    assert not [f for f in findings_over(gr_default, text, value) if f.recognizer == "FacilityRecognizer"]

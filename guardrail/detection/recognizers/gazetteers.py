@@ -118,7 +118,7 @@ INTERNATIONAL_GIVEN = frozenset(
     adaeze chioma chinedu chidi chidinma chiamaka chukwuemeka emeka ngozi nkechi obinna ifeoma uchenna
     ikenna nnamdi chinwe chinonso ebuka tunde babatunde adebayo ayodele folake funmilayo oluwaseun seun
     tolu tolulope tobi kayode yetunde bisi femi gbenga segun kunle dayo lanre adeola adewale abiodun
-    olumide temitope kofi kwame kwabena kwaku akosua abena efua adwoa kojo yaa afua kwesi amara zainab
+    olumide temitope kofi kwame kwabena kwaku akosua abena efua adwoa kojo  afua kwesi amara zainab
     aminu hauwa halima sani usman abdullahi aliyu musa bello nneka oluchi ugochi kelechi ejike
     wanjiru wambui njeri kamau otieno achieng akinyi omondi baraka juma neema zawadi wanjiku mwangi
     thandiwe thabo sipho lindiwe nomvula themba bongani lerato palesa tshepo kagiso mpho nandi zanele
@@ -139,10 +139,10 @@ INTERNATIONAL_GIVEN = frozenset(
     esra büşra busra deniz ebru oğuz oguz serkan volkan onur ozan barış baris gökhan gokhan hakan tolga
     abdullah abdul abdulrahman fatima aisha khadija zahra anwar imran faisal adnan waleed walid ziad
     kenji hiroshi takeshi haruto yuki yuto sota kaito hina yui aoi haruka akiko yoko keiko naoko tomoko
-    sachiko kazuki daisuke shota ryota takumi kenta yusuke satoshi makoto taro hiroko hiroki naoki
+    sachiko kazuki daisuke shota ryota takumi kenta yusuke satoshi makoto  hiroko hiroki naoki
     yoshiko yumiko kaori megumi ayumi mei wei jing xiaoming xiaoli xiaowei jian qiang zhen ying yuki
     minh anh linh trang huong thanh tuan phuong quang nguyet thao jisoo minjun seojun jiwoo seoyeon
-    hyun jiyeon minji sungmin dongwook jihoon yeon siti nurul putri ayu dewi agus budi wayan made
+    hyun jiyeon minji sungmin dongwook jihoon yeon siti nurul putri ayu dewi agus budi wayan
     aleksandr aleksandra dmitri dmitry sergei sergey vladimir igor oleg andrei alexei aleksei nikolai
     mikhail yuri pavel olga natalia natasha svetlana tatiana tatyana irina ekaterina yekaterina
     anastasia oksana yulia galina ludmila lyudmila tomasz tomek piotr paweł pawel krzysztof grzegorz
@@ -154,7 +154,7 @@ INTERNATIONAL_GIVEN = frozenset(
     sven lars anders nils björn bjorn magnus olaf ingrid astrid sigrid solveig freya frida elin karin
     annika linnea linnéa maja trond torbjørn håkon hakon espen eirik øystein oystein jussi juha mikko
     antti pekka aino aleksi eero jonas jens søren soren mette jörg jorg jürgen jurgen klaus uwe dieter
-    wolfgang günter gunter heike anke silke birgit ute katrin jannik leonie hannes matthias mathias
+    wolfgang günter gunter heike anke silke birgit  katrin jannik leonie hannes matthias mathias
     tobias florian stefanie sabine ulrike gerhard helmut manfred reinhard thorsten torsten
     joaquín joaquin ximena mateo valentina camila sofía lucía lucia martina alejandro guillermo rodrigo
     gonzalo ignacio álvaro alvaro íñigo inigo itziar ainhoa nerea iker jordi núria nuria montserrat

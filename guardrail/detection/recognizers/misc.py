@@ -59,6 +59,13 @@ _GENERIC_FACILITY_WORDS = frozenset(
 )
 
 
+_GUIDANCE_AFTER = re.compile(
+    r"['’]?s?[ \t]+(?:guidelines?|criteria|protocols?|recommendations?|score|scale|classification|study|"
+    r"studies|trial|research|website|app|newsletter|podcast|foundation|press)\b",
+    re.IGNORECASE,
+)
+
+
 class FacilityRecognizer(RuleRecognizer):
     """Facilities: capitalised words then a facility kind, at least one of them distinctive."""
 
@@ -80,6 +87,8 @@ class FacilityRecognizer(RuleRecognizer):
             words = m.group(1).split() if m.group(1) else ["x"]
             if m.group(1) and all(w.lower().strip(".,") in _GENERIC_FACILITY_WORDS for w in words):
                 continue
+            if _GUIDANCE_AFTER.match(text, m.end()):
+                continue  # "the Mayo Clinic guidelines": a source of guidance, not where someone is
             start = m.start()
             # a leading article or possessive is not part of the name
             lead = re.match(r"(?:The|Our|Your|Their|A|An)[ \t]+", text[start : m.end()])

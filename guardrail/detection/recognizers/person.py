@@ -54,6 +54,12 @@ _NOT_INITIALS = (
     r"SSO|VPN|PDF|CSV|KYC|AML|SLA|NDA|MSA|SOW|POC|ROI|KPI|OKR|RFP|RFQ|GDPR|HIPAA|PII|PHI|AWS|GCP|ATM|"
     r"VAT|GST|TAX|LLC|LTD|INC|PLC|GM|MP|EMEA|APAC|LATAM|NYC|LA|SF|DJ|RA|TA|AP|AR|IR|OEM|SME|CPA|ACA)"
 )
+# second words that make two capitalised words a company or a team, not a person
+_ORG_WORD = (
+    r"(?:Services|Systems|Solutions|Group|Bank|Team|Support|Cloud|Music|Airlines|Airways|Motors|Labs|Health|"
+    r"Capital|Partners|Media|Mobile|Energy|Foods|Insurance|Service|Office|Desk|Department|Store|Sales|"
+    r"Marketing|Finance|Legal|Security|Operations|Engineering|Technologies|Tech|Logistics|Express|Post)"
+)
 _NOT_ACTOR = (
     r"(?:Yesterday|Today|Tomorrow|Then|Later|Finally|Also|Again|Monday|Tuesday|Wednesday|Thursday|Friday|"
     r"Saturday|Sunday|Customer|Client|Support|Sales|Security|Management|Legal|Finance|Someone|Nobody|"
@@ -132,7 +138,7 @@ def person_recognizer() -> RuleRecognizer:
             # something only a person does, whatever the first word also names
             Rule(
                 "full name acts",
-                rf"(?<![\w'’-])(?!{_NOT_LIVING}\b|{_NOT_ACTOR}\b){_NOT_ADDRESSEE}(?P<v>{_WORD}[ ]{_WORD})[ ]+(?:has[ ]|had[ ]|will[ ]|just[ ])?"
+                rf"(?<![\w'’-])(?!{_NOT_LIVING}\b|{_NOT_ACTOR}\b){_NOT_ADDRESSEE}(?P<v>{_WORD}[ ](?!{_ORG_WORD}\b){_WORD})[ ]+(?:has[ ]|had[ ]|will[ ]|just[ ])?"
                 r"(?:joined[ ](?:the[ ]|our[ ])?(?:team|company|call|meeting|us)|emailed|e-mailed|phoned|texted|"
                 r"called[ ](?:me|us|back|in)|told[ ](?:me|us|him|her|them)|asked[ ](?:me|us|for|about|whether|if)|"
                 r"replied|wrote[ ](?:to|back|that)|thanked|apologi[sz]ed|complained|signed[ ](?:off|the)|"
@@ -283,7 +289,8 @@ _NOT_NAMES = frozenset(
 
 _SUFFIX_WORDS = frozenset(
     "street avenue road lane drive hospital clinic inc corp ltd university school college center centre bank "
-    "church park hall library museum airport station county city foundation institute".split()
+    "church park hall library museum airport station county city foundation institute office offices team "
+    "store branch hq headquarters region site campus".split()
 )
 
 
