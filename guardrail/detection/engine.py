@@ -143,6 +143,15 @@ class PresidioDetector:
         return out
 
     def _detect_uncached(self, originals: Sequence[str]) -> list[list[Finding]]:
+        try:
+            return self._detect_views(originals)
+        except Exception as exc:  # noqa: BLE001 - any failure must fail closed, whatever its type
+            # fail closed, and never echo the text: the message names the failure type only
+            raise DetectionError(f"detection failed ({type(exc).__name__})") from (
+                exc if os.environ.get("GUARDRAIL_DEBUG") else None
+            )
+
+    def _detect_views(self, originals: Sequence[str]) -> list[list[Finding]]:
         # detection runs on each text's normalised view (zero-width controls removed, full-width forms
         # folded, "at"/"dot" e-mails ...); findings are mapped back to the original offsets at the end
         views = [normalised_view(t) for t in originals]
@@ -154,20 +163,12 @@ class PresidioDetector:
             for w in split_windows(text, size=self._window.size, overlap=self._window.overlap):
                 pieces.append((i, w.start, w.keep_from, w.keep_to, text[w.start : w.end]))
         raw: list[list[Finding]] = [[] for _ in texts]
-        try:
-            artifacts = self._nlp.process_batch([p[4] for p in pieces], "en")
-            for (i, offset, keep_from, keep_to, piece), (_, nlp_artifacts) in zip(
-                pieces, artifacts, strict=True
-            ):
-                for f in self._analyze(piece, nlp_artifacts):
-                    start = f.start + offset
-                    if keep_from <= start < keep_to:
-                        raw[i].append(Finding(start, f.end + offset, f.entity, f.score, f.recognizer))
-        except Exception as exc:  # noqa: BLE001 - any failure must fail closed, whatever its type
-            # fail closed, and never echo the text: the message names the failure type only
-            raise DetectionError(f"detection failed ({type(exc).__name__})") from (
-                exc if os.environ.get("GUARDRAIL_DEBUG") else None
-            )
+        artifacts = self._nlp.process_batch([p[4] for p in pieces], "en")
+        for (i, offset, keep_from, keep_to, piece), (_, nlp_artifacts) in zip(pieces, artifacts, strict=True):
+            for f in self._analyze(piece, nlp_artifacts):
+                start = f.start + offset
+                if keep_from <= start < keep_to:
+                    raw[i].append(Finding(start, f.end + offset, f.entity, f.score, f.recognizer))
         return [_mapped(view, self._finish(view.text, found)) for view, found in zip(views, raw, strict=True)]
 
     # ------------------------------------------------------------------ internals
