@@ -468,3 +468,16 @@ def test_month_or_holiday_alone_is_removed_by_safe_harbor_only(
 def test_new_rules_leave_look_alikes_alone(gr_default: Guardrail, text: str, value: str) -> None:
     assert not [f for f in findings_over(gr_default, text, value) if f.entity in ("PERSON", "LOCATION")]
     assert not [f for f in findings_over(gr_default, text, value) if f.recognizer == "FacilityRecognizer"]
+
+
+def test_street_without_a_number_then_its_town(gr_default: Guardrail) -> None:
+    text = "The crash was at the junction of Dunmore Road and Carrow Road, Norwich at 5pm."
+    assert covers(gr_default, text, "Carrow Road, Norwich")
+    # the model's span does not run on into "and"
+    start = text.index(" and ")
+    assert not [f for f in gr_default.detect(text) if f.start <= start + 1 < f.end]
+    assert not [
+        f
+        for f in findings_over(gr_default, "She shops on Oxford Street, Monday mornings.", "Monday")
+        if f.entity == "LOCATION"
+    ]

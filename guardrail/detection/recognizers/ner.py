@@ -67,6 +67,7 @@ CALENDAR_NAME = re.compile(
     rf"(?i)^(?:the\s+)?(?:orthodox\s+|catholic\s+|lunar\s+)?(?:{_HOLIDAYS}|{_WEEKDAY})$"
 )
 _NAME_JUNK = re.compile(r"^[\W\d_]+$")
+_TRAILING_WORD = re.compile(r"\s+(?:and|or|&|of|in|at|on|the|with|to)$")
 
 
 class NerRecognizer(LocalRecognizer):
@@ -96,6 +97,10 @@ class NerRecognizer(LocalRecognizer):
                 start += lead.end()
             if value.endswith(("'s", "’s")):
                 end -= 2
+            # a conjunction or preposition the model ran on with ("Uppingham Road and")
+            tail = _TRAILING_WORD.search(text, start, end)
+            if tail is not None and label != "DATE_TIME":
+                end = tail.start()
             if label in {"PERSON", "ORGANIZATION"}:
                 # a name ends at a line break or a run of spaces (form fields: "Chidi  Sex: M")
                 cut = re.search(r"\n|[ \t]{2,}", text[start:end])
