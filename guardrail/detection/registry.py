@@ -98,7 +98,12 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
     from guardrail.detection.recognizers.handles import username_recognizer
     from guardrail.detection.recognizers.identifiers import context_id_recognizers, identifier_recognizers
     from guardrail.detection.recognizers.location import location_recognizers, zip_recognizer
-    from guardrail.detection.recognizers.misc import DemonymRecognizer, card_recognizer, company_recognizer
+    from guardrail.detection.recognizers.misc import (
+        DemonymRecognizer,
+        FacilityRecognizer,
+        card_recognizer,
+        company_recognizer,
+    )
     from guardrail.detection.recognizers.national import national_id_recognizer
     from guardrail.detection.recognizers.ner import NerRecognizer
     from guardrail.detection.recognizers.person import GivenNameRecognizer, person_recognizer
@@ -117,6 +122,7 @@ def _guardrail_recognizers(entities: frozenset[str]) -> list[Any]:
         person_recognizer(),
         GivenNameRecognizer(),
         company_recognizer(),
+        FacilityRecognizer(),
         DemonymRecognizer(),
         card_recognizer(),
         PhoneLibraryRecognizer(),

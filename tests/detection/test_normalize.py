@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,3 +127,19 @@ def test_obfuscated_values_are_found_and_the_original_characters_redacted(gr_def
         assert value not in out
         # the whole value, zero-width characters included, is gone; nothing of it is left behind
         assert out == text.replace(value, "#"), out
+
+
+def test_a_failure_in_the_view_fails_closed(gr_default: Guardrail, monkeypatch: pytest.MonkeyPatch) -> None:
+    from guardrail.detection import engine
+    from guardrail.errors import DetectionError
+
+    def broken(text: str) -> object:
+        raise ValueError(text)  # a failure whose message would carry the text
+
+    monkeypatch.setattr(engine, "normalised_view", broken)
+    monkeypatch.setenv("GUARDRAIL_DETECTION_CACHE", "0")
+    secret = "Call Ilse Maartens on 07700 900123 about a new text 41."
+    with pytest.raises(DetectionError) as info:
+        gr_default.detector._detect_uncached([secret])
+    assert "Ilse" not in str(info.value)
+    assert info.value.__cause__ is None

@@ -33,6 +33,13 @@ def _numeric_ok(value: str) -> bool:
     return (1 <= a <= 12 and 1 <= b <= 31) or (1 <= b <= 12 and 1 <= a <= 31)
 
 
+_HOLIDAY_NAMES = (
+    r"Christmas(?:\s+Eve|\s+Day)?|Xmas|Easter|Thanksgiving|Halloween|Diwali|Ramadan|Hanukkah|Passover|"
+    r"New\s+Year(?:'s|’s)?(?:\s+(?:Eve|Day))?|Lunar\s+New\s+Year|Chinese\s+New\s+Year|Eid(?:\s+al-\w+)?|"
+    r"Labou?r\s+Day|Memorial\s+Day|Independence\s+Day|Boxing\s+Day|Good\s+Friday|Yom\s+Kippur|"
+    r"Rosh\s+Hashanah|Valentine(?:'s|’s)?\s+Day|Mother(?:'s|’s)\s+Day|Father(?:'s|’s)\s+Day"
+)
+
 # scores, ratios and vitals written like dates: "pain 7/10", "power 4/5", "BP 120/80", "ratio 1/3"
 _SCORE_BEFORE = (
     r"(?:\b(?:pain|mood|sleep|fatigue|anxiety|score[sd]?|scale|rated?|rating|ratio|grade|power|strength|motor|reflexes|vision|"
@@ -72,6 +79,35 @@ def date_recognizer() -> RuleRecognizer:
                 r"(?<![\w/.-])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\w/]|\.\d)",
                 0.4,
                 not_after=_SCORE_BEFORE,
+            ),
+            # day/month without a year, where the first number cannot be a month ("19/11", "23.04."), or
+            # with a leading zero and a full stop ("05.03", "16.04."): weak alone, stronger after "on" or
+            # at the start of a log line
+            Rule(
+                "dm",
+                r"(?<![\w/.,-])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\w/]|[.,]\d)",
+                0.4,
+                not_after=_SCORE_BEFORE,
+            ),
+            Rule(
+                "dm dotted",
+                r"(?<![\w/.,$€£¥-])(?:0[1-9]|[12]\d|3[01])\.(?:0[1-9]|1[0-2])\.?(?![\w/]|[.,]?\d|\s*(?:%|€|\$|£|EUR|USD|"
+                r"kg|g|mg|ml|km|m|cm|mm|h|hrs?|min|x|pts?|points?))",
+                0.4,
+                not_after=r"(?:\b(?:version|v|ver|release|rel|build|fw|firmware|score|rated?|rating|grade|price|"
+                r"total|cost|sum|amount|balance|paid|eur|usd|gbp|chf|nok|sek|dkk|pln|czk)\b[\s:=]*)$",
+            ),
+            # "21.05. at the notary", "am 03.11. um 10 Uhr": the German form with a closing full stop
+            # inside a sentence
+            Rule(
+                "dm dotted closed",
+                r"(?<![\w/.,$€£¥-])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?=[ \t]+[a-zäöü0-9])",
+                0.6,
+            ),
+            Rule(
+                "log line day month",
+                r"(?m)^[ \t]*(?:[-•*·][ \t]*)?(?P<v>(?:0?[1-9]|[12]\d|3[01])[/.](?:0?[1-9]|1[0-2])\.?)(?=[ \t]+[\w(])",
+                0.6,
             ),
             # ranges: "3/4-3/9/2024", "11/2023 - 1/2024", "Mar 3-9, 2024", "12.-15.03.2024"
             Rule(
@@ -131,6 +167,21 @@ def date_recognizer() -> RuleRecognizer:
             Rule("month year", rf"\b{MONTHS}\.?,?\s+(?:of\s+)?{_YEAR4}\b", 0.8, flags=re.IGNORECASE),
             Rule("month day", rf"\b{MONTHS}\.?\s+{_DAY}\b(?!\s*(?:%|percent))", 0.6),
             Rule("day of month", rf"\b{_DAY}\s+(?:of\s+)?{MONTHS}\b", 0.6),
+            # a month or a holiday alone after "since", "until", "in" ...: a date element for Safe Harbor (0.45,
+            # under the default pack's threshold)
+            Rule(
+                "month after preposition",
+                rf"(?i:\b(?:since|until|till|from|before|after|during|through|in|by|last|next|early|late|mid)"
+                rf"[ \t-]+)(?P<v>(?-i:{MONTHS}|Sept)\.?)(?![\w/-])(?![ \t]+\d)",
+                0.45,
+            ),
+            Rule(
+                "holiday after preposition",
+                r"(?i:\b(?:since|until|till|before|after|during|over|at|around|by)[ \t]+(?:the[ \t]+)?)"
+                rf"(?P<v>{_HOLIDAY_NAMES})(?![\w-])",
+                0.45,
+                flags=re.IGNORECASE,
+            ),
             Rule("month/year", rf"{w}(?:0?[1-9]|1[0-2])/{_YEAR4}{e}", 0.6),
             # a bare year: personal data when it dates an event of a person's life; weak alone
             Rule(
@@ -230,7 +281,7 @@ def age_recognizer() -> RuleRecognizer:
             # a child's age after a kinship word: "my son Maksym, 9 years", "daughter (5 yrs)", "DD (7)"
             Rule(
                 "kin age",
-                r"(?i:\b(?:son|daughter|child|children|kids?|dependants?|dependents?|boy|girl|baby|toddler|grandson|granddaughter|grandchild|"
+                r"(?=[sdckbgtnSDCKBGTN])(?i:\b(?:son|daughter|child|children|kids?|dependants?|dependents?|boy|girl|baby|toddler|grandson|granddaughter|grandchild|"
                 r"brother|sister|nephew|niece|twins?|DD|DS|DD\d|DS\d)\b):?(?:\s+[A-ZÀ-ÞĀ-Ž][\w'’-]+){0,3}"
                 r"\s*[,(]\s*(?P<v>\d{1,2}(?:\s?(?:years?|yrs?|y/?o|yo|months?|mos?)(?:\s+old)?)?)\s*[,)]",
                 0.7,

@@ -6,7 +6,14 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-__all__ = ["AMBIGUOUS_NAMES", "COMPANY_SUFFIXES", "COUNTRIES", "DEMONYMS", "given_names"]
+__all__ = [
+    "AMBIGUOUS_NAMES",
+    "COMPANY_SUFFIXES",
+    "COUNTRIES",
+    "DEMONYMS",
+    "INTERNATIONAL_GIVEN",
+    "given_names",
+]
 
 #: Given names that are also common English words, months or places: evidence of a person only
 #: when a capitalised surname follows ("Grant Hill", not "Grant access").
@@ -101,8 +108,71 @@ def demonym_forms() -> frozenset[str]:
     return DEMONYMS | {_plural(w) for w in DEMONYMS}
 
 
+#: Given names common in other cultures that the US Census 1990 lists miss, written for guardrail by
+#: region (West, East and Southern Africa; South Asia; the Arabic, Persian and Turkish-speaking world;
+#: East and Southeast Asia; Slavic, Baltic and Balkan, Nordic and German-speaking, Romance, Greek, Irish,
+#: Welsh and Scottish, Hebrew). Names that are also common English words, month or weekday
+#: abbreviations, places or brands (Jan, Jun, Can, Fang, Milan, Santiago, Hung) are left out.
+INTERNATIONAL_GIVEN = frozenset(
+    """
+    adaeze chioma chinedu chidi chidinma chiamaka chukwuemeka emeka ngozi nkechi obinna ifeoma uchenna
+    ikenna nnamdi chinwe chinonso ebuka tunde babatunde adebayo ayodele folake funmilayo oluwaseun seun
+    tolu tolulope tobi kayode yetunde bisi femi gbenga segun kunle dayo lanre adeola adewale abiodun
+    olumide temitope kofi kwame kwabena kwaku akosua abena efua adwoa kojo  afua kwesi amara zainab
+    aminu hauwa halima sani usman abdullahi aliyu musa bello nneka oluchi ugochi kelechi ejike
+    wanjiru wambui njeri kamau otieno achieng akinyi omondi baraka juma neema zawadi wanjiku mwangi
+    thandiwe thabo sipho lindiwe nomvula themba bongani lerato palesa tshepo kagiso mpho nandi zanele
+    ayanda sibusiso tendai tatenda farai chipo rudo tafadzwa nokuthula siyabonga thulani lwazi
+    aarav arjun rohan rahul vikram sachin rajesh suresh ramesh mahesh ganesh dinesh naresh mukesh rakesh
+    amit sumit ankit rohit mohit nikhil akash vivek deepak pradeep sandeep sanjay vijay ajay anil sunil
+    kiran arvind karthik srinivas venkat venkatesh lakshmi priya meena meenakshi kavya ananya aditi pooja
+    neha sneha divya shreya anjali sunita anita kavita swati shweta nisha ritu rekha geeta seema usha
+    deepa radha harpreet gurpreet manpreet jaspreet simran navdeep ishaan vihaan aditya siddharth
+    abhishek aishwarya murali balaji senthil saravanan selvi arun varun tarun kunal gaurav saurabh manish
+    harish girish yogesh nilesh hitesh jignesh bhavesh ketan chetan parth hemant prakash rajiv sanjeev
+    rajeev sushil sunanda shalini shilpa smita sujata vandana archana aparna bhavana lavanya keerthi
+    karthika revathi sowmya gayathri padma uma vasanthi jayanthi ravi raju krishna gopal mohan
+    ahmed mohammed mohamed muhammad mahmoud mustafa khalid tariq bilal hamza yousef youssef yusuf karim
+    samir nabil rami hassan hussein hussain layla leila yasmin yasmine nour noor rania huda salma mariam
+    maryam amira samira farah hiba reem lina dalia soraya shirin parisa mehdi reza navid farid babak arash
+    kian dariush golnar mehmet ahmet emre burak murat kemal selin zeynep elif ayşe ayse emine fatma merve
+    esra büşra busra deniz ebru oğuz oguz serkan volkan onur ozan barış baris gökhan gokhan hakan tolga
+    abdullah abdul abdulrahman fatima aisha khadija zahra anwar imran faisal adnan waleed walid ziad
+    kenji hiroshi takeshi haruto yuki yuto sota kaito hina yui aoi haruka akiko yoko keiko naoko tomoko
+    sachiko kazuki daisuke shota ryota takumi kenta yusuke satoshi makoto  hiroko hiroki naoki
+    yoshiko yumiko kaori megumi ayumi mei wei jing xiaoming xiaoli xiaowei jian qiang zhen ying yuki
+    minh anh linh trang huong thanh tuan phuong quang nguyet thao jisoo minjun seojun jiwoo seoyeon
+    hyun jiyeon minji sungmin dongwook jihoon yeon siti nurul putri ayu dewi agus budi wayan
+    aleksandr aleksandra dmitri dmitry sergei sergey vladimir igor oleg andrei alexei aleksei nikolai
+    mikhail yuri pavel olga natalia natasha svetlana tatiana tatyana irina ekaterina yekaterina
+    anastasia oksana yulia galina ludmila lyudmila tomasz tomek piotr paweł pawel krzysztof grzegorz
+    łukasz lukasz marcin wojciech jakub mateusz michał michal agnieszka katarzyna małgorzata malgorzata
+    magdalena joanna zofia ewa dorota ondřej ondrej jiří jiri tomáš tomas lukáš lukas zuzana lenka jana
+    petra miroslav dragan nikola stefan marko dušan dusan jelena milica ivana bogdan mihai ioana andreea
+    ionut florin oleksii oleksandr mykola taras bohdan maksym sofiia olena kateryna iryna vasyl andriy
+    dmytro yaroslav volodymyr anatoliy mārtiņš janis jānis rasa egle eglė tomas aurimas
+    sven lars anders nils björn bjorn magnus olaf ingrid astrid sigrid solveig freya frida elin karin
+    annika linnea linnéa maja trond torbjørn håkon hakon espen eirik øystein oystein jussi juha mikko
+    antti pekka aino aleksi eero jonas jens søren soren mette jörg jorg jürgen jurgen klaus uwe dieter
+    wolfgang günter gunter heike anke silke birgit  katrin jannik leonie hannes matthias mathias
+    tobias florian stefanie sabine ulrike gerhard helmut manfred reinhard thorsten torsten
+    joaquín joaquin ximena mateo valentina camila sofía lucía lucia martina alejandro guillermo rodrigo
+    gonzalo ignacio álvaro alvaro íñigo inigo itziar ainhoa nerea iker jordi núria nuria montserrat
+    mercè giuseppe giovanni francesco alessandro matteo lorenzo giulia chiara francesca alessia federica
+    beatriz inês ines joão joao gonçalo goncalo tiago luís mateus larissa letícia leticia thaís thais
+    juliana fernanda gabriela mariana andrés andres jesús josé josé maría
+    dimitris giorgos nikos kostas yannis giannis eleni katerina christos panagiotis vasilis stavros
+    athanasios theodora despina georgios konstantinos
+    aoife siobhán siobhan niamh saoirse caoimhe ciara orla róisín roisin sinéad sinead aisling eoin cian
+    oisín oisin seán pádraig padraig ciarán ciaran tadhg rhodri dafydd eilidh iain ruaridh gethin
+    yael noa tamar shira avi eitan yosef moshe yitzhak itai oren
+    """.split()
+)
+
+
 @cache
 def given_names() -> frozenset[str]:
-    """Lower-cased given names (US Census 1990 lists)."""
+    """Lower-cased given names: the US Census 1990 lists and :data:`INTERNATIONAL_GIVEN`."""
     text = (resources.files("guardrail") / "data" / "first_names.txt").read_text(encoding="utf-8")
-    return frozenset(line.strip() for line in text.splitlines() if line and not line.startswith("#"))
+    census = frozenset(line.strip() for line in text.splitlines() if line and not line.startswith("#"))
+    return census | INTERNATIONAL_GIVEN

@@ -62,6 +62,24 @@ def username_recognizer() -> RuleRecognizer:
                 rf"(?i:\bcomment)\s*\((?P<v>{_LOGIN})\)",
                 0.7,
             ),
+            # a login-style owner of a record: "Owner: mbakke", "Assigned to: j.ortiz"
+            Rule(
+                "record owner",
+                r"(?i:\b(?:owner|assignee|assigned\s+to|created\s+by|modified\s+by|updated\s+by|"
+                r"closed\s+by|opened\s+by|requested\s+by|approver|reporter)\b)[ \t]*:[ \t]*"
+                r"(?P<v>(?!(?:me|you|us|them|none|null|nan|tbd|tba|unassigned|system|admin|auto|n/a)\b)"
+                r"[a-z][a-z0-9]*(?:[._-][a-z0-9]+)?)(?![\w@-]|\.\w|[ \t]+[a-z])",
+                0.7,
+            ),
+            # a handle on a messaging or gaming platform: "use tomek.z on Signal", "add me, kari_b, on Discord"
+            Rule(
+                "handle on platform",
+                r"(?i:\b(?:use|add|message|dm|ping|text|find|follow|contact|reach)\b)(?:[ \t]+(?i:me))?[ \t]*,?[ \t]*"
+                rf"(?P<v>(?-i:{_LOGINISH}|[a-z][a-z0-9]{{2,}}\.[a-z0-9]+))[ \t]*,?[ \t]+(?i:on)[ \t]+"
+                r"(?:Signal|Telegram|WhatsApp|Discord|Skype|Slack|Teams|Instagram|Insta|Snapchat|TikTok|Twitter|"
+                r"Threads|Steam|Xbox|PSN|Reddit|LinkedIn|GitHub|WeChat|LINE|Kakao|Viber|Matrix|Mastodon)\b",
+                0.75,
+            ),
             # a line that names its author before the message: "bergen_kari replied:", "vex0r — Today at"
             Rule(
                 "author line",

@@ -148,6 +148,13 @@ def context_id_recognizers() -> list[RuleRecognizer]:
                 ),
                 # "Order number?" / "User: NH-771-20458": the id answering the question before it
                 Rule("answer to question", rf"{_QUESTION}{_ANSWER_ID}", 0.8),
+                # "EMP-7731", "CUST-004512", "ORD-118834-GR": an id with the prefix of what it numbers
+                Rule(
+                    "prefixed id",
+                    r"(?<![\w-])(?:EMP|CUS|CUST|ORD|INV|TKT|CASE|CLM|ACC|ACCT|MEM|MBR|PAT|REF|RMA|SR|CS|BKG|"
+                    r"RES|APP|LN|POL|SUB|USR|UID|STU|EE)-?\d{3,12}(?:-[A-Z0-9]{1,6})?(?![\w-])",
+                    0.7,
+                ),
                 # "cus_Nf3kQ2x9", "acct_1Mx...", "usr-88213": prefixed keys of payment and SaaS systems
                 Rule(
                     "prefixed key",
@@ -156,6 +163,20 @@ def context_id_recognizers() -> list[RuleRecognizer]:
                 ),
             ],
             context=["order", "tracking", "booking", "ticket", "case", "claim", "customer", "employee"],
+        ),
+        RuleRecognizer(
+            entity="ACCOUNT_NUMBER",
+            name="CardEndingRecognizer",
+            rules=[
+                # the last digits of a card or an account: "card ending 4431", "account ending in 0917"
+                Rule(
+                    "ending digits",
+                    r"(?i:\b(?:card|account|acct|visa|mastercard|amex|debit|credit)\b[^\n.]{0,20}?\b(?:ending|"
+                    r"ends)(?:\s+(?:in|with))?|last\s+(?:four|4)(?:\s+digits)?(?:\s+(?:of|are|is))?)[\s:#*x•.]*"
+                    r"(?P<v>\d{4})(?!\d)",
+                    0.8,
+                )
+            ],
         ),
         RuleRecognizer(
             entity="OTHER_ID",
@@ -352,6 +373,8 @@ def identifier_recognizers() -> list[RuleRecognizer]:
                     validate=phone_ok,
                 ),
                 Rule("phone plain", r"(?<![\w+.-])(?:\+|00|0)\d{8,13}(?![\w-])", 0.3, validate=phone_ok),
+                # an internal extension alone: "Handler: K. Doyle, ext. 4471"
+                Rule("extension", r"(?<![\w.])(?i:ext\.?|extension)[ \t]?(?P<v>\d{2,6})(?![\w-])", 0.6),
                 Rule(
                     "phone labelled",
                     labelled(

@@ -76,6 +76,19 @@ _NOT_CALENDAR = (
     r"Today|Tomorrow|Yesterday)\b)"
 )
 
+# vital signs, lab and chart abbreviations between numbers ("BP 138/84 HR 96 RR 18") are not street names
+_VITALS = (
+    r"(?:HR|RR|BP|SBP|DBP|MAP|T|P|R|Temp|SpO2|SaO2|Sat|Sats|O2|FiO2|Wt|Ht|BMI|GCS|EF|Hgb|Hb|Hct|WBC|Plt|K|Na|Cl|"
+    r"Cr|BUN|INR|PT|PTT|pH|Glu|BG|A1c|LDL|HDL|TSH|M|F|MRN|DOB|Age|Rm|Room|Bed|Ward|Pain|Score|Wk|Wks|POD|HD|"
+    r"Ht|Wt|Lb|Lbs|Kg|Cm|Mm|Mg|Mcg|Units|ml|Apgars?|APGARs?|G|V|L)\b"
+)
+
+# street types that name a street on their own (not Park, Center, Station, Lake, which name other places)
+_STREET_WORDS = (
+    r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Drive|Close|Crescent|Terrace|Strasse|Straße|Weg|"
+    r"Gasse|Allee|Laan|Straat|Vej|Gade|Gatan|Vägen|Utca|Ulica|Calle|Rua|Avenida|Viale|Rue|Odos"
+)
+
 # capitalised words that start a sentence or a phrase rather than a place name ("In Italy", "Visit Spain")
 _NOT_FUNCTION = (
     r"(?!(?:In|At|To|From|For|The|And|Or|Of|On|By|With|Via|Visit|Visiting|Made|Ship|Shipping|Ships|Shipped|"
@@ -124,7 +137,9 @@ def location_recognizers() -> list[RuleRecognizer]:
                 # 1586 Kraavi 28: a building number, a name and a street number
                 Rule(
                     "number name number",
-                    r"(?<![\w.,-])\d{1,5}[ \t]+(?:[A-ZÀ-ÞĀ-Ž][\w'’.-]*[ \t]+){1,3}\d{1,4}[a-zA-Z]?\b(?![.,:]\d|\s*(?:mg|kg|%|years|days|times|minutes|hours))",
+                    r"(?<![\w.,-])\d{1,5}[ \t]+(?:(?!"
+                    + _VITALS
+                    + r")[A-ZÀ-ÞĀ-Ž][\w'’.-]*[ \t]+){1,3}\d{1,4}[a-zA-Z]?\b(?![.,:]\d|\s*(?:mg|kg|%|years|days|times|minutes|hours))",
                     0.6,
                 ),
                 # ul. Gawronów 53 / C/ Mayor 81 / Rua Porangaba 1452 / út 29
@@ -132,6 +147,15 @@ def location_recognizers() -> list[RuleRecognizer]:
                     "prefix street",
                     rf"(?:\b\d{{1,5}}[ \t]+)?(?<![\w])(?:ul\.|ulica|al\.|C/|Calle|Rua|Av\.|Avda\.?|Avenida|Via|Viale|Rue|Piazza|Strada|Paseo|Plaza|Travessa|Largo|Camino|Carrer|Chemin|Odos)[ \t]+(?:(?:de|du|des|del|della|da|do|dos|das|di|la|le|les|van|von|der|dei|degli)[ \t]+)*(?:[A-ZÀ-ÞĀ-Ž0-9][\w'’.-]*[ \t]*){{1,4}}\d{{0,5}}[A-Za-z]?\b{_TAIL}",
                     0.75,
+                ),
+                # a street without a house number, then its town: "Coleman Road, Leicester", "Rue des Lilas,
+                # Nantes" (a junction, a meeting point, an incident place)
+                Rule(
+                    "street then town",
+                    rf"(?<![\w'’-])(?:[A-ZÀ-ÞĀ-Ž][\w'’-]+[ ](?:(?:de|des|du|la|le|del|della|di|da|do|dos|van|von|der)[ ])?)"
+                    rf"{{1,3}}(?:{_STREET_WORDS})\b\.?,[ ]+{_NOT_CALENDAR}{_NOT_FUNCTION}[A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’-]+"
+                    rf"(?:[ -][A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’-]+)?\b",
+                    0.6,
                 ),
                 # "Roodepoort, South Africa", "Montemurro Italy": a place name then its country locates a
                 # person (an address tail, a home town); the first word is not a function word or month
@@ -203,7 +227,7 @@ def location_recognizers() -> list[RuleRecognizer]:
                 ),
                 Rule(
                     "locating phrase",
-                    rf"(?i:\b(?:{_LOCATING})\s+)(?P<v>(?-i:{_NOT_CALENDAR}[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -](?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d{{1,2}}|de|del|di|la|le|sur|am|an|im|upon|on)){{0,3}}))",
+                    rf"(?i:\b(?:{_LOCATING})\s+)(?P<v>(?-i:{_NOT_CALENDAR}[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*(?:[ -](?:[A-ZÀ-ÞĀ-Žά-ώΑ-Ω][\w'’.-]*|\d{{1,2}}|(?:de|del|di|la|le|sur|am|an|im|upon|on)(?![\w'’]))){{0,3}}))",
                     0.6,
                 ),
             ],

@@ -35,6 +35,72 @@ def company_recognizer() -> RuleRecognizer:
     )
 
 
+# Facilities named by a distinctive word before their kind ("Twin Cities Spine Center", "Lakeside Recovery
+# Center", "Al-Furqan Mosque") identify where a person is treated, lives, studies or worships; a generic
+# department ("the Cancer Center", "Urgent Care Center") does not, so at least one word before the head must
+# be outside the generic words.
+_FACILITY_HEAD = (
+    r"Center|Centre|Clinic|Clinics|Pharmacy|Hospital|Hospice|Mosque|Masjid|Church|Cathedral|Temple|Synagogue|"
+    r"Gurdwara|Academy|School|College|Nursing\s+Home|Care\s+Home|Rehab|Medical\s+Group|Health\s+System|"
+    r"Surgery\s+Center|Dialysis|Infusion\s+Center|Senior\s+Living|Assisted\s+Living|Memory\s+Care"
+)
+_GENERIC_FACILITY_WORDS = frozenset(
+    """
+    the a an our your their cancer heart vascular medical health community regional general children's
+    childrens women's womens veterans va surgical surgery urgent care primary family specialty recovery
+    rehabilitation dialysis infusion imaging sleep spine eye dental behavioral behavioural mental memorial
+    university state national county city poison control trauma burn transplant wellness wound main
+    emergency outpatient inpatient day ambulatory diagnostic radiology oncology cardiology orthopedic
+    orthopaedic pediatric paediatric neurology psychiatric maternity birth breast kidney liver lung
+    diabetes endocrine fertility hearing vision skin laser pain sports physical therapy high middle
+    elementary primary secondary public private catholic christian islamic jewish baptist methodist
+    lutheran evangelical orthodox st st. saint new old north south east west central
+    """.split()
+)
+
+
+_GUIDANCE_AFTER = re.compile(
+    r"['’]?s?[ \t]+(?:guidelines?|criteria|protocols?|recommendations?|score|scale|classification|study|"
+    r"studies|trial|research|website|app|newsletter|podcast|foundation|press)\b",
+    re.IGNORECASE,
+)
+
+
+class FacilityRecognizer(RuleRecognizer):
+    """Facilities: capitalised words then a facility kind, at least one of them distinctive."""
+
+    _MATCH = re.compile(
+        rf"(?<![\w'’-])((?:[A-ZÀ-ÞĀ-Ž][\w'’.&-]*[ \t]+(?:(?:of|de|du|la)[ \t]+)?){{1,4}})(?:{_FACILITY_HEAD})\b"
+        r"|(?<![\w'’-])(?:Universidade|Universidad|Université|Universität|Università|Universiteit|University|"
+        r"Hôpital|Hospital|Clínica|Clinica|Klinikum|Instituto|Institut|Istituto|Escola|Escuela|École|Colegio|"
+        r"Liceo|Lycée|Gymnasium)[ \t]+(?:de|do|da|dos|das|of|di|der|des|du|la|del|della|degli|van|von|zu)"
+        r"[ \t]+[A-ZÀ-ÞĀ-Ž][\w'’-]+(?:[ \t]+[A-ZÀ-ÞĀ-Ž][\w'’-]+)?"
+    )
+
+    def __init__(self) -> None:
+        super().__init__(entity="ORGANIZATION", rules=[], name="FacilityRecognizer")
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None) -> list[RecognizerResult]:
+        meta = result_metadata(self)
+        out = []
+        for m in self._MATCH.finditer(text):
+            words = m.group(1).split() if m.group(1) else ["x"]
+            if m.group(1) and all(w.lower().strip(".,") in _GENERIC_FACILITY_WORDS for w in words):
+                continue
+            if _GUIDANCE_AFTER.match(text, m.end()):
+                continue  # "the Mayo Clinic guidelines": a source of guidance, not where someone is
+            start = m.start()
+            # a leading article or possessive is not part of the name
+            lead = re.match(r"(?:The|Our|Your|Their|A|An)[ \t]+", text[start : m.end()])
+            if lead:
+                start += lead.end()
+            # above the model's 0.85, so that Presidio keeps this span when the model's covers it too
+            out.append(
+                RecognizerResult("ORGANIZATION", start, m.end(), 0.86, recognition_metadata=dict(meta))
+            )
+        return out
+
+
 class DemonymRecognizer(RuleRecognizer):
     """Nationalities, ethnic and religious groups (in any case, singular or plural)."""
 

@@ -12,7 +12,7 @@ from guardrail.detection.recognizers.base import result_metadata
 from guardrail.detection.recognizers.dates import MONTHS
 from guardrail.detection.recognizers.gazetteers import given_names
 
-__all__ = ["NerRecognizer"]
+__all__ = ["CALENDAR_NAME", "NerRecognizer"]
 
 _DATE_EVIDENCE = re.compile(
     rf"(?<!\d)(?:1[89]|20)\d\d(?!\d)|\d{{1,2}}[/.-]\d{{1,2}}|{MONTHS}|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b",
@@ -51,10 +51,23 @@ _HOLIDAYS = (
     r"christmas(?:\s+eve|\s+day)?|xmas|easter|orthodox\s+easter|new\s+year(?:'s|’s)?(?:\s+(?:eve|day))?|"
     r"thanksgiving|halloween|diwali|holi|eid(?:\s+al-\w+)?|ramadan|hanukkah|passover|lunar\s+new\s+year|"
     r"chinese\s+new\s+year|golden\s+week|black\s+friday|boxing\s+day|labou?r\s+day|memorial\s+day|"
-    r"independence\s+day|bank\s+holiday|black\s+history\s+month|summer|winter|spring|autumn|fall"
+    r"independence\s+day|bank\s+holiday|black\s+history\s+month|summer|winter|spring|autumn|fall|"
+    r"good\s+friday|easter\s+(?:monday|sunday)|whitsun|pentecost|advent|lent|ash\s+wednesday|carnival|"
+    r"mardi\s+gras|sinterklaas|st\.?\s+patrick(?:'s|’s)?\s+day|valentine(?:'s|’s)?\s+day|"
+    r"mother(?:'s|’s)\s+day|father(?:'s|’s)\s+day|cyber\s+monday|prime\s+day|singles(?:'|’)?\s+day|"
+    r"yom\s+kippur|rosh\s+hashanah|purim|sukkot|hanukah|chanukah|nowruz|vesak|songkran|chuseok|obon|"
+    r"mid-autumn\s+festival|qingming|onam|pongal|navratri|durga\s+puja|raksha\s+bandhan|"
+    r"eid\s+al-(?:fitr|adha)|eid\s+ul-(?:fitr|adha)|kwanzaa|juneteenth|oktoberfest|pride\s+month|"
+    r"king(?:'s|’s)\s+day|national\s+day|victoria\s+day|canada\s+day|australia\s+day|anzac\s+day|"
+    r"bastille\s+day|hogmanay|midsummer|new\s+year(?:'s|’s)?"
 )
 _MONTH_ONLY = re.compile(rf"(?i)^{_LEAD}(?:{MONTHS}\.?|{_HOLIDAYS})(?:\s*(?:-|–|to|/)\s*{MONTHS}\.?)?$")
+#: A holiday or a weekday alone (in any case): never a person, place or organisation.
+CALENDAR_NAME = re.compile(
+    rf"(?i)^(?:the\s+)?(?:orthodox\s+|catholic\s+|lunar\s+)?(?:{_HOLIDAYS}|{_WEEKDAY})$"
+)
 _NAME_JUNK = re.compile(r"^[\W\d_]+$")
+_TRAILING_WORD = re.compile(r"\s+(?:and|or|&|of|in|at|on|the|with|to)$")
 
 
 class NerRecognizer(LocalRecognizer):
@@ -84,6 +97,10 @@ class NerRecognizer(LocalRecognizer):
                 start += lead.end()
             if value.endswith(("'s", "’s")):
                 end -= 2
+            # a conjunction or preposition the model ran on with ("Uppingham Road and")
+            tail = _TRAILING_WORD.search(text, start, end)
+            if tail is not None and label != "DATE_TIME":
+                end = tail.start()
             if label in {"PERSON", "ORGANIZATION"}:
                 # a name ends at a line break or a run of spaces (form fields: "Chidi  Sex: M")
                 cut = re.search(r"\n|[ \t]{2,}", text[start:end])
@@ -107,7 +124,10 @@ class NerRecognizer(LocalRecognizer):
             score = self._score
             if _CALENDAR_WORD.match(value.strip()):
                 continue  # "Monday", "Mon/Wed/Fri", "at 10:00": no date of a person's life, no name
-            if label == "DATE_TIME":
+            if label in _NAMED and CALENDAR_NAME.match(value.strip()):
+                # "Diwali", "Golden Week" as a place or a person: a holiday, a date element alone
+                label, score = "DATE_TIME", 0.45
+            elif label == "DATE_TIME":
                 if _MONTH_ONLY.match(value.strip()):
                     score = 0.45
                 elif not _DATE_EVIDENCE.search(value) or _RELATIVE.match(value):

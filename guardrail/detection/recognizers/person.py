@@ -46,6 +46,25 @@ _NOT_LIVING = (
     r"His|Her|Their|Family|Team|Company|Staff|Everything|Nothing|Something|One|Each|Most|Many|Some|Legend|"
     r"History|Music|Love|Hope|Life|Data|Code|Information|Support|Stock|Inventory)"
 )
+# abbreviations that are departments, bodies or clinical terms rather than someone's initials
+_NOT_INITIALS = (
+    r"(?:HR|IT|PR|QA|UX|UI|AI|ML|ED|ER|OR|PT|OT|DC|UK|US|USA|EU|UN|TV|PC|OK|CC|VP|MD|RN|NP|PA|GP|CEO|CFO|"
+    r"CTO|COO|CIO|CMO|BP|HR|RR|ICU|CT|MRI|EKG|ECG|EEG|FDA|CDC|WHO|NHS|CMS|IRS|HMRC|SSA|DMV|DOB|SSN|MRN|"
+    r"PCP|IV|PO|NPO|PRN|BID|TID|QID|QD|HS|ID|IDs|NB|PS|FYI|ASAP|ETA|TBD|TBC|AM|PM|API|SDK|SQL|CRM|ERP|"
+    r"SSO|VPN|PDF|CSV|KYC|AML|SLA|NDA|MSA|SOW|POC|ROI|KPI|OKR|RFP|RFQ|GDPR|HIPAA|PII|PHI|AWS|GCP|ATM|"
+    r"VAT|GST|TAX|LLC|LTD|INC|PLC|GM|MP|EMEA|APAC|LATAM|NYC|LA|SF|DJ|RA|TA|AP|AR|IR|OEM|SME|CPA|ACA)"
+)
+# second words that make two capitalised words a company or a team, not a person
+_ORG_WORD = (
+    r"(?:Services|Systems|Solutions|Group|Bank|Team|Support|Cloud|Music|Airlines|Airways|Motors|Labs|Health|"
+    r"Capital|Partners|Media|Mobile|Energy|Foods|Insurance|Service|Office|Desk|Department|Store|Sales|"
+    r"Marketing|Finance|Legal|Security|Operations|Engineering|Technologies|Tech|Logistics|Express|Post)"
+)
+_NOT_ACTOR = (
+    r"(?:Yesterday|Today|Tomorrow|Then|Later|Finally|Also|Again|Monday|Tuesday|Wednesday|Thursday|Friday|"
+    r"Saturday|Sunday|Customer|Client|Support|Sales|Security|Management|Legal|Finance|Someone|Nobody|"
+    r"Everyone|Mum|Mom|Dad|Grandma|Grandpa)"
+)
 _NAMED = rf"(?!(?:{_HONORIFICS})\b){_NOT_ADDRESSEE}{NAME}"
 _ROLES = (
     r"patient|pt|name|full\s+name|spouse|husband|wife|partner|mother|father|mom|dad|son|daughter|brother|"
@@ -113,6 +132,41 @@ def person_recognizer() -> RuleRecognizer:
                 rf"(?:(?m:^)|(?<=[.!?][ ])|(?<=[.!?][ ][ ]))[ \t]*(?!{_NOT_LIVING}\b){_NOT_ADDRESSEE}"
                 rf"(?P<v>{_WORD}(?:[ ]{_WORD})?)[ ]+(?:lives|lived|works|worked|moved|resides|resided|grew[ ]up|"
                 rf"was[ ]born|is[ ]living|stays|stayed|relocated)[ ]+(?:on|in|at|to|near|with|from)\b",
+                0.6,
+            ),
+            # "Ford Prefect joined the team", "Ilse Brandt emailed us": two capitalised words doing
+            # something only a person does, whatever the first word also names
+            Rule(
+                "full name acts",
+                rf"(?<![\w'’-])(?!{_NOT_LIVING}\b|{_NOT_ACTOR}\b){_NOT_ADDRESSEE}(?P<v>{_WORD}[ ](?!{_ORG_WORD}\b){_WORD})[ ]+(?:has[ ]|had[ ]|will[ ]|just[ ])?"
+                r"(?:joined[ ](?:the[ ]|our[ ])?(?:team|company|call|meeting|us)|emailed|e-mailed|phoned|texted|"
+                r"called[ ](?:me|us|back|in)|told[ ](?:me|us|him|her|them)|asked[ ](?:me|us|for|about|whether|if)|"
+                r"replied|wrote[ ](?:to|back|that)|thanked|apologi[sz]ed|complained|signed[ ](?:off|the)|"
+                r"resigned|retired|was[ ]hired|was[ ]promoted|is[ ]on[ ](?:leave|holiday|vacation))\b",
+                0.6,
+            ),
+            # a name with an honorific suffix: "Yamamoto-sama", "Okada-san", "Suzuki-buchō", "Min-jun-ssi"
+            Rule(
+                "honorific suffix",
+                rf"(?<![\w'’-])(?P<v>{_WORD}(?:[ ]{_WORD})?)-(?:san|sama|kun|chan|sensei|senpai|dono|buchō|bucho|"
+                r"kachō|kacho|shachō|shacho|ssi|nim|ji|jee|sahib|saab|bhai|didi|hanım|hanim|bey)(?![\w-])",
+                0.85,
+            ),
+            # initials standing for a person: "TZ said to use Signal", "MA's statement", "Sonographer: JM"
+            Rule(
+                "initials speak",
+                rf"(?<![\w&/.-])(?!{_NOT_INITIALS}\b)(?P<v>[A-Z]{{2,3}})(?:['’]s[ ]+(?:statement|account|view|"
+                r"manager|request|version|notes?|email|e-mail|message|call|reply)|[ ]+(?:said|says|told|asked|"
+                r"agreed|confirmed|replied|wrote|mentioned|called|emailed|thinks|thought|wants|wanted|"
+                r"will[ ]call|will[ ]send|to[ ]call[ ]back))\b",
+                0.6,
+            ),
+            Rule(
+                "initials after role",
+                r"(?i:\b(?:sonographer|technologist|tech|scribe|transcriptionist|transcribed\s+by|dictated\s+by|"
+                r"interpreter|reviewer|reviewed\s+by|approved\s+by|author|owner|handler|agent|rep|"
+                r"entered\s+by|verified\s+by|witness|chaperone|scrub|circulator)\b)[ \t]*:?[ \t]*"
+                rf"(?!{_NOT_INITIALS}\b)(?P<v>[A-Z]{{2,3}})(?![\w-])",
                 0.6,
             ),
             Rule("speaker", rf"(?m)^[ \t]*(?P<v>{_WORD}(?:[ \t]+{_WORD})?)[ \t]*:[ \t]*[\"“']", 0.7),
@@ -190,7 +244,7 @@ class GivenNameRecognizer(RuleRecognizer):
     """Given names from the census lists: with a capitalised surname after them (strong) or alone
     (weaker; names that are also common words need the surname)."""
 
-    _TOKEN = re.compile(r"(?<![\w@./-])[A-Z][a-z]+(?:-[A-Z][a-z]+)?(?![\w@-])")
+    _TOKEN = re.compile(rf"(?<![\w@./-])[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?(?![\w@-])")
     _FOLLOW = re.compile(
         rf"(?:[ ](?:[{_UP}]\.(?=\s)|[{_UP}][{_LOW}'’-]+|{_PARTICLE}[ \t]+[{_UP}][{_LOW}'’-]+)){{1,2}}"
     )
@@ -214,6 +268,8 @@ class GivenNameRecognizer(RuleRecognizer):
             ):
                 continue
             follow = self._FOLLOW.match(text, m.end())
+            if follow is not None and _demonym(follow.group()):
+                continue  # "Many Americans", "Young Germans": a group of people, not a name
             if follow is not None and not _ends_in_suffix(follow.group()):
                 results.append(
                     RecognizerResult("PERSON", m.start(), follow.end(), 0.75, recognition_metadata=dict(meta))
@@ -226,13 +282,23 @@ class GivenNameRecognizer(RuleRecognizer):
 
 
 # census given names that are mostly other words in running text
-_NOT_NAMES = frozenset({"my", "the", "his", "her", "our", "you", "see", "say", "ask", "can", "man", "son"})
+_NOT_NAMES = frozenset(
+    {"my", "the", "his", "her", "our", "you", "see", "say", "ask", "can", "man", "son", "many", "some", "few"}
+)
 
 
 _SUFFIX_WORDS = frozenset(
     "street avenue road lane drive hospital clinic inc corp ltd university school college center centre bank "
-    "church park hall library museum airport station county city foundation institute".split()
+    "church park hall library museum airport station county city foundation institute office offices team "
+    "store branch hq headquarters region site campus".split()
 )
+
+
+def _demonym(words: str) -> bool:
+    from guardrail.detection.recognizers.gazetteers import DEMONYMS, demonym_forms
+
+    word = words.split(maxsplit=1)[0].lower()
+    return word in demonym_forms() and word not in DEMONYMS  # a plural: "English" is also a surname
 
 
 def _ends_in_suffix(words: str) -> bool:

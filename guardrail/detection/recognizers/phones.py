@@ -12,6 +12,7 @@ national one is weak (many 10-digit ids are valid US numbers), so it needs a con
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
@@ -55,7 +56,7 @@ class PhoneLibraryRecognizer(LocalRecognizer):
             value = m.group("v")
             if not phone_ok(value):
                 continue
-            score = self._score(value)
+            score = _score(value, self._regions)
             if score:
                 start, end = m.span("v")
                 results.append(
@@ -63,21 +64,22 @@ class PhoneLibraryRecognizer(LocalRecognizer):
                 )
         return results
 
-    def _score(self, value: str) -> float:
-        import phonenumbers
 
-        if value.startswith(("+", "00")):
-            number = _parse("+" + value[2:] if value.startswith("00") else value, None)
-            return (
-                _INTERNATIONAL_SCORE if number is not None and phonenumbers.is_valid_number(number) else 0.0
-            )
-        if sum(c.isdigit() for c in value) < 8:
-            return 0.0
-        for region in self._regions:
-            number = _parse(value, region)
-            if number is not None and phonenumbers.is_valid_number(number):
-                return _NATIONAL_SCORE
+@lru_cache(maxsize=8192)
+def _score(value: str, regions: tuple[str, ...]) -> float:
+    """The score of a candidate: international and valid, national and valid in one of ``regions``, or 0."""
+    import phonenumbers
+
+    if value.startswith(("+", "00")):
+        number = _parse("+" + value[2:] if value.startswith("00") else value, None)
+        return _INTERNATIONAL_SCORE if number is not None and phonenumbers.is_valid_number(number) else 0.0
+    if sum(c.isdigit() for c in value) < 8:
         return 0.0
+    for region in regions:
+        number = _parse(value, region)
+        if number is not None and phonenumbers.is_valid_number(number):
+            return _NATIONAL_SCORE
+    return 0.0
 
 
 def _parse(value: str, region: str | None) -> Any:

@@ -67,6 +67,14 @@ american_airlines southwest alaska_airlines air_canada westjet aer_lingus finnai
 indigo latam avianca aeroméxico aeromexico hilton marriott hyatt ihg accor ibis novotel radisson
 sheraton holiday_inn best_western coca-cola pepsi nestlé nestle unilever procter_&_gamble p&g heineken
 danone kraft mondelez cargill exxon chevron totalenergies ticketmaster ticketek stubhub eventbrite
+macbook imac ipad iphone airpods apple_watch chromebook thinkpad ideapad kindle roku chromecast
+firestick bravia quietcomfort corolla camry prius yaris rav4 cr-v qashqai tiguan passat octavia fabia
+clio megane captur twingo mondeo kuga f-150 sandero tucson sportage picanto vitara ford_ranger
+ford_focus ford_fiesta ford_mustang ford_transit vw_golf volkswagen_golf vw_polo volkswagen_polo
+honda_civic honda_accord honda_jazz nissan_leaf nissan_micra nissan_juke suzuki_swift renault_zoe
+fiat_panda fiat_500 hyundai_kona kia_ceed google_pixel pixel_8 pixel_9 samsung_galaxy galaxy_s23
+galaxy_s24 microsoft_surface surface_pro nintendo_switch amazon_echo echo_dot tesla_model_3
+tesla_model_y model_3 model_y
 """
 
 # Clinical vocabulary capitalised in notes: brand and generic drug names, eponymous signs, tests and
@@ -119,6 +127,25 @@ united_healthcare anthem elevance blue_cross blue_shield bcbs kaiser_permanente 
 molina centene wellcare ambetter oscar optum caremark express_scripts cvs walgreens rite_aid aha acc ada
 cdc nih fda cms aap acog uspstf nccn kdigo idsa ats esc acr aua asco aasld acg agа easl ers gina jnc
 ashp ismp joint_commission
+chaddock oppenheim gordon's kerley mentzer schirmer unna segond hill-sachs bankart lisfranc chopart
+maisonneuve monteggia galeazzi colles tillaux jefferson hangman's schatzker neer frykman hinchey
+alvarado pesi sofa saps killip nyha forrest rockall blatchford glasgow-blatchford wexner truelove
+harvey-bradshaw mayo_score lund-browder parkland tinetti barthel berg waterlow bi-rads li-rads lung-rads
+ti-rads pi-rads o-rads stop-bang epworth audit-c cage-aid bims phq-2 gad-2 c-ssrs columbia ottawa
+pecarn mcisaac nexus_criteria abcd2 hasbled heart_score timi_score wells_score geneva duke_criteria
+jones_criteria rome_iv light's_criteria savary-miller prague_c&m los_angeles_grade bethesda gail
+tyrer-cuzick fracture_risk frax hoffa morison sylvian rolandic broca wernicke's willis glisson
+calot hartmann's meckel meckel's zenker zenker's schatzki mallory-weiss boerhaave virchow's sister_mary
+babesia borrelia klebsiella pseudomonas serratia proteus enterobacter listeria bordetella clostridioides
+allevyn mepilex aquacel tegaderm duoderm xeroform kerlix coban santyl silvadene bacitracin mupirocin
+lokelma veltassa kayexalate rhogam winrho kcentra praxbind andexxa humulin novolin toujeo admelog
+fiasp lyumjev xultophy soliqua bydureon byetta steglatro glyxambi synjardy xigduo invokamet kombiglyze
+onglyza tradjenta nesina actos avandia amaryl prandin starlix hydroxyurea droxia imatinib gleevec
+entecavir tenofovir truvada descovy biktarvy genvoya triumeq dovato cabenuva sovaldi harvoni epclusa
+mavyret xifaxan rifaximin lactulose creon zenpep pancreaze linzess amitiza trulance motegrity
+airsense aircurve dreamstation trilogy astral bipap cpap pleurx picc port-a-cath mediport hickman
+groshong permcath quinton jackson-pratt hemovac blake_drain pleur-evac wound_vac prevena optiflow
+vapotherm heartmate heartware impella_cp libre libre_2 libre_3 guardian_4 g6 g7 t:slim omnipod_5
 """
 
 
@@ -137,14 +164,19 @@ sister_mary_joseph down baker's turner grey_turner cullen foley swan ganz swan-g
 edwards abbott kaiser gold who nice sofa apache timi perc cage audit-c bristol edinburgh ann_arbor
 glasgow lithium vitamin ferrous insulin heparin aspirin psi news2 mews bell's kehr blumberg virchow
 troisier trendelenburg hoffmann spurling lachman homans romberg finkelstein psoas obturator parkinson
-huntington alzheimer addison cushing graves wilson paget whipple
+huntington alzheimer addison cushing graves wilson paget whipple baker bruce neer weber garden ottawa
+berg norton braden oppenheim tinel phalen adson allis
 """
 #: Words after an eponym that make it a clinical term.
 _CLINICAL_QUALIFIER = re.compile(
     r"(?i)^['’]?s?\s*(?:sign|signs|score|scores|scale|criteria|test|tests|maneuver|manoeuvre|reflex|triad|"
     r"syndrome|disease|lymphoma|sarcoma|palsy|phenomenon|classification|class|stage|staging|grade|group|"
     r"catheter|tube|pump|transmitter|sensor|monitor|guideline|guidelines|standards|recommendations|"
-    r"position|procedure|operation|fracture|ulcer|node|cell|cells|chorea|dementia|tremor)\b"
+    r"position|procedure|operation|fracture|ulcer|node|cell|cells|chorea|dementia|tremor|protocol|cyst|"
+    r"pouch|fissure|boot|lines?|fat\s+pad|space|ligament|tendon|duct|canal|gland|body|bodies|index|rule|"
+    r"repair|incision|drain|stocking|stockings|dressing|splint|cast|view|views|method|technique|"
+    r"(?:negative|positive|neg|pos|equivocal|intact)(?!\s+for\b)|removed|placed|inserted|in\s+place|draining|"
+    r"d/c'?d)\b"
 )
 
 
@@ -164,7 +196,7 @@ def _sets() -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[s
 
 
 def _forms(value: str) -> list[str]:
-    v = " ".join(value.replace("’", "'").split()).casefold().strip(" .,;:!?()\"'")
+    v = " ".join(value.replace("’", "'").split()).casefold().strip(" .,;:!?()\"'+/-")
     out = [v]
     if v.endswith("'s"):
         out.append(v[:-2])
@@ -194,13 +226,43 @@ def commerce_name(value: str, *, before: str = "", after: str = "") -> bool:
     return False
 
 
+_DOSE = re.compile(
+    r"(?i)^\s*\d[\d.,/]*\s*(?:mg|mcg|µg|ug|g|gm|units?|u|iu|ml|meq|mmol|%|tabs?|tablets?|caps?|capsules?|"
+    r"puffs?|drops?|sprays?|patch(?:es)?)\b"
+)
+_SPAN_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+
+
 def clinical_term(value: str, *, after: str = "") -> bool:
     """A drug, an eponymous sign/score/disease, a device maker, a payer or a guideline body; an
-    eponym that is also a surname ("Murphy", "Wells") only with its qualifier ("Murphy's sign")."""
+    eponym that is also a surname ("Murphy", "Wells") only with its qualifier ("Murphy's sign"); a name
+    the model glued to clinical words ("SQ Lantus + Humalog", "Sonographic Murphy's sign"); a word
+    followed by a dose ("Lokelma 10 g", "hydroxyurea 1000 mg")."""
     _, _, terms, ambiguous = _sets()
     forms = _forms(value)
     if any(f in terms for f in forms):
         return True
+    if _DOSE.match(after) or _DOSE.search(value.rsplit(maxsplit=1)[-1] if " " in value else ""):
+        return True
+    words = _SPAN_WORD.findall(value)
+    if len(words) >= 2:
+
+        def known(w: str) -> bool:
+            f = _forms(w)[-1]
+            return f in terms or f.replace("-", "") in terms
+
+        named = [
+            w
+            for i, w in enumerate(words)
+            if w[:1].isupper()
+            and not (w.isupper() and len(w) <= 5)
+            and not (i == 0 and w.lower().endswith(("ed", "ing")))  # "Started", "Continuing"
+        ]
+        if any(known(w) for w in words) and all(known(w) for w in named):
+            return True  # every capitalised word of the span is a clinical term
+        last = _forms(words[-1])[-1]
+        if last in ambiguous and _CLINICAL_QUALIFIER.match(after[:30]) and words[0].lower() not in _given():
+            return True  # "Sonographic Murphy" + "'s sign"
     words = forms[0].split()
     head = words[0].removesuffix("'s") if words else ""
     if len(words) >= 2 and len(head) > 2 and head in terms and not _given_then_name(value):
