@@ -163,67 +163,73 @@ def erase_subject(
     cert_path = Path(certificate) if certificate is not None else None
     if cert_path is not None and cert_path.exists():
         raise ConfigError(f"{cert_path}: exists; give a new file for the erasure certificate")
-    from guardrail.crypto import Sealer
-
-    opened = [
-        (
-            Path(s),
-            load_storage_context(Path(s), sealer=Sealer(keyring), keyring=keyring, tenant=tenant),
-        )
-        for s in stores
-    ]
-    report = erase_in_storages(
-        [*storages, *(st for _, st in opened)], keyring=keyring, tenant=tenant, subject=subject
-    )
-    for path, storage in opened:
-        storage.persist(persist_dir=str(path))
-    ref = report.subject_ref
-    vault_path = Path(vault) if vault is not None else keyring.directory / f"vault-{tenant}.sqlite"
-    deleted = shared = 0
-    if vault_path.exists() or is_postgres_url(vault_path):
-        with TokenVault(vault_path, keyring=keyring, tenant=tenant) as v:
-            done = v.erase_subject(ref)
-            deleted, shared = done.deleted, done.shared
-    elif vault is not None:
-        raise ConfigError(f"{vault_path}: no token vault here (pass the vault the dataset runs used)")
-    datasets = datasets_including(audit_log, ref) if audit_log is not None else []
-    result = ErasureResult(
-        subject_ref=ref,
-        vector_nodes_deleted=report.vector_nodes_deleted,
-        docstore_records_deleted=report.docstore_records_deleted,
-        keys_destroyed=list(report.keys_destroyed),
-        vault_tokens_deleted=deleted,
-        vault_tokens_shared=shared,
-        datasets=tuple(datasets),
-        stores=tuple(str(p) for p, _ in opened),
-    )
-    if audit_log is None:
-        return result
-    from guardrail import __version__
     from guardrail.audit import AuditLog
     from guardrail.audit.auth import SIGNING_KEY_PURPOSE
+    from guardrail.crypto import Sealer
 
-    event: dict[str, Any] = {
-        "event": {"category": "dsar.erasure", "action": "D", "outcome": "success"},
-        "source": {"app": f"guardrail@{__version__}", "component": source},
-        "actor": actor_member(actor),
-        "subjects": [ref],
-        "resources": [{"type": "key", "id": k, "labels": ["destroyed"]} for k in result.keys_destroyed]
-        + [{"type": "dataset", "id": d["dataset"], "labels": ["includes-subject"]} for d in datasets],
-        "retrieval": {
-            "deleted_nodes": result.vector_nodes_deleted,
-            "deleted_records": result.docstore_records_deleted,
-            "vault_tokens_deleted": deleted,
-            "vault_tokens_shared": shared,
-            "datasets_listed": len(datasets),
-        },
-        **({"request": {"ref": request_ref, "kind": "erasure (Art. 17)"}} if request_ref else {}),
-    }
-    with AuditLog.for_keyring(audit_log, keyring) as log:
+    # the log is opened before anything is deleted: an erasure that cannot be recorded changes nothing
+    log = AuditLog.for_keyring(audit_log, keyring) if audit_log is not None else None
+    try:
+        opened = [
+            (
+                Path(s),
+                load_storage_context(Path(s), sealer=Sealer(keyring), keyring=keyring, tenant=tenant),
+            )
+            for s in stores
+        ]
+        report = erase_in_storages(
+            [*storages, *(st for _, st in opened)], keyring=keyring, tenant=tenant, subject=subject
+        )
+        for path, storage in opened:
+            storage.persist(persist_dir=str(path))
+        ref = report.subject_ref
+        vault_path = Path(vault) if vault is not None else keyring.directory / f"vault-{tenant}.sqlite"
+        deleted = shared = 0
+        if vault_path.exists() or is_postgres_url(vault_path):
+            with TokenVault(vault_path, keyring=keyring, tenant=tenant) as v:
+                done = v.erase_subject(ref)
+                deleted, shared = done.deleted, done.shared
+        elif vault is not None:
+            raise ConfigError(f"{vault_path}: no token vault here (pass the vault the dataset runs used)")
+        datasets = datasets_including(audit_log, ref) if audit_log is not None else []
+        result = ErasureResult(
+            subject_ref=ref,
+            vector_nodes_deleted=report.vector_nodes_deleted,
+            docstore_records_deleted=report.docstore_records_deleted,
+            keys_destroyed=list(report.keys_destroyed),
+            vault_tokens_deleted=deleted,
+            vault_tokens_shared=shared,
+            datasets=tuple(datasets),
+            stores=tuple(str(p) for p, _ in opened),
+        )
+        if log is None:
+            return result
+        from guardrail import __version__
+
+        event: dict[str, Any] = {
+            "event": {"category": "dsar.erasure", "action": "D", "outcome": "success"},
+            "source": {"app": f"guardrail@{__version__}", "component": source},
+            "actor": actor_member(actor),
+            "subjects": [ref],
+            "resources": [{"type": "key", "id": k, "labels": ["destroyed"]} for k in result.keys_destroyed]
+            + [{"type": "dataset", "id": d["dataset"], "labels": ["includes-subject"]} for d in datasets],
+            "retrieval": {
+                "deleted_nodes": result.vector_nodes_deleted,
+                "deleted_records": result.docstore_records_deleted,
+                "vault_tokens_deleted": deleted,
+                "vault_tokens_shared": shared,
+                "datasets_listed": len(datasets),
+            },
+            **({"request": {"ref": request_ref, "kind": "erasure (Art. 17)"}} if request_ref else {}),
+        }
         event_id = log.append(event)
+    finally:
+        if log is not None:
+            log.close()
     # closing the log wrote a checkpoint covering the event: its inclusion proof exists now
     result = _replace(result, event_id=str(event_id))
     if cert_path is not None:
+        assert audit_log is not None  # checked above: a certificate needs the log
         seed = keyring.hmac_key(SIGNING_KEY_PURPOSE)
         _write_certificate(cert_path, result, audit_log, seed, tenant=tenant, request_ref=request_ref)
         result = _replace(result, certificate=cert_path)

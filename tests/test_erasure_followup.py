@@ -179,3 +179,23 @@ def test_python_erasure_writes_back_a_store_persisted_in_the_same_session(tmp_pa
     assert _raw_node_count(tmp_path / "kb-alive") == 2
     assert _raw_node_count(tmp_path / "kb-gone") == 2
     assert alive is not None
+
+
+def test_an_erasure_that_cannot_be_audited_changes_nothing(tmp_path: Path) -> None:
+    import pytest
+
+    from guardrail.erasure import erase_subject
+
+    _build(tmp_path)
+    not_a_log = tmp_path / "audit.txt"
+    not_a_log.write_text("not an audit log directory\n")
+    ring = Keyring.open(tmp_path / "keys")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the log says, nothing may change
+        erase_subject("p1", keyring=ring, tenant="acme", stores=[tmp_path / "kb"], audit_log=not_a_log)
+    assert all(i.state != "destroyed" for i in Keyring.open(tmp_path / "keys").list_keys())
+    reader = Guardrail(keyring=tmp_path / "keys", tenant="acme")
+    with reader.release_all(reason="test: nothing changed"):
+        texts = [
+            n.get_content() for n in reader.load_storage_context(tmp_path / "kb").vector_store.get_nodes()
+        ]
+    assert "Patient Zebulon 1 chest pain" in texts
