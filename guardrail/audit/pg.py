@@ -6,9 +6,10 @@ Same records, leaves, RFC 6962 tree, MACs, seals and Ed25519 checkpoints as the 
 * **Sequencing.** A batch is one transaction: it locks the single ``audit_head`` row
   (``SELECT ... FOR UPDATE``), reads the records other writers committed since this writer last looked
   (checking their leaves and MACs, as the file writer does), renders its records with ``seq`` from
-  ``next_seq`` on, moves ``next_seq`` forward and inserts them (``COPY``). The row lock gives one total
-  order across every writer on every host; the primary key on ``seq`` forbids duplicates; a trigger
-  refuses a ``seq`` that was not allocated from the head, and another one refuses moving the head back.
+  ``next_seq`` on, moves ``next_seq`` forward and inserts them (one ``INSERT ... unnest``, ``COPY`` for
+  large batches). The row lock gives one total order across every writer on every host; the primary
+  key on ``seq`` forbids duplicates; a trigger refuses a ``seq`` that was not allocated from the head,
+  and another one refuses moving the head back.
   A transaction that does not commit leaves no trace (no gap: the head moves back with it).
 * **Group commit.** As in the file log: all records queued while the previous commit was flushed are
   written by the next transaction, so one WAL flush acknowledges a whole batch.
@@ -78,6 +79,7 @@ class PgAuditLog(AuditLog):
         self._db = Database(self._location)
         self._conn: Any = None
         self._head = 0  # audit_head.next_seq as read under the lock
+        self._checkpoints_seen: tuple[int, Any, Any] | None = None
         self._wrote = False
         self._writer_id = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
         super().__init__(directory, **options)
@@ -123,10 +125,15 @@ class PgAuditLog(AuditLog):
                     # the lock is released at commit, before the WAL flush (asynchronous commit); the
                     # appenders are told only after the barrier below, which flushes it
                     conn.execute("SET LOCAL synchronous_commit = off")
+                    after = self._tail.cp_bytes  # the checkpoints since the last seen, in the same trip
                     row = conn.execute(
-                        f"SELECT next_seq FROM {s}.audit_head WHERE id = 1 FOR UPDATE"
+                        f"SELECT next_seq, (SELECT max(id) FROM {s}.audit_checkpoints WHERE id > %s), "
+                        f"(SELECT max(size) FROM {s}.audit_checkpoints WHERE id > %s) "
+                        f"FROM {s}.audit_head WHERE id = 1 FOR UPDATE",
+                        (after, after),
                     ).fetchone()
                     self._head = int(row[0]) if row else 0
+                    self._checkpoints_seen = (after, row[1], row[2]) if row else None
                     self._conn = conn
                     self._wrote = False
                     try:
@@ -241,9 +248,13 @@ class PgAuditLog(AuditLog):
                 )
             self._absorb(line.encode("utf-8"), f"row seq {seq}")
         last = t.cp_bytes  # here: the id of the last checkpoint row seen
-        row = self._conn.execute(
-            f"SELECT max(id), max(size) FROM {s}.audit_checkpoints WHERE id > %s", (last,)
-        ).fetchone()
+        seen, self._checkpoints_seen = self._checkpoints_seen, None
+        if seen is not None and seen[0] == last:
+            row = seen[1:]  # read with the lock
+        else:
+            row = self._conn.execute(
+                f"SELECT max(id), max(size) FROM {s}.audit_checkpoints WHERE id > %s", (last,)
+            ).fetchone()
         if row[0] is not None:
             t.cp_bytes = int(row[0])
             t.cp_size = max(t.cp_size, int(row[1]))
@@ -274,9 +285,18 @@ class PgAuditLog(AuditLog):
         first = t.size
         self._wrote = True
         self._conn.execute(f"UPDATE {s}.audit_head SET next_seq = %s WHERE id = 1", (first + len(lines),))
-        with self._conn.cursor() as cur, cur.copy(f"COPY {s}.audit_records (seq, line) FROM STDIN") as copy:
-            for offset, line in enumerate(lines):
-                copy.write_row((first + offset, line[:-1].decode("utf-8")))
+        if len(lines) <= 32:  # a small batch (callers waiting): one round trip under the lock
+            self._conn.execute(
+                f"INSERT INTO {s}.audit_records (seq, line) SELECT * FROM unnest(%s::bigint[], %s::text[])",
+                (list(range(first, first + len(lines))), [line[:-1].decode("utf-8") for line in lines]),
+            )
+        else:  # a large one: COPY streams it faster
+            with (
+                self._conn.cursor() as cur,
+                cur.copy(f"COPY {s}.audit_records (seq, line) FROM STDIN") as copy,
+            ):
+                for offset, line in enumerate(lines):
+                    copy.write_row((first + offset, line[:-1].decode("utf-8")))
         t.range = head
         t.size = first + len(lines)
 
