@@ -481,3 +481,39 @@ def test_street_without_a_number_then_its_town(gr_default: Guardrail) -> None:
         for f in findings_over(gr_default, "She shops on Oxford Street, Monday mornings.", "Monday")
         if f.entity == "LOCATION"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Home: 12 Ffordd y Parc, Caerphilly CF83 1XH, Wales", "Caerphilly CF83 1XH"),
+        ("Office: 3 Mill Lane, Cork, T12 XK2R.", "T12 XK2R"),
+        ("Send it to Gatineau QC J8Y 3Z5 please", "J8Y 3Z5"),
+    ],
+)
+def test_postcodes_distinctive_on_their_own(gr_default: Guardrail, text: str, value: str) -> None:
+    assert covers(gr_default, text, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Occupation: teacher, age next birthday 44, non-smoker", "44"),
+        ("Her father was diagnosed with diabetes at 58.", "58"),
+        ("Family history: mother had a stroke at 71.", "71"),
+    ],
+)
+def test_ages_of_life_events(gr_default: Guardrail, text: str, value: str) -> None:
+    assert any(f.entity == "AGE" for f in findings_over(gr_default, text, value))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("The cancer ward is at 3 floor, room 12.", "3"),
+        ("Surgery starts at 10 am sharp.", "10"),
+        ("He was diagnosed at 9:30 in clinic.", "9"),
+    ],
+)
+def test_times_and_places_are_not_ages(gr_default: Guardrail, text: str, value: str) -> None:
+    assert not any(f.entity == "AGE" for f in findings_over(gr_default, text, value))

@@ -270,6 +270,23 @@ def age_recognizer() -> RuleRecognizer:
                 0.85,
                 validate=_age_ok,
             ),
+            # "age next birthday 38", "age last birthday: 61"
+            Rule(
+                "age birthday",
+                rf"(?i:\bage\s+(?:next|last|at\s+next|at\s+last)\s+birthday\s*:?\s*){_NUM}\b",
+                0.85,
+                validate=_age_ok,
+            ),
+            # an event of a life and the age it happened at: "diagnosed at 52", "had breast cancer at 47"
+            Rule(
+                "event at age",
+                r"(?i:\b(?:diagnosed|died|passed\s+away|widowed|retired|emigrated|cancer|stroke|heart\s+attack|"
+                r"MI|CVA|dementia|diabetes|surgery|transplant)\b(?:\s+\w+){0,3}?\s+at\s+(?:the\s+age\s+of\s+|age\s+)?)"
+                rf"{_NUM}\b(?!\s*(?:%|am|pm|[ap]\.m\.|:\d|h\b|hrs?|hours?|o'clock|mg|kg|weeks?|days?|months?|cm|mm|"
+                r"floor|ward|room|bed|unit|level|clinic|site|station))(?![.:]\d)",
+                0.7,
+                validate=lambda v: _age_ok(v) and float(v) >= 10,
+            ),
             # "my mother, who is 91", "she is now 93"
             Rule(
                 "who is",

@@ -157,6 +157,25 @@ def location_recognizers() -> list[RuleRecognizer]:
                     rf"(?:[ -][A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’-]+)?\b",
                     0.6,
                 ),
+                # postcodes distinctive on their own: a full UK postcode ("SA19 6BW", "M13 9PL"), an Irish
+                # Eircode ("D02 XE80"), a Canadian one ("K1A 0B1")
+                Rule(
+                    "uk postcode",
+                    rf"(?<![\w-])(?:{_NOT_FUNCTION}[A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’-]+,?[ ])?"
+                    r"(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?[ ]\d[ABD-HJLNP-UW-Z]{2})(?![\w-])",
+                    0.6,
+                ),
+                Rule(
+                    "eircode",
+                    r"(?<![\w-])(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ](?=[0-9AC-FHKNPRTV-Y]*\d)(?=[0-9AC-FHKNPRTV-Y]*[A-Z])"
+                    r"[0-9AC-FHKNPRTV-Y]{4}(?![\w-])",
+                    0.55,
+                ),
+                Rule(
+                    "canadian postcode",
+                    r"(?<![\w-])[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ ]?\d[ABCEGHJ-NPRSTV-Z]\d(?![\w-])",
+                    0.6,
+                ),
                 # "Roodepoort, South Africa", "Montemurro Italy": a place name then its country locates a
                 # person (an address tail, a home town); the first word is not a function word or month
                 Rule(
