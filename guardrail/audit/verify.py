@@ -66,6 +66,7 @@ __all__ = [
     "TornTail",
     "VerifyReport",
     "iter_records",
+    "keyring_audit_keys",
     "load_verifier_key",
     "prove",
     "verify",
@@ -168,6 +169,22 @@ def load_verifier_key(
         except NoteError as exc:
             raise ConfigError(f"the public key is not a verifier key: {exc}") from None
     return _read_key_file(directory / PUBLIC_KEY)
+
+
+def keyring_audit_keys(keyring: Any) -> tuple[bytes, bytes]:
+    """The audit keys a keyring holder verifies with: ``(public_key, record_key)``, the raw 32-byte Ed25519
+    key derived from the keyring's checkpoint seed and the records' MAC key. Pass both to :func:`verify`:
+    with the keyring, the log's ``audit.pub`` is not trusted (whoever can write the log directory can
+    replace it, and sign a rewritten history with a key of their own). ``keyring``: a
+    :class:`~guardrail.keys.Keyring` or the path of its directory."""
+    from guardrail.audit.auth import RECORD_KEY_PURPOSE, SIGNING_KEY_PURPOSE
+    from guardrail.audit.note import public_key_of
+
+    if isinstance(keyring, str | os.PathLike):
+        from guardrail.keys import as_keyring
+
+        keyring = as_keyring(keyring)
+    return public_key_of(keyring.hmac_key(SIGNING_KEY_PURPOSE)), keyring.hmac_key(RECORD_KEY_PURPOSE)
 
 
 def _read_key_file(path: Path) -> VerifierKey:

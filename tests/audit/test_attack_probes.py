@@ -1,0 +1,87 @@
+"""Attack probes: someone who can write the data directories (audit log, stores, checkpoints) but not the
+keyring, and a DPO reading what the tools then say. Each test is a break that was found and fixed; each
+has a positive control (the honest case passes the same check)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _audit_helpers import event
+
+from guardrail.audit import AuditLog
+from guardrail.keys import Keyring
+
+
+def _cli(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "guardrail.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _write(directory: Path, ring: Keyring, n: int) -> None:
+    with AuditLog.for_keyring(directory, ring) as log:
+        for i in range(n):
+            log.append(event(i))
+        log.checkpoint()
+
+
+def _strip_authenticators(directory: Path) -> None:
+    """Rewrite every line in the pre-MAC ("legacy") form: leaf only, no MAC, no seal (same leaf hashes)."""
+    seg = directory / "segment-000001.jsonl"
+    text = seg.read_text("utf-8")
+    seg.write_text(re.sub(r'","mac":"[0-9a-f]{32}(","seal":"[^"]*)?"\},', '"},', text), "utf-8")
+
+
+@pytest.fixture
+def rings(tmp_path: Path) -> tuple[Path, Path]:
+    victim, evil = tmp_path / "victim-keys", tmp_path / "evil-keys"
+    Keyring.create(victim)
+    Keyring.create(evil)
+    return victim, evil
+
+
+class TestSwappedKeyAndLegacyLines:
+    """Attack: write a whole new history with a keyring of one's own, strip the MACs (lines in the format
+    from before MACs, which verify accepts when a signature covers them), put the attacker's audit.pub
+    beside it. `audit verify --keyring` (the victim's) said "every MAC verified": it trusted audit.pub."""
+
+    def test_forged_history_is_refused(self, tmp_path: Path, rings: tuple[Path, Path]) -> None:
+        victim_ring, evil_ring = rings
+        audit, evil = tmp_path / "audit", tmp_path / "evil"
+        _write(audit, Keyring.open(victim_ring), 3)
+        # positive control: the honest log verifies with its keyring
+        done = _cli("audit", "verify", audit, "--keyring", victim_ring)
+        assert done.returncode == 0, done.stderr
+        assert "every MAC verified" in done.stdout
+        _write(evil, Keyring.open(evil_ring), 5)
+        _strip_authenticators(evil)
+        shutil.rmtree(audit)
+        shutil.copytree(evil, audit)
+        for command in ("verify", "show"):
+            done = _cli("audit", command, audit, "--keyring", victim_ring)
+            assert done.returncode == 5, (command, done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr
+        # an attacker's public key given beside the keyring is refused, not trusted
+        done = _cli("audit", "verify", audit, "--keyring", victim_ring, "--public-key", audit / "audit.pub")
+        assert done.returncode == 2, done.stderr
+        assert "not the keyring's audit key" in done.stderr
+
+    def test_api_helper_gives_the_keyring_key(self, tmp_path: Path, rings: tuple[Path, Path]) -> None:
+        from guardrail.audit import verify
+        from guardrail.audit.verify import keyring_audit_keys
+
+        victim_ring, evil_ring = rings
+        audit = tmp_path / "audit"
+        _write(audit, Keyring.open(victim_ring), 2)
+        public, record_key = keyring_audit_keys(victim_ring)
+        assert verify(audit, public_key=public, record_key=record_key).ok
+        evil = tmp_path / "evil"
+        _write(evil, Keyring.open(evil_ring), 2)
+        _strip_authenticators(evil)
+        assert not verify(evil, public_key=public, record_key=record_key).ok
