@@ -46,7 +46,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from guardrail.audit.auth import RECORD_KEY_PURPOSE, SIGNING_KEY_PURPOSE, RecordMac, Sealer
+from guardrail.audit.auth import RECORD_KEY_PURPOSE, SIGNING_KEY_PURPOSE, RecordMac, Sealer, state_mac
 from guardrail.audit.errors import AuditIntegrityError, AuditWriteError
 from guardrail.audit.ids import Uuid7
 from guardrail.audit.merkle import CompactRange
@@ -694,9 +694,7 @@ class AuditLog:
                 tmp.unlink()  # a missing or stale cache only makes the next open slower
 
     def _state_mac(self, data: Mapping[str, Any]) -> str:
-        fields = {k: v for k, v in data.items() if k != "mac"}
-        text = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        return hmac.digest(self._record_key, b"guardrail.audit.state/2\x00" + text, "sha256").hex()
+        return state_mac(self._record_key, data)
 
     def _sync(self) -> None:
         """Bring the tail up to date with what is on disk (other processes' records, torn lines)."""

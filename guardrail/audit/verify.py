@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guardrail.audit.auth import RecordMac, Seal, seal_text
+from guardrail.audit.auth import RecordMac, Seal, seal_text, state_mac
 from guardrail.audit.canonical import CanonicalizationError, canonicalize
 from guardrail.audit.errors import AuditIntegrityError, DamageKind
 from guardrail.audit.ids import uuid7_time_ms
@@ -57,7 +58,15 @@ from guardrail.audit.schema import (
     parse_time,
     split_integrity,
 )
-from guardrail.audit.storage import CHECKPOINTS, PUBLIC_KEY, Snapshot, iter_lines, read_prefix, snapshot
+from guardrail.audit.storage import (
+    CHECKPOINTS,
+    PUBLIC_KEY,
+    STATE,
+    Snapshot,
+    iter_lines,
+    read_prefix,
+    snapshot,
+)
 from guardrail.db import is_postgres_url
 from guardrail.errors import ConfigError
 
@@ -296,6 +305,9 @@ def verify(
     for extra in checkpoints:
         if not Path(extra).is_file():
             raise ConfigError(f"{extra}: no such checkpoint file")
+    # read before the snapshot: a writer saves its state after its records, so an honest state never
+    # counts more records than the snapshot holds
+    state_size = _written_size(root_dir, record_key) if record_key is not None else None
     snap = snapshot(root_dir)
     files: list[tuple[Path, int | None]] = [(root_dir / CHECKPOINTS, snap.checkpoints_size)]
     files += [(Path(p), None) for p in checkpoints]
@@ -482,6 +494,15 @@ def verify(
                 f"{covered}: checkpoints were removed (restore the file from its off-host copy)",
             )
         )
+    if state_size is not None and state_size > records:
+        findings.append(
+            (
+                records,
+                "truncated",
+                f"the writer's state (authenticated by the keyring) says it wrote {state_size} records but "
+                f"only {records} remain: records were cut from the end of the log",
+            )
+        )
     if largest > records:
         findings.append(
             (records, "truncated", f"a signed checkpoint covers {largest} records but only {records} remain")
@@ -528,6 +549,19 @@ def verify(
     if torn_tail:
         return report(True, count, None, "torn-tail", summary + "; " + "; ".join(map(str, torn_tail)))
     return report(True, count, None, None, summary)
+
+
+def _written_size(root_dir: Path, record_key: bytes) -> int | None:
+    """How many records the writer's ``state.json`` says it wrote, if its MAC verifies (else None)."""
+    try:
+        data = json.loads((root_dir / STATE).read_text("utf-8"))
+        if not isinstance(data, dict) or not hmac.compare_digest(
+            str(data["mac"]), state_mac(record_key, data)
+        ):
+            return None
+        return int(data["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _check_seals(

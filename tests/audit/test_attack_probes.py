@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _audit_helpers import event
 
-from guardrail.audit import AuditLog
+from guardrail.audit import AuditIntegrityError, AuditLog
 from guardrail.keys import Keyring
 
 
@@ -85,3 +85,41 @@ class TestSwappedKeyAndLegacyLines:
         _write(evil, Keyring.open(evil_ring), 2)
         _strip_authenticators(evil)
         assert not verify(evil, public_key=public, record_key=record_key).ok
+
+
+def _cut_last(directory: Path) -> None:
+    """Drop the last record and every checkpoint that covers it: what is left is a consistent older log."""
+    from guardrail.audit.note import parse_checkpoint, split_notes
+
+    seg = directory / "segment-000001.jsonl"
+    stored = seg.read_bytes().splitlines(keepends=True)
+    seg.write_bytes(b"".join(stored[:-1]))
+    notes = split_notes((directory / "checkpoints").read_text("utf-8"))
+    kept = [n for n in notes if parse_checkpoint(n[: n.rfind("\n\n") + 1]).size < len(stored)]
+    (directory / "checkpoints").write_text("".join(kept), "utf-8")
+
+
+class TestCutTail:
+    """Attack: cut the last record (say, a dsar.erasure) and the checkpoints after it. The next writer
+    refused the log (its keyed state.json counts more records), but `audit verify --keyring` said intact."""
+
+    def test_verify_with_keyring_reports_the_cut(self, tmp_path: Path, rings: tuple[Path, Path]) -> None:
+        from guardrail.audit import verify
+        from guardrail.audit.verify import keyring_audit_keys
+
+        ring_dir, _ = rings
+        audit = tmp_path / "audit"
+        _write(audit, Keyring.open(ring_dir), 6)
+        public, record_key = keyring_audit_keys(ring_dir)
+        assert verify(audit, public_key=public, record_key=record_key).ok  # positive control
+        _cut_last(audit)
+        assert verify(audit).ok  # the public key alone cannot tell (documented limit)
+        report = verify(audit, public_key=public, record_key=record_key)
+        assert not report.ok
+        assert report.kind == "truncated"
+        done = _cli("audit", "verify", audit, "--keyring", ring_dir)
+        assert done.returncode == 5, done.stdout
+        assert "says it wrote 6 records but only 5 remain" in done.stderr
+        # the writer agrees
+        with pytest.raises(AuditIntegrityError, match="shorter"):
+            AuditLog.for_keyring(audit, Keyring.open(ring_dir))
