@@ -36,6 +36,7 @@ import hmac
 import json
 import math
 import os
+import secrets
 import socket
 import threading
 import time
@@ -84,9 +85,14 @@ _COMMIT_WAIT = 0.001  # the longest a write waits for synchronous appenders that
 
 
 def default_origin() -> str:
-    """``<hostname>/guardrail.audit/1``: a schema-less URL-like name, as C2SP origins should be."""
+    """``<hostname>/<log id>/guardrail.audit/1``: a schema-less URL-like name, as C2SP origins should be.
+
+    The log id is random (64 bits), drawn once when a log is created: the origin names one log, and the
+    record MACs are keyed by it, so a record copied from another log of the same keyring (same host)
+    does not carry this log's MAC.
+    """
     host = "".join(c for c in socket.gethostname() if not c.isspace() and c != "+") or "localhost"
-    return f"{host}/{SCHEMA}"
+    return f"{host}/{secrets.token_hex(8)}/{SCHEMA}"
 
 
 def _now() -> datetime:
@@ -165,7 +171,9 @@ class AuditLog:
             record_key: the 32-byte key of the records' MACs, ``Keyring.hmac_key("audit-record")``. The
                 writer checks the MAC of every record it did not write before appending after it.
             origin: the checkpoint origin and key name (no spaces, no ``+``); default: the one in
-                ``audit.pub``, or :func:`default_origin` for a new log.
+                ``audit.pub``, or :func:`default_origin` for a new log. Give every log of a keyring its own
+                origin: the record MACs are keyed by it, which is what stops a record of one log from
+                passing as a record of another.
             checkpoint_every: sign a checkpoint at least every this many records.
             checkpoint_seconds: and every this many seconds when this process appended since.
             segment_records: records per segment file.

@@ -123,3 +123,37 @@ class TestCutTail:
         # the writer agrees
         with pytest.raises(AuditIntegrityError, match="shorter"):
             AuditLog.for_keyring(audit, Keyring.open(ring_dir))
+
+
+class TestRecordFromAnotherLog:
+    """Attack: two logs of one keyring on one host (say, a clinic's and a research pipeline's). A record
+    of the other log that carries no seal (not the last of its batch) is appended to this log's tail with
+    the right seq: its MAC was valid here too (same key, same default origin), so `audit verify --keyring`
+    said intact and the next writer would have sealed it as this log's own."""
+
+    def test_spliced_record_is_not_authentic(self, tmp_path: Path, rings: tuple[Path, Path]) -> None:
+        from guardrail.audit import verify
+        from guardrail.audit.verify import keyring_audit_keys
+
+        ring_dir, _ = rings
+        ring = Keyring.open(ring_dir)
+        a, b = tmp_path / "a", tmp_path / "b"
+        with AuditLog.for_keyring(a, ring) as log:
+            for i in range(3):
+                log.append(event(i))
+        with AuditLog.for_keyring(b, ring) as log:
+            for i in range(5):
+                log.append(event(100 + i), sync=False)
+        theirs = (b / "segment-000001.jsonl").read_bytes().splitlines(keepends=True)
+        assert b'"seal"' not in theirs[3]
+        public, record_key = keyring_audit_keys(ring_dir)
+        assert verify(a, public_key=public, record_key=record_key).ok  # positive control
+        with (a / "segment-000001.jsonl").open("ab") as f:
+            f.write(theirs[3])
+        report = verify(a, public_key=public, record_key=record_key)
+        assert not report.ok
+        assert (report.first_bad_index, report.kind) == (3, "unauthentic")
+        with pytest.raises(AuditIntegrityError, match="record 3"):
+            AuditLog.for_keyring(a, ring).close()
+        done = _cli("audit", "verify", a, "--keyring", ring_dir)
+        assert done.returncode == 5, done.stdout
