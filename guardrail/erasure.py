@@ -26,7 +26,14 @@ from guardrail.db import is_postgres_url
 from guardrail.errors import ConfigError
 from guardrail.keys import Keyring, KeyringLike, as_keyring
 
-__all__ = ["CERTIFICATE_FORMAT", "ErasureResult", "erase_subject", "subject_trace", "verify_certificate"]
+__all__ = [
+    "CERTIFICATE_FORMAT",
+    "ErasureResult",
+    "destroyed_keys_state",
+    "erase_subject",
+    "subject_trace",
+    "verify_certificate",
+]
 
 CERTIFICATE_FORMAT = "guardrail.erasure-certificate/1"
 _NOTE_TITLE = "guardrail erasure certificate"
@@ -333,3 +340,25 @@ def verify_certificate(path: str | os.PathLike[str], public_key: str) -> bool:
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError, NoteError, ConfigError):
         return False
+
+
+def destroyed_keys_state(path: str | os.PathLike[str], keyring: Any) -> dict[str, str]:
+    """What a keyring says today of each key an erasure certificate lists as destroyed: ``"destroyed"``,
+    ``"usable"`` (its material is back: a keyring restored from a backup taken before the erasure) or
+    ``"unknown"`` (this keyring never held it). The certificate proves what happened then; this checks
+    that it still holds. ``keyring``: a :class:`~guardrail.keys.Keyring` or its directory.
+
+    Raises:
+        ConfigError: the certificate cannot be read.
+    """
+    try:
+        ids = json.loads(Path(path).read_text("utf-8"))["certificate"]["keys_destroyed"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path}: not an erasure certificate") from None
+    states = {k.id: k.state for k in as_keyring(keyring).list_keys()}
+    return {
+        i: "unknown" if i not in states else "destroyed" if states[i] == "destroyed" else "usable"
+        for i in ids
+    }

@@ -157,3 +157,32 @@ class TestRecordFromAnotherLog:
             AuditLog.for_keyring(a, ring).close()
         done = _cli("audit", "verify", a, "--keyring", ring_dir)
         assert done.returncode == 5, done.stdout
+
+
+class TestKeyringRestoredAfterErasure:
+    """Attack: after `guardrail erase`, the keyring is restored from a backup taken before it; the erased
+    subject's key is usable again (with a store backup, the subject's records open again). The
+    certificate still said "verified": it proves what happened, not that it still holds. With --keyring,
+    `verify-certificate` now checks that every key it lists as destroyed is still destroyed."""
+
+    def test_restored_key_fails_the_certificate(self, tmp_path: Path) -> None:
+        demo = tmp_path / "demo"
+        assert _cli("demo", "-o", demo).returncode == 0
+        backup = tmp_path / "keyring-backup.json"
+        shutil.copy2(demo / "keys" / "keyring.json", backup)
+        cert = tmp_path / "erasure.json"
+        done = _cli(
+            "erase", "--subject", "discharge_summary_chf", "--keyring", demo / "keys", "--store", demo / "kb",
+            "--audit-log", demo / "audit", "--request-ref", "DSAR-1", "--certificate", cert,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        check = ("verify-certificate", cert, "--audit-log", demo / "audit", "--keyring", demo / "keys")
+        done = _cli(*check)  # positive control: the key is destroyed
+        assert done.returncode == 0, done.stderr
+        assert "certificate verified" in done.stdout
+        shutil.copy2(backup, demo / "keys" / "keyring.json")
+        done = _cli(*check)
+        assert done.returncode == 1, done.stdout
+        assert "NOT HOLDING" in done.stderr
+        assert "usable again" in done.stderr
+        assert "Traceback" not in done.stderr
