@@ -186,3 +186,43 @@ class TestKeyringRestoredAfterErasure:
         assert "NOT HOLDING" in done.stderr
         assert "usable again" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+class TestEditedCanaryRegistry:
+    """Attack: whoever can write KEYRING/canaries.json removes a canary or zeroes its digests; `canary
+    check` then said "no canary found" (exit 0) on a file full of canaries. The registry now carries a
+    MAC under the keyring; an edited one is refused (exit 2), never read as "nothing planted"."""
+
+    def test_edited_registry_is_refused(self, tmp_path: Path) -> None:
+        import json
+
+        keys, planted = tmp_path / "keys", tmp_path / "canaries.jsonl"
+        Keyring.create(keys)
+        done = _cli(
+            "canary", "make", "--kind", "note", "-n", "2", "-o", planted, "--keyring", keys, "--tenant", "t"
+        )
+        assert done.returncode == 0, done.stderr
+        assert _cli("canary", "check", planted, "--keyring", keys).returncode == 1  # positive control
+        registry = keys / "canaries.json"
+        original = json.loads(registry.read_text("utf-8"))
+        edits = []
+        fewer = json.loads(json.dumps(original))
+        fewer["canaries"] = fewer["canaries"][1:]
+        edits.append(fewer)
+        blind = json.loads(json.dumps(original))
+        for canary in blind["canaries"]:
+            for value in canary["values"]:
+                value["digest"] = value["first"] = "0" * 32
+        edits.append(blind)
+        no_mac = {k: v for k, v in blind.items() if k != "mac"}
+        edits.append(no_mac)
+        for edited in edits:
+            registry.write_text(json.dumps(edited), "utf-8")
+            for command in ("check", "list"):
+                args = (planted,) if command == "check" else ()
+                done = _cli("canary", command, *args, "--keyring", keys)
+                assert done.returncode == 2, (command, done.stdout, done.stderr)
+                assert "was edited" in done.stderr
+                assert "Traceback" not in done.stderr
+        registry.write_text(json.dumps(original), "utf-8")
+        assert _cli("canary", "check", planted, "--keyring", keys).returncode == 1
