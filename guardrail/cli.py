@@ -969,14 +969,26 @@ class _KeyOpAudit:
         fields.setdefault("actor", actor_member(self._actor))
         if self._request_ref:
             fields.setdefault("request", {"ref": self._request_ref, "kind": "key management"})
-        self._log.append(
-            {
-                "event": {"category": category, "action": action, "outcome": "success"},
-                "source": {"app": f"guardrail@{__version__}", "component": "cli"},
-                **fields,
-            },
-            sync=True,
-        )
+        from guardrail.audit import AuditWriteError
+
+        try:
+            self._log.append(
+                {
+                    "event": {"category": category, "action": action, "outcome": "success"},
+                    "source": {"app": f"guardrail@{__version__}", "component": "cli"},
+                    **fields,
+                },
+                sync=True,
+            )
+        except AuditWriteError as exc:
+            # the keyring has changed by now and cannot be changed back (a destroyed key is gone): say so,
+            # never leave the impression that nothing happened
+            keys = [str(r.get("id")) for r in fields.get("resources") or () if r.get("type") == "key"]
+            raise AuditWriteError(
+                f"the keyring WAS changed ({category}: key(s) {', '.join(keys) or '-'}), but its audit "
+                f"record was not written ({exc}): the change stands, unrecorded; make the audit log "
+                "writable and record it by hand (the key ids above)"
+            ) from exc
 
 
 @keys_app.command("init")

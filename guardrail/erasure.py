@@ -170,7 +170,7 @@ def erase_subject(
     cert_path = Path(certificate) if certificate is not None else None
     if cert_path is not None and cert_path.exists():
         raise ConfigError(f"{cert_path}: exists; give a new file for the erasure certificate")
-    from guardrail.audit import AuditLog
+    from guardrail.audit import AuditLog, AuditWriteError
     from guardrail.audit.auth import SIGNING_KEY_PURPOSE
     from guardrail.crypto import Sealer
 
@@ -229,7 +229,17 @@ def erase_subject(
             },
             **({"request": {"ref": request_ref, "kind": "erasure (Art. 17)"}} if request_ref else {}),
         }
-        event_id = log.append(event)
+        try:
+            event_id = log.append(event)
+        except AuditWriteError as exc:
+            # deleted and destroyed by now, for good: say what was done, never "nothing happened"
+            raise AuditWriteError(
+                f"subject ref {ref} WAS erased ({result.vector_nodes_deleted} node(s) and "
+                f"{result.docstore_records_deleted} docstore record(s) deleted, key(s) "
+                f"{', '.join(result.keys_destroyed) or '-'} destroyed, {deleted} vault token(s) deleted), "
+                f"but the dsar.erasure record was not written ({exc}): no certificate was made; make the "
+                "audit log writable and record the erasure by hand (the figures above)"
+            ) from exc
     finally:
         if log is not None:
             log.close()

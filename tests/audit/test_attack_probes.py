@@ -226,3 +226,50 @@ class TestEditedCanaryRegistry:
                 assert "Traceback" not in done.stderr
         registry.write_text(json.dumps(original), "utf-8")
         assert _cli("canary", "check", planted, "--keyring", keys).returncode == 1
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """chattr +i/-i (needs root on ext4-like file systems): an audit segment that refuses every write."""
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+class TestAuditUnwritableDuringErasure:
+    """Attack: the audit segment becomes unwritable after the log opened (disk full, a read-only remount,
+    chattr +i). `guardrail erase` and `keys shred` then deleted and destroyed for good, and said only "the
+    audit record was not written" (exit 1): an operator reads "nothing happened". They now say what was
+    done (the subject ref, counts, key ids) and that it stands unrecorded."""
+
+    def test_the_error_says_what_was_destroyed(self, tmp_path: Path) -> None:
+        demo = tmp_path / "demo"
+        assert _cli("demo", "-o", demo).returncode == 0
+        segment = demo / "audit" / "segment-000001.jsonl"
+        if not _immutable(segment, True):
+            pytest.skip("chattr +i is not available here (needs root and an ext4-like file system)")
+        try:
+            keyring_before = (demo / "keys" / "keyring.json").read_bytes()
+            done = _cli(
+                "erase", "--subject", "referral_diabetes", "--keyring", demo / "keys", "--store", demo / "kb",
+                "--audit-log", demo / "audit",
+            )  # fmt: skip
+            assert done.returncode != 0
+            assert (demo / "keys" / "keyring.json").read_bytes() != keyring_before  # it did happen
+            assert "WAS erased" in done.stderr
+            assert "destroyed" in done.stderr
+            assert "referral_diabetes" not in done.stderr  # the subject by its keyed reference only
+            assert "Traceback" not in done.stderr
+            done = _cli(
+                "keys",
+                "shred",
+                "--keyring",
+                demo / "keys",
+                "--tenant",
+                "riverside",
+                "--audit-log",
+                demo / "audit",
+            )
+            assert done.returncode != 0
+            assert "WAS changed (key.shred: key(s) " in done.stderr
+            assert "Traceback" not in done.stderr
+        finally:
+            _immutable(segment, False)
