@@ -1568,8 +1568,11 @@ def main(argv: list[str] | None = None) -> None:
     except GuardrailError as exc:
         if _state["debug"]:
             raise
+        from guardrail.db import scrub_passwords
+
         code = next(c for t, c in EXIT_CODES if isinstance(exc, t))
-        err.print(f"error: {exc}", markup=False)
+        # a location the user typed may carry a password (postgresql://u:PW@...): never echo it
+        err.print(scrub_passwords(f"error: {exc}"), markup=False)
         sys.exit(code)
     except KeyboardInterrupt:
         err.print("interrupted: no output was written")

@@ -273,3 +273,30 @@ class TestAuditUnwritableDuringErasure:
             assert "Traceback" not in done.stderr
         finally:
             _immutable(segment, False)
+
+
+class TestPasswordInLocation:
+    """A DPO pastes a PostgreSQL URL with its password where a keyring directory goes: the error echoed
+    the URL, password and all. Errors now never print a URL's password (and say what to pass instead)."""
+
+    @pytest.mark.parametrize(
+        "location",
+        ["postgresql://alice:S3cretPW@127.0.0.1:1/db", "postgresql://alice@127.0.0.1:1/db?password=S3cretPW"],
+    )
+    def test_no_password_in_errors(self, location: str, tmp_path: Path) -> None:
+        done = _cli("keys", "list", "--keyring", location)
+        assert done.returncode == 2, done.stderr
+        assert "S3cretPW" not in done.stdout + done.stderr
+        assert "the keyring is a directory" in done.stderr
+        done = _cli("keys", "rotate", "--keyring", tmp_path / "missing", "--audit-log", location)
+        assert "S3cretPW" not in done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+
+    def test_scrub(self) -> None:
+        from guardrail.db import scrub_passwords
+
+        text = "postgres:/a:pw1@h/d and postgresql://u@h/d?sslmode=x&password=pw2&a=1 and data/password.txt"
+        scrubbed = scrub_passwords(text)
+        assert "pw1" not in scrubbed
+        assert "pw2" not in scrubbed
+        assert "data/password.txt" in scrubbed  # a path is left alone
