@@ -519,6 +519,22 @@ def verify(
                 "(changed, removed or added, with their hashes recomputed)",
             ),
         )
+    if public_key is not None and record_key is not None and (root_dir / PUBLIC_KEY).exists():
+        # verified with the keyring's key: an audit.pub that names another key was replaced (and the
+        # log's writers now refuse to open it)
+        try:
+            stored = _read_key_file(root_dir / PUBLIC_KEY).public_key
+        except ConfigError:
+            stored = b""
+        if stored != key.public_key:
+            file_findings.append(
+                (
+                    records,
+                    "bad-signature",
+                    f"{PUBLIC_KEY} is not this log's key (the keyring's): it was replaced; restore it from "
+                    "its off-host copy",
+                )
+            )
     findings += file_findings
     if not findings and cp_problem is None:
         findings = fallback

@@ -72,6 +72,22 @@ class TestSwappedKeyAndLegacyLines:
         assert done.returncode == 2, done.stderr
         assert "not the keyring's audit key" in done.stderr
 
+    def test_replaced_audit_pub_is_reported(self, tmp_path: Path, rings: tuple[Path, Path]) -> None:
+        """audit.pub swapped for another log's: the records still verify under the keyring's key, so
+        `verify --keyring` said intact while every writer of the log now refused to open it."""
+        victim_ring, evil_ring = rings
+        audit, evil = tmp_path / "audit", tmp_path / "evil"
+        _write(audit, Keyring.open(victim_ring), 3)
+        _write(evil, Keyring.open(evil_ring), 1)
+        from guardrail.audit.note import VerifierKey
+
+        name = VerifierKey.parse((audit / "audit.pub").read_text("utf-8")).name  # same name, other key
+        other = VerifierKey.parse((evil / "audit.pub").read_text("utf-8")).public_key
+        (audit / "audit.pub").write_text(VerifierKey(name, other).encode() + "\n", "utf-8")
+        done = _cli("audit", "verify", audit, "--keyring", victim_ring)
+        assert done.returncode == 5, done.stdout
+        assert "audit.pub is not this log's key" in done.stderr
+
     def test_api_helper_gives_the_keyring_key(self, tmp_path: Path, rings: tuple[Path, Path]) -> None:
         from guardrail.audit import verify
         from guardrail.audit.verify import keyring_audit_keys
