@@ -969,14 +969,26 @@ class _KeyOpAudit:
         fields.setdefault("actor", actor_member(self._actor))
         if self._request_ref:
             fields.setdefault("request", {"ref": self._request_ref, "kind": "key management"})
-        self._log.append(
-            {
-                "event": {"category": category, "action": action, "outcome": "success"},
-                "source": {"app": f"guardrail@{__version__}", "component": "cli"},
-                **fields,
-            },
-            sync=True,
-        )
+        from guardrail.audit import AuditWriteError
+
+        try:
+            self._log.append(
+                {
+                    "event": {"category": category, "action": action, "outcome": "success"},
+                    "source": {"app": f"guardrail@{__version__}", "component": "cli"},
+                    **fields,
+                },
+                sync=True,
+            )
+        except AuditWriteError as exc:
+            # the keyring has changed by now and cannot be changed back (a destroyed key is gone): say so,
+            # never leave the impression that nothing happened
+            keys = [str(r.get("id")) for r in fields.get("resources") or () if r.get("type") == "key"]
+            raise AuditWriteError(
+                f"the keyring WAS changed ({category}: key(s) {', '.join(keys) or '-'}), but its audit "
+                f"record was not written ({exc}): the change stands, unrecorded; make the audit log "
+                "writable and record it by hand (the key ids above)"
+            ) from exc
 
 
 @keys_app.command("init")
@@ -1369,10 +1381,19 @@ def verify_certificate_command(
     audit_log: Annotated[
         Path | None, typer.Option("--audit-log", help="The audit log directory (its audit.pub is used).")
     ] = None,
+    keyring: Annotated[
+        Path | None,
+        typer.Option(
+            "--keyring",
+            "-k",
+            help="Also check that every key the certificate lists as destroyed is still destroyed in this "
+            "keyring (a keyring restored from an older backup brings erased keys back).",
+        ),
+    ] = None,
 ) -> None:
     """Check an erasure certificate: its signature, its audit event's inclusion proof under a signed
-    checkpoint, and that the proven dsar.erasure event carries the certified counts and keys. Exit 0 when
-    it holds, 1 when it does not."""
+    checkpoint, and that the proven dsar.erasure event carries the certified counts and keys (with
+    --keyring: that those keys are still destroyed). Exit 0 when it holds, 1 when it does not."""
     from guardrail.erasure import verify_certificate
 
     if (public_key is None) == (audit_log is None):
@@ -1386,6 +1407,27 @@ def verify_certificate_command(
         raise ConfigError(f"{certificate}: no such certificate file")
     if verify_certificate(certificate, key_text):
         body = json.loads(certificate.read_text("utf-8"))["certificate"]
+        if keyring is not None:
+            from guardrail.erasure import destroyed_keys_state
+
+            states = destroyed_keys_state(certificate, _open_keyring(keyring, "checking the destroyed keys"))
+            back = [i for i, state in states.items() if state == "usable"]
+            if back:
+                err.print(
+                    f"{certificate}: NOT HOLDING: the signature verifies, but {len(back)} key(s) it lists "
+                    f"as destroyed are usable again in {keyring} ({', '.join(back)}): the keyring was "
+                    "restored from a backup taken before the erasure; erase the subject again "
+                    "(guardrail erase) and destroy that backup",
+                    markup=False,
+                )
+                raise typer.Exit(1)
+            unknown = [i for i, state in states.items() if state == "unknown"]
+            if unknown:
+                err.print(
+                    f"warning: {keyring} never held key(s) {', '.join(unknown)}: not the keyring that "
+                    "erased the subject, so their destruction is not checked",
+                    markup=False,
+                )
         out.print(
             f"certificate verified: subject ref {body['subject_ref']}, erased {body['erased_at']}, request "
             f"{body.get('request_ref') or '-'}, {body['deleted']['vector_nodes']} node(s), "
@@ -1526,8 +1568,11 @@ def main(argv: list[str] | None = None) -> None:
     except GuardrailError as exc:
         if _state["debug"]:
             raise
+        from guardrail.db import scrub_passwords
+
         code = next(c for t, c in EXIT_CODES if isinstance(exc, t))
-        err.print(f"error: {exc}", markup=False)
+        # a location the user typed may carry a password (postgresql://u:PW@...): never echo it
+        err.print(scrub_passwords(f"error: {exc}"), markup=False)
         sys.exit(code)
     except KeyboardInterrupt:
         err.print("interrupted: no output was written")

@@ -26,7 +26,14 @@ from guardrail.db import is_postgres_url
 from guardrail.errors import ConfigError
 from guardrail.keys import Keyring, KeyringLike, as_keyring
 
-__all__ = ["CERTIFICATE_FORMAT", "ErasureResult", "erase_subject", "subject_trace", "verify_certificate"]
+__all__ = [
+    "CERTIFICATE_FORMAT",
+    "ErasureResult",
+    "destroyed_keys_state",
+    "erase_subject",
+    "subject_trace",
+    "verify_certificate",
+]
 
 CERTIFICATE_FORMAT = "guardrail.erasure-certificate/1"
 _NOTE_TITLE = "guardrail erasure certificate"
@@ -163,7 +170,7 @@ def erase_subject(
     cert_path = Path(certificate) if certificate is not None else None
     if cert_path is not None and cert_path.exists():
         raise ConfigError(f"{cert_path}: exists; give a new file for the erasure certificate")
-    from guardrail.audit import AuditLog
+    from guardrail.audit import AuditLog, AuditWriteError
     from guardrail.audit.auth import SIGNING_KEY_PURPOSE
     from guardrail.crypto import Sealer
 
@@ -222,7 +229,17 @@ def erase_subject(
             },
             **({"request": {"ref": request_ref, "kind": "erasure (Art. 17)"}} if request_ref else {}),
         }
-        event_id = log.append(event)
+        try:
+            event_id = log.append(event)
+        except AuditWriteError as exc:
+            # deleted and destroyed by now, for good: say what was done, never "nothing happened"
+            raise AuditWriteError(
+                f"subject ref {ref} WAS erased ({result.vector_nodes_deleted} node(s) and "
+                f"{result.docstore_records_deleted} docstore record(s) deleted, key(s) "
+                f"{', '.join(result.keys_destroyed) or '-'} destroyed, {deleted} vault token(s) deleted), "
+                f"but the dsar.erasure record was not written ({exc}): no certificate was made; make the "
+                "audit log writable and record the erasure by hand (the figures above)"
+            ) from exc
     finally:
         if log is not None:
             log.close()
@@ -333,3 +350,25 @@ def verify_certificate(path: str | os.PathLike[str], public_key: str) -> bool:
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError, NoteError, ConfigError):
         return False
+
+
+def destroyed_keys_state(path: str | os.PathLike[str], keyring: Any) -> dict[str, str]:
+    """What a keyring says today of each key an erasure certificate lists as destroyed: ``"destroyed"``,
+    ``"usable"`` (its material is back: a keyring restored from a backup taken before the erasure) or
+    ``"unknown"`` (this keyring never held it). The certificate proves what happened then; this checks
+    that it still holds. ``keyring``: a :class:`~guardrail.keys.Keyring` or its directory.
+
+    Raises:
+        ConfigError: the certificate cannot be read.
+    """
+    try:
+        ids = json.loads(Path(path).read_text("utf-8"))["certificate"]["keys_destroyed"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path}: not an erasure certificate") from None
+    states = {k.id: k.state for k in as_keyring(keyring).list_keys()}
+    return {
+        i: "unknown" if i not in states else "destroyed" if states[i] == "destroyed" else "usable"
+        for i in ids
+    }

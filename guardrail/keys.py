@@ -338,6 +338,14 @@ class Keyring:
         Raises:
             KeyringError: no keyring there, or it does not open.
         """
+        from guardrail.db import is_postgres_url
+
+        if is_postgres_url(directory):  # never echo the URL: it may carry a password
+            raise KeyringError(
+                "the keyring is a directory, not a database location: pass its directory (a keyring whose "
+                "state lives in PostgreSQL is a directory made by `guardrail db adopt-keyring URL --keyring "
+                "DIR`)"
+            )
         directory = Path(directory)
         path = directory / KEYRING_FILE
         _check_private(directory)

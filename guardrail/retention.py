@@ -169,7 +169,7 @@ def apply_retention(
         ConfigError: the policy declares no retention, or a vault path that does not exist.
     """
     from guardrail import __version__
-    from guardrail.audit import AuditLog
+    from guardrail.audit import AuditLog, AuditWriteError
     from guardrail.audit.events import actor_member
     from guardrail.audit.schema import format_time
     from guardrail.crypto import Sealer
@@ -246,7 +246,16 @@ def apply_retention(
                 "retrieval": {"deleted_nodes": len(deleted_chunks), "vault_tokens_deleted": tokens,
                               "checkpoints_deleted": checkpoints, "keys_shredded": len(shred)},
             }  # fmt: skip
-            log.append(event)
+            try:
+                log.append(event)
+            except AuditWriteError as exc:
+                # deleted and shredded by now, for good: say what was done, never "nothing happened"
+                raise AuditWriteError(
+                    f"retention WAS applied ({len(deleted_chunks)} chunk(s) deleted, key(s) "
+                    f"{', '.join(shred) or '-'} shredded, {tokens} vault token(s) and {checkpoints} "
+                    f"checkpoint(s) deleted), but the retention.apply record was not written ({exc}); make "
+                    "the audit log writable and record it by hand (the figures above)"
+                ) from exc
     finally:
         if log is not None:
             log.close()

@@ -23,9 +23,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -39,6 +41,7 @@ __all__ = [
     "Seal",
     "Sealer",
     "seal_text",
+    "state_mac",
 ]
 
 RECORD_KEY_PURPOSE: Final = "audit-record"
@@ -120,3 +123,11 @@ class Sealer:
 
     def __repr__(self) -> str:
         return "Sealer(<key>)"
+
+
+def state_mac(record_key: bytes, data: Mapping[str, Any]) -> str:
+    """The MAC of a log's ``state.json`` (every field but ``mac``), under the record key: the writer's
+    record of how many records it wrote (a verifier with the keyring finds a log cut shorter than that)."""
+    fields = {k: v for k, v in data.items() if k != "mac"}
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hmac.digest(record_key, b"guardrail.audit.state/2\x00" + text, "sha256").hex()

@@ -56,6 +56,27 @@ def _key_text(public_key: Path | None) -> str | None:
         raise ConfigError(f"{public_key}: cannot read the public key ({exc.strerror})") from None
 
 
+def _audit_keys(public_key: Path | None, keyring: Path | None) -> tuple[str | bytes | None, bytes | None]:
+    """The verifier key and record MAC key: with --keyring, the keyring's own signing key (never the log's
+    audit.pub, which whoever writes the log directory can replace) and its MAC key."""
+    text = _key_text(public_key)
+    if keyring is None:
+        return text, None
+    from guardrail.audit.note import VerifierKey
+    from guardrail.audit.verify import keyring_audit_keys
+
+    raw, record_key = keyring_audit_keys(keyring)
+    if text is not None:
+        given = VerifierKey.parse(text.strip())
+        if given.public_key != raw:
+            raise ConfigError(
+                f"{public_key}: this public key is not the keyring's audit key ({keyring}): give the log's "
+                "own keyring, or the public key alone"
+            )
+        return text, record_key
+    return raw, record_key
+
+
 @audit_app.command("verify")
 def verify_command(
     directory: DirArg,
@@ -88,15 +109,10 @@ def verify_command(
 ) -> None:
     """Recompute every leaf, checkpoint root, seal and (with --keyring) MAC; exit 0 intact, 5 damaged or
     not authentic, 6 torn final record."""
-    record_key = None
-    if keyring is not None:
-        from guardrail.audit.auth import RECORD_KEY_PURPOSE
-        from guardrail.keys import Keyring
-
-        record_key = Keyring.open(keyring).hmac_key(RECORD_KEY_PURPOSE)
+    key, record_key = _audit_keys(public_key, keyring)
     report = verify(
         directory,
-        public_key=_key_text(public_key),
+        public_key=key,
         checkpoints=checkpoints or [],
         strict=strict,
         record_key=record_key,
@@ -242,15 +258,8 @@ def show_command(
 
 def _statuses(directory: Path, public_key: Path | None, keyring: Path | None) -> tuple[Any, Any]:
     """``status(index)`` for every record (what :func:`verify` says of it), and the report."""
-    record_key = None
-    if keyring is not None:
-        from guardrail.audit.auth import RECORD_KEY_PURPOSE
-        from guardrail.keys import Keyring
-
-        record_key = Keyring.open(keyring).hmac_key(RECORD_KEY_PURPOSE)
-    report = verify(
-        directory, public_key=_key_text(public_key), record_key=record_key, allow_missing_checkpoints=False
-    )
+    key, record_key = _audit_keys(public_key, keyring)
+    report = verify(directory, public_key=key, record_key=record_key, allow_missing_checkpoints=False)
     bad = report.first_bad_index
     if report.ok:
         bad = None

@@ -36,6 +36,7 @@ import hmac
 import json
 import math
 import os
+import secrets
 import socket
 import threading
 import time
@@ -46,7 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from guardrail.audit.auth import RECORD_KEY_PURPOSE, SIGNING_KEY_PURPOSE, RecordMac, Sealer
+from guardrail.audit.auth import RECORD_KEY_PURPOSE, SIGNING_KEY_PURPOSE, RecordMac, Sealer, state_mac
 from guardrail.audit.errors import AuditIntegrityError, AuditWriteError
 from guardrail.audit.ids import Uuid7
 from guardrail.audit.merkle import CompactRange
@@ -84,9 +85,14 @@ _COMMIT_WAIT = 0.001  # the longest a write waits for synchronous appenders that
 
 
 def default_origin() -> str:
-    """``<hostname>/guardrail.audit/1``: a schema-less URL-like name, as C2SP origins should be."""
+    """``<hostname>/<log id>/guardrail.audit/1``: a schema-less URL-like name, as C2SP origins should be.
+
+    The log id is random (64 bits), drawn once when a log is created: the origin names one log, and the
+    record MACs are keyed by it, so a record copied from another log of the same keyring (same host)
+    does not carry this log's MAC.
+    """
     host = "".join(c for c in socket.gethostname() if not c.isspace() and c != "+") or "localhost"
-    return f"{host}/{SCHEMA}"
+    return f"{host}/{secrets.token_hex(8)}/{SCHEMA}"
 
 
 def _now() -> datetime:
@@ -165,7 +171,9 @@ class AuditLog:
             record_key: the 32-byte key of the records' MACs, ``Keyring.hmac_key("audit-record")``. The
                 writer checks the MAC of every record it did not write before appending after it.
             origin: the checkpoint origin and key name (no spaces, no ``+``); default: the one in
-                ``audit.pub``, or :func:`default_origin` for a new log.
+                ``audit.pub``, or :func:`default_origin` for a new log. Give every log of a keyring its own
+                origin: the record MACs are keyed by it, which is what stops a record of one log from
+                passing as a record of another.
             checkpoint_every: sign a checkpoint at least every this many records.
             checkpoint_seconds: and every this many seconds when this process appended since.
             segment_records: records per segment file.
@@ -694,9 +702,7 @@ class AuditLog:
                 tmp.unlink()  # a missing or stale cache only makes the next open slower
 
     def _state_mac(self, data: Mapping[str, Any]) -> str:
-        fields = {k: v for k, v in data.items() if k != "mac"}
-        text = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        return hmac.digest(self._record_key, b"guardrail.audit.state/2\x00" + text, "sha256").hex()
+        return state_mac(self._record_key, data)
 
     def _sync(self) -> None:
         """Bring the tail up to date with what is on disk (other processes' records, torn lines)."""

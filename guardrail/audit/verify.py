@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guardrail.audit.auth import RecordMac, Seal, seal_text
+from guardrail.audit.auth import RecordMac, Seal, seal_text, state_mac
 from guardrail.audit.canonical import CanonicalizationError, canonicalize
 from guardrail.audit.errors import AuditIntegrityError, DamageKind
 from guardrail.audit.ids import uuid7_time_ms
@@ -57,7 +58,15 @@ from guardrail.audit.schema import (
     parse_time,
     split_integrity,
 )
-from guardrail.audit.storage import CHECKPOINTS, PUBLIC_KEY, Snapshot, iter_lines, read_prefix, snapshot
+from guardrail.audit.storage import (
+    CHECKPOINTS,
+    PUBLIC_KEY,
+    STATE,
+    Snapshot,
+    iter_lines,
+    read_prefix,
+    snapshot,
+)
 from guardrail.db import is_postgres_url
 from guardrail.errors import ConfigError
 
@@ -66,6 +75,7 @@ __all__ = [
     "TornTail",
     "VerifyReport",
     "iter_records",
+    "keyring_audit_keys",
     "load_verifier_key",
     "prove",
     "verify",
@@ -168,6 +178,22 @@ def load_verifier_key(
         except NoteError as exc:
             raise ConfigError(f"the public key is not a verifier key: {exc}") from None
     return _read_key_file(directory / PUBLIC_KEY)
+
+
+def keyring_audit_keys(keyring: Any) -> tuple[bytes, bytes]:
+    """The audit keys a keyring holder verifies with: ``(public_key, record_key)``, the raw 32-byte Ed25519
+    key derived from the keyring's checkpoint seed and the records' MAC key. Pass both to :func:`verify`:
+    with the keyring, the log's ``audit.pub`` is not trusted (whoever can write the log directory can
+    replace it, and sign a rewritten history with a key of their own). ``keyring``: a
+    :class:`~guardrail.keys.Keyring` or the path of its directory."""
+    from guardrail.audit.auth import RECORD_KEY_PURPOSE, SIGNING_KEY_PURPOSE
+    from guardrail.audit.note import public_key_of
+
+    if isinstance(keyring, str | os.PathLike):
+        from guardrail.keys import as_keyring
+
+        keyring = as_keyring(keyring)
+    return public_key_of(keyring.hmac_key(SIGNING_KEY_PURPOSE)), keyring.hmac_key(RECORD_KEY_PURPOSE)
 
 
 def _read_key_file(path: Path) -> VerifierKey:
@@ -279,6 +305,9 @@ def verify(
     for extra in checkpoints:
         if not Path(extra).is_file():
             raise ConfigError(f"{extra}: no such checkpoint file")
+    # read before the snapshot: a writer saves its state after its records, so an honest state never
+    # counts more records than the snapshot holds
+    state_size = _written_size(root_dir, record_key) if record_key is not None else None
     snap = snapshot(root_dir)
     files: list[tuple[Path, int | None]] = [(root_dir / CHECKPOINTS, snap.checkpoints_size)]
     files += [(Path(p), None) for p in checkpoints]
@@ -465,6 +494,15 @@ def verify(
                 f"{covered}: checkpoints were removed (restore the file from its off-host copy)",
             )
         )
+    if state_size is not None and state_size > records:
+        findings.append(
+            (
+                records,
+                "truncated",
+                f"the writer's state (authenticated by the keyring) says it wrote {state_size} records but "
+                f"only {records} remain: records were cut from the end of the log",
+            )
+        )
     if largest > records:
         findings.append(
             (records, "truncated", f"a signed checkpoint covers {largest} records but only {records} remain")
@@ -481,6 +519,22 @@ def verify(
                 "(changed, removed or added, with their hashes recomputed)",
             ),
         )
+    if public_key is not None and record_key is not None and (root_dir / PUBLIC_KEY).exists():
+        # verified with the keyring's key: an audit.pub that names another key was replaced (and the
+        # log's writers now refuse to open it)
+        try:
+            stored = _read_key_file(root_dir / PUBLIC_KEY).public_key
+        except ConfigError:
+            stored = b""
+        if stored != key.public_key:
+            file_findings.append(
+                (
+                    records,
+                    "bad-signature",
+                    f"{PUBLIC_KEY} is not this log's key (the keyring's): it was replaced; restore it from "
+                    "its off-host copy",
+                )
+            )
     findings += file_findings
     if not findings and cp_problem is None:
         findings = fallback
@@ -511,6 +565,19 @@ def verify(
     if torn_tail:
         return report(True, count, None, "torn-tail", summary + "; " + "; ".join(map(str, torn_tail)))
     return report(True, count, None, None, summary)
+
+
+def _written_size(root_dir: Path, record_key: bytes) -> int | None:
+    """How many records the writer's ``state.json`` says it wrote, if its MAC verifies (else None)."""
+    try:
+        data = json.loads((root_dir / STATE).read_text("utf-8"))
+        if not isinstance(data, dict) or not hmac.compare_digest(
+            str(data["mac"]), state_mac(record_key, data)
+        ):
+            return None
+        return int(data["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _check_seals(

@@ -240,7 +240,19 @@ class CanaryRegistry:
                 f"{self.path}: this canary registry belongs to another keyring (open it with the keyring "
                 "that made the canaries)"
             )
+        if not hmac.compare_digest(str(data.get("mac")), self._mac(data)):
+            # a canary removed, or a digest changed, would blind every check and watch without a word
+            raise CanaryRegistryError(
+                f"{self.path}: the canary registry was edited (its MAC under the keyring does not verify); "
+                "restore it from a backup of the keyring"
+            )
         return data
+
+    def _mac(self, data: Mapping[str, Any]) -> str:
+        """The registry's MAC under the canary key, over everything but the MAC itself."""
+        fields = {k: v for k, v in data.items() if k != "mac"}
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hmac.digest(self.__key, b"guardrail canary registry mac\x00" + text.encode(), "sha256").hex()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -256,6 +268,7 @@ class CanaryRegistry:
     def _save(self) -> None:
         from guardrail.io import atomic_output  # temporary file, fsync, rename; 0600 for a new file
 
+        self._data["mac"] = self._mac(self._data)
         with atomic_output(self.path, force=True) as f:
             json.dump(self._data, f, indent=1, sort_keys=True)
 

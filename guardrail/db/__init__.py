@@ -44,6 +44,7 @@ __all__ = [
     "DbLocation",
     "is_postgres_url",
     "parse_location",
+    "scrub_passwords",
 ]
 
 _SCHEMES = ("postgresql", "postgres")
@@ -57,6 +58,16 @@ class DatabaseError(GuardrailError):
 
 class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached or did not answer in time: the operation did not happen."""
+
+
+_URL_PASSWORD = re.compile(r"((?:postgresql|postgres):/{1,2}[^/\s:@]*:)[^@\s/]*@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"((?:[?&]|\b)password=)[^&\s'\"]*", re.IGNORECASE)
+
+
+def scrub_passwords(text: str) -> str:
+    """``text`` with any password of a PostgreSQL URL in it (``user:PASSWORD@``, ``password=...``)
+    replaced by ``***``: for messages that echo a location the user typed."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 def is_postgres_url(location: object) -> bool:
