@@ -105,6 +105,7 @@ def guard_target(target: Any, gr: Any, *, processors: Sequence[str] = ()) -> Any
         router: Any = _copy.copy(target)
         router._query_engines = [guard_target(e, gr, processors=processors) for e in target._query_engines]
         router._summarizer = _gated_synthesizer(target._summarizer, gate)
+        router._selector = _gated_synthesizer(target._selector, gate)  # its reason is printed and returned
         return _swap(router, gate)
     if isinstance(target, SubQuestionQueryEngine):
         engine: Any = _copy.copy(target)
@@ -112,6 +113,8 @@ def guard_target(target: Any, gr: Any, *, processors: Sequence[str] = ()) -> Any
             name: guard_target(e, gr, processors=processors) for name, e in target._query_engines.items()
         }
         engine._response_synthesizer = _gated_synthesizer(target._response_synthesizer, gate)
+        # the sub-questions an LLM writes are printed (verbose), traced and returned as source nodes
+        engine._question_gen = _gated_synthesizer(target._question_gen, gate)
         return _swap(engine, gate)
     raise EngineRefused(
         f"cannot guard a {type(target).__name__}: pass a retriever, a query engine from "
@@ -164,7 +167,7 @@ def _bind_synthesizer(synthesizer: Any, answer: _Answer) -> Any:
 def _bound(engine: Any, answer: _Answer) -> Any:
     """A per-answer shallow copy of a guarded engine whose LLMs write for ``answer``."""
     copy = _copy.copy(engine)
-    for name in ("_response_synthesizer", "_summarizer"):
+    for name in ("_response_synthesizer", "_summarizer", "_selector", "_question_gen"):
         if getattr(engine, name, None) is not None:
             setattr(copy, name, _bind_synthesizer(getattr(engine, name), answer))
     if isinstance(getattr(engine, "_llm", None), GatedLLM):

@@ -1,0 +1,126 @@
+"""Attack probes: paths a LlamaIndex user composes that the guard must cover (found by probing, kept as
+regressions). Each has a positive control: the principal allowed to see the value sees it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llama_index.core.query_engine import RouterQueryEngine, SubQuestionQueryEngine
+from llama_index.core.question_gen import LLMQuestionGenerator
+from llama_index.core.selectors import LLMSingleSelector
+from llama_index.core.tools import QueryEngineTool, ToolMetadata
+from scripted import CLINICIAN, RESEARCHER, SUPPORT, ScriptedLLM, build
+
+from guardrail.access import Principal
+
+#: what an LLM may write on its own (memorised, inferred): never in the store, so no retrieval decides it
+WRITTEN = ("Harold Finch", "555-867-5309")
+
+
+def _leaks(text: str) -> list[str]:
+    return [value for value in WRITTEN if value in text]
+
+
+def _texts(response: Any) -> str:
+    parts = [str(response), json.dumps(response.metadata or {}, default=str)]
+    parts += [n.node.get_content() for n in response.source_nodes]
+    return "\n".join(parts)
+
+
+def _subquestion_engine(index: Any) -> tuple[SubQuestionQueryEngine, ScriptedLLM]:
+    writer = ScriptedLLM(answer="furosemide 40 mg daily.")
+    planner = ScriptedLLM(
+        answer='```json\n{"items": [{"sub_question": "What does Harold Finch (555-867-5309) take?", '
+        '"tool_name": "notes"}]}\n```'
+    )
+    tool = QueryEngineTool(
+        query_engine=index.as_query_engine(llm=writer),
+        metadata=ToolMetadata(name="notes", description="clinical notes"),
+    )
+    engine = SubQuestionQueryEngine.from_defaults(
+        query_engine_tools=[tool],
+        llm=writer,
+        question_gen=LLMQuestionGenerator.from_defaults(llm=planner),
+        use_async=False,
+        verbose=True,
+    )
+    return engine, planner
+
+
+def _router_engine(index: Any) -> RouterQueryEngine:
+    writer = ScriptedLLM(answer="furosemide 40 mg daily.")
+    chooser = ScriptedLLM(answer='[{"choice": 1, "reason": "Harold Finch (555-867-5309) is in the notes"}]')
+    tools = [
+        QueryEngineTool(
+            query_engine=index.as_query_engine(llm=writer),
+            metadata=ToolMetadata(name=name, description=f"{name} notes"),
+        )
+        for name in ("ward", "clinic")
+    ]
+    return RouterQueryEngine(
+        selector=LLMSingleSelector.from_defaults(llm=chooser),
+        query_engine_tools=tools,
+        llm=writer,
+        verbose=True,
+    )
+
+
+@pytest.mark.parametrize("principal", [RESEARCHER, SUPPORT], ids=lambda p: p.id)
+def test_subquestion_questions_written_by_the_llm_pass_the_response_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], principal: Principal
+) -> None:
+    gr, index = build(tmp_path)
+    engine, planner = _subquestion_engine(index)
+    guarded = gr.guard(engine)
+    with gr.acting_as(principal):
+        response = guarded.query("what is the discharge plan?")
+    printed = capsys.readouterr().out
+    assert planner.prompts, "the question generator was not called"
+    assert "[notes] Q:" in printed  # verbose printed the sub-question...
+    assert _leaks(printed) == []  # ...as the principal may see it
+    assert _leaks(_texts(response)) == []
+    assert "Sub question:" in _texts(response)
+    gr.close()
+
+
+def test_subquestion_positive_control_clinician_sees_the_question(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gr, index = build(tmp_path)
+    engine, _ = _subquestion_engine(index)
+    guarded = gr.guard(engine)
+    with gr.acting_as(CLINICIAN):
+        response = guarded.query("what is the discharge plan?")
+    assert "Harold Finch" in capsys.readouterr().out
+    assert "Harold Finch" in _texts(response)
+    gr.close()
+
+
+@pytest.mark.parametrize("principal", [RESEARCHER, SUPPORT], ids=lambda p: p.id)
+def test_router_selector_reason_written_by_the_llm_passes_the_response_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], principal: Principal
+) -> None:
+    gr, index = build(tmp_path)
+    guarded = gr.guard(_router_engine(index))
+    with gr.acting_as(principal):
+        response = guarded.query("what is the discharge plan?")
+    printed = capsys.readouterr().out
+    assert "Selecting query engine" in printed
+    assert _leaks(printed) == []
+    assert _leaks(_texts(response)) == []
+    gr.close()
+
+
+def test_router_positive_control_clinician_sees_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gr, index = build(tmp_path)
+    guarded = gr.guard(_router_engine(index))
+    with gr.acting_as(CLINICIAN):
+        response = guarded.query("what is the discharge plan?")
+    assert "Harold Finch" in capsys.readouterr().out
+    assert "Harold Finch" in json.dumps(response.metadata, default=str)
+    gr.close()
