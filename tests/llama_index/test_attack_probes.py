@@ -124,3 +124,70 @@ def test_router_positive_control_clinician_sees_the_reason(
     assert "Harold Finch" in capsys.readouterr().out
     assert "Harold Finch" in json.dumps(response.metadata, default=str)
     gr.close()
+
+
+def _fusion(index: Any, planner: ScriptedLLM) -> Any:
+    from llama_index.core.retrievers import QueryFusionRetriever
+
+    return QueryFusionRetriever(
+        [index.as_retriever(similarity_top_k=2)],
+        num_queries=3,
+        llm=planner,
+        similarity_top_k=2,
+        verbose=True,
+        use_async=False,
+    )
+
+
+#: queries a fusion retriever's LLM writes: a full name, then its surname alone on another line
+GENERATED = "1. Harold Finch discharge 555-867-5309\n2. Finch furosemide"
+
+
+@pytest.mark.parametrize("principal", [RESEARCHER, SUPPORT], ids=lambda p: p.id)
+def test_fusion_queries_written_by_the_llm_pass_the_response_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], principal: Principal
+) -> None:
+    gr, index = build(tmp_path)
+    planner = ScriptedLLM(answer=GENERATED)
+    retriever = gr.guard(_fusion(index, planner))
+    with gr.acting_as(principal):
+        nodes = retriever.retrieve("discharge plan")
+    printed = capsys.readouterr().out
+    assert planner.prompts
+    assert "Generated queries:" in printed
+    assert _leaks(printed) == []
+    assert "Finch" not in printed
+    assert all("Finch" not in n.node.get_content() for n in nodes)
+    gr.close()
+
+
+def test_fusion_positive_control_clinician_sees_the_queries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gr, index = build(tmp_path)
+    retriever = gr.guard(_fusion(index, ScriptedLLM(answer=GENERATED)))
+    with gr.acting_as(CLINICIAN):
+        nodes = retriever.retrieve("discharge plan")
+    assert "2. Finch furosemide" in capsys.readouterr().out
+    assert any("Harold Finch" in n.node.get_content() for n in nodes)
+    gr.close()
+
+
+ANSWER = "Harold Finch goes home today. Finch: furosemide."
+
+
+def test_surname_alone_in_a_later_sentence_of_the_answer_is_redacted(tmp_path: Path) -> None:
+    gr, index = build(tmp_path)
+    llm = ScriptedLLM(answer=ANSWER)
+    engine = gr.guard(index.as_query_engine(llm=llm))
+    streaming = gr.guard(index.as_query_engine(llm=llm, streaming=True))
+    with gr.acting_as(RESEARCHER):
+        whole = str(engine.query("discharge plan"))
+        streamed = "".join(streaming.query("discharge plan").response_gen)
+    with gr.acting_as(CLINICIAN):
+        clear = str(engine.query("discharge plan"))
+    assert "Finch" not in whole
+    assert "Finch" not in streamed
+    assert "furosemide" in whole
+    assert clear == llm.answer  # positive control
+    gr.close()
