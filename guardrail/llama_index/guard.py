@@ -848,8 +848,12 @@ class GuardrailPostprocessor(BaseNodePostprocessor):
 
 def _note_released(principal: Principal | None, nodes: Sequence[NodeWithScore]) -> None:
     """What was released may appear in this principal's traces (``guardrail.llama_index.tracing``)."""
+    from guardrail.llama_index.responses import current_answer
     from guardrail.llama_index.tracing import note_released
 
+    answer = current_answer()
+    if answer is not None:  # the answer's LLM may be sent these copies as they are
+        answer.note_guarded(nodes)
     note_released(principal, nodes)
 
 

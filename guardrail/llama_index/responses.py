@@ -184,9 +184,23 @@ class _Answer:
     # parts of people's full names found in this answer so far (in memory only): "Finch" alone in a later
     # sentence or segment is the same person as "Harold Finch" in an earlier one
     names: set[str] = field(default_factory=set)
+    # the copies guards released in this answer, by node id: any other node reaching its LLM (added by a
+    # node postprocessor from a plain docstore, a cache, your own code) is decided on the spot
+    guarded: dict[str, Any] = field(default_factory=dict)
     _corpus: str | None = None
     _scope: PseudonymScope | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note_guarded(self, nodes: Sequence[NodeWithScore]) -> None:
+        with self.lock:
+            for hit in nodes:
+                self.guarded[hit.node.node_id] = hit.node
+
+    def is_guarded(self, node: Any) -> bool:
+        with self.lock:
+            known = self.guarded.get(node.node_id)
+        # the very copy (a postprocessor may change it in place: a sentence window put in as its text)
+        return known is not None and (known is node or known.get_content() == node.get_content())
 
     def add_released(self, texts: Sequence[str]) -> None:
         with self.lock:
@@ -974,5 +988,12 @@ class ReleaseRecorder(BaseNodePostprocessor):
         answer = _answer.get()
         if answer is None:
             raise AccessDenied("a guarded engine's nodes reached its LLM outside an answer (internal error)")
+        foreign = [hit for hit in nodes if not answer.is_guarded(hit.node)]
+        if foreign:  # not released by a guard in this answer: decided, redacted and audited on the spot
+            from guardrail.llama_index.guard import GuardrailPostprocessor
+
+            decided = GuardrailPostprocessor(self._gate.gr)._postprocess_nodes(foreign, query_bundle)
+            foreign_ids = {id(hit) for hit in foreign}
+            nodes = [hit for hit in nodes if id(hit) not in foreign_ids] + decided
         released: list[NodeWithScore] = self._gate.record(answer, nodes)
         return released

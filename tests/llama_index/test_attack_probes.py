@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RouterQueryEngine, SubQuestionQueryEngine
 from llama_index.core.question_gen import LLMQuestionGenerator
+from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.selectors import LLMSingleSelector
 from llama_index.core.tools import QueryEngineTool, ToolMetadata
 from scripted import CLINICIAN, RESEARCHER, SUPPORT, ScriptedLLM, build
@@ -190,4 +192,42 @@ def test_surname_alone_in_a_later_sentence_of_the_answer_is_redacted(tmp_path: P
     assert "Finch" not in streamed
     assert "furosemide" in whole
     assert clear == llm.answer  # positive control
+    gr.close()
+
+
+class PinnedNote(BaseNodePostprocessor):
+    """A user's postprocessor adding a node from outside the guarded store (a plain docstore, a cache)."""
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "PinnedNote"
+
+    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: Any = None) -> list[NodeWithScore]:
+        pinned = TextNode(text="Pinned: Harold Finch, call 555-867-5309, needs furosemide.")
+        return [*nodes, NodeWithScore(node=pinned, score=1.0)]
+
+
+@pytest.mark.parametrize("principal", [RESEARCHER, SUPPORT], ids=lambda p: p.id)
+def test_node_a_postprocessor_adds_is_decided_before_the_llm_sees_it(
+    tmp_path: Path, principal: Principal
+) -> None:
+    gr, index = build(tmp_path)
+    llm = ScriptedLLM(answer="See the notes.")
+    engine = gr.guard(index.as_query_engine(llm=llm, node_postprocessors=[PinnedNote()]))
+    with gr.acting_as(principal):
+        response = engine.query("visiting hours")
+    assert llm.prompts
+    assert _leaks(llm.prompts[-1]) == []
+    assert _leaks(_texts(response)) == []
+    assert "Visiting hours" in llm.prompts[-1]  # the guarded store's public node still reaches the LLM
+    gr.close()
+
+
+def test_node_a_postprocessor_adds_positive_control_clinician(tmp_path: Path) -> None:
+    gr, index = build(tmp_path)
+    llm = ScriptedLLM(answer="See the notes.")
+    engine = gr.guard(index.as_query_engine(llm=llm, node_postprocessors=[PinnedNote()]))
+    with gr.acting_as(CLINICIAN):
+        engine.query("visiting hours")
+    assert "Harold Finch, call 555-867-5309" in llm.prompts[-1]
     gr.close()
