@@ -231,3 +231,38 @@ def test_node_a_postprocessor_adds_positive_control_clinician(tmp_path: Path) ->
         engine.query("visiting hours")
     assert "Harold Finch, call 555-867-5309" in llm.prompts[-1]
     gr.close()
+
+
+def test_router_with_a_function_calling_selector_is_refused(tmp_path: Path) -> None:
+    from llama_index.core.base.base_selector import SingleSelection
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.program.function_program import FunctionCallingProgram
+    from llama_index.core.selectors import PydanticSingleSelector
+
+    from guardrail.llama_index.engines import EngineRefused
+
+    gr, index = build(tmp_path)
+    tools = [
+        QueryEngineTool(
+            query_engine=index.as_query_engine(llm=ScriptedLLM()),
+            metadata=ToolMetadata(name=n, description=n),
+        )
+        for n in ("ward", "clinic")
+    ]
+    program = FunctionCallingProgram.from_defaults(
+        output_cls=SingleSelection,
+        prompt_template_str="{context_list} {query_str}",
+        llm=MockFunctionCallingLLM(),
+    )
+    selector = PydanticSingleSelector(selector_program=program)
+    with pytest.raises(EngineRefused, match="LLMSingleSelector"):
+        gr.guard(RouterQueryEngine(selector=selector, query_engine_tools=tools, llm=ScriptedLLM()))
+    # the LLM selector is guarded (its output passes the response guard: tests above)
+    gr.guard(
+        RouterQueryEngine(
+            selector=LLMSingleSelector.from_defaults(llm=ScriptedLLM()),
+            query_engine_tools=tools,
+            llm=ScriptedLLM(),
+        )
+    )
+    gr.close()
