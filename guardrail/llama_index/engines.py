@@ -40,6 +40,7 @@ from llama_index.core.chat_engine.types import (
     StreamingAgentChatResponse,
 )
 from llama_index.core.llms import ChatMessage
+from llama_index.core.llms.llm import LLM
 from llama_index.core.query_engine import (
     CustomQueryEngine,
     RetrieverQueryEngine,
@@ -102,22 +103,46 @@ def guard_target(target: Any, gr: Any, *, processors: Sequence[str] = ()) -> Any
     if isinstance(target, RetrieverQueryEngine):
         return _guard_retriever_engine(target, gr, gate, processors)
     if isinstance(target, RouterQueryEngine):
+        _refuse_program(
+            target._selector, "RouterQueryEngine", "selector", "LLMSingleSelector.from_defaults(llm=...)"
+        )
         router: Any = _copy.copy(target)
         router._query_engines = [guard_target(e, gr, processors=processors) for e in target._query_engines]
         router._summarizer = _gated_synthesizer(target._summarizer, gate)
+        router._selector = _gated_synthesizer(target._selector, gate)  # its reason is printed and returned
         return _swap(router, gate)
     if isinstance(target, SubQuestionQueryEngine):
+        _refuse_program(
+            target._question_gen,
+            "SubQuestionQueryEngine",
+            "question generator",
+            "LLMQuestionGenerator.from_defaults(llm=...)",
+        )
         engine: Any = _copy.copy(target)
         engine._query_engines = {
             name: guard_target(e, gr, processors=processors) for name, e in target._query_engines.items()
         }
         engine._response_synthesizer = _gated_synthesizer(target._response_synthesizer, gate)
+        # the sub-questions an LLM writes are printed (verbose), traced and returned as source nodes
+        engine._question_gen = _gated_synthesizer(target._question_gen, gate)
         return _swap(engine, gate)
     raise EngineRefused(
         f"cannot guard a {type(target).__name__}: pass a retriever, a query engine from "
         "index.as_query_engine(), a chat engine from index.as_chat_engine(), a RouterQueryEngine or a "
         "SubQuestionQueryEngine (or add gr.postprocessor() to its node_postprocessors)"
     )
+
+
+def _refuse_program(part: Any, engine: str, role: str, instead: str) -> None:
+    """A selector or question generator that writes through a pydantic / function-calling program: what
+    its LLM writes (a selection's reason, sub-questions) cannot pass the response guard, so refuse."""
+    for name, value in vars(part).items() if hasattr(part, "__dict__") else ():
+        if name != "_llm" and (isinstance(value, LLM) or isinstance(getattr(value, "_llm", None), LLM)):
+            raise EngineRefused(
+                f"cannot guard a {engine} whose {role} ({type(part).__name__}) calls an LLM through "
+                f"{type(value).__name__}: what that LLM writes is printed and returned without passing the "
+                f"response guard; use {instead}"
+            )
 
 
 def _is_agent(target: Any) -> bool:
@@ -164,7 +189,7 @@ def _bind_synthesizer(synthesizer: Any, answer: _Answer) -> Any:
 def _bound(engine: Any, answer: _Answer) -> Any:
     """A per-answer shallow copy of a guarded engine whose LLMs write for ``answer``."""
     copy = _copy.copy(engine)
-    for name in ("_response_synthesizer", "_summarizer"):
+    for name in ("_response_synthesizer", "_summarizer", "_selector", "_question_gen"):
         if getattr(engine, name, None) is not None:
             setattr(copy, name, _bind_synthesizer(getattr(engine, name), answer))
     if isinstance(getattr(engine, "_llm", None), GatedLLM):

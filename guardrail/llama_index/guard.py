@@ -668,6 +668,42 @@ def _prefiltered(retriever: Any, allowed: list[str], depth: int = 0) -> tuple[An
     return (copy, True) if changed else (retriever, False)
 
 
+def _llms_gated(retriever: Any, guardrail: Any, depth: int = 0) -> Any:
+    """``retriever`` with the LLMs it calls itself (a ``QueryFusionRetriever`` writing queries, a
+    ``RouterRetriever``'s selector) behind the response guard: what they write is printed (``verbose``),
+    traced and sent on as queries. A per-request copy where anything changes; the original is kept."""
+    from llama_index.core.llms import LLM
+
+    from guardrail.llama_index.engines import _gate
+    from guardrail.llama_index.responses import GatedLLM
+
+    if depth > 5:
+        return retriever
+    copy: Any = None
+
+    def mutable() -> Any:
+        nonlocal copy
+        if copy is None:
+            copy = _copy.copy(retriever)
+        return copy
+
+    llm = getattr(retriever, "_llm", None)
+    if isinstance(llm, LLM) and not isinstance(llm, GatedLLM):
+        mutable()._llm = GatedLLM(llm, _gate(guardrail))
+    selector: Any = getattr(retriever, "_selector", None)
+    inner_llm = getattr(selector, "_llm", None)
+    if isinstance(inner_llm, LLM) and not isinstance(inner_llm, GatedLLM):
+        gated_selector: Any = _copy.copy(selector)
+        gated_selector._llm = GatedLLM(inner_llm, _gate(guardrail))
+        mutable()._selector = gated_selector
+    inner_list = getattr(retriever, "_retrievers", None)
+    if isinstance(inner_list, list):
+        parts = [_llms_gated(r, guardrail, depth + 1) for r in inner_list]
+        if any(new is not old for new, old in zip(parts, inner_list, strict=True)):
+            mutable()._retrievers = parts
+    return copy if copy is not None else retriever
+
+
 class GuardedRetriever(BaseRetriever):
     """Wraps a retriever: every retrieval is decided, redacted and audited; it fails closed.
 
@@ -685,7 +721,7 @@ class GuardedRetriever(BaseRetriever):
         target, changed = _prefiltered(self._inner, allowed)
         if changed:
             request.prefilter = allowed
-        return target  # type: ignore[no-any-return]
+        return _llms_gated(target, self._gr)  # type: ignore[no-any-return]
 
     def retrieve(self, str_or_query_bundle: Any) -> list[NodeWithScore]:
         from guardrail.llama_index.tracing import tracing_request
@@ -812,8 +848,12 @@ class GuardrailPostprocessor(BaseNodePostprocessor):
 
 def _note_released(principal: Principal | None, nodes: Sequence[NodeWithScore]) -> None:
     """What was released may appear in this principal's traces (``guardrail.llama_index.tracing``)."""
+    from guardrail.llama_index.responses import current_answer
     from guardrail.llama_index.tracing import note_released
 
+    answer = current_answer()
+    if answer is not None:  # the answer's LLM may be sent these copies as they are
+        answer.note_guarded(nodes)
     note_released(principal, nodes)
 
 

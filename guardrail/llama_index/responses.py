@@ -181,9 +181,26 @@ class _Answer:
     chars: int = 0
     blocked: bool = False
     finished: bool = False
+    # parts of people's full names found in this answer so far (in memory only): "Finch" alone in a later
+    # sentence or segment is the same person as "Harold Finch" in an earlier one
+    names: set[str] = field(default_factory=set)
+    # the copies guards released in this answer, by node id: any other node reaching its LLM (added by a
+    # node postprocessor from a plain docstore, a cache, your own code) is decided on the spot
+    guarded: dict[str, Any] = field(default_factory=dict)
     _corpus: str | None = None
     _scope: PseudonymScope | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note_guarded(self, nodes: Sequence[NodeWithScore]) -> None:
+        with self.lock:
+            for hit in nodes:
+                self.guarded[hit.node.node_id] = hit.node
+
+    def is_guarded(self, node: Any) -> bool:
+        with self.lock:
+            known = self.guarded.get(node.node_id)
+        # the very copy (a postprocessor may change it in place: a sentence window put in as its text)
+        return known is not None and (known is node or known.get_content() == node.get_content())
 
     def add_released(self, texts: Sequence[str]) -> None:
         with self.lock:
@@ -392,6 +409,14 @@ class ResponseGate:
         if answer.mode == "off" or answer.profile == "none" or not segments:
             return segments
         found = self._detect(segments)
+        with answer.lock:
+            for segment, findings in zip(segments, found, strict=True):
+                answer.names.update(_name_parts(segment, findings))
+            names = set(answer.names)
+        found = [
+            _with_name_parts(segment, findings, names)
+            for segment, findings in zip(segments, found, strict=True)
+        ]
         redactor, keep = self._redactor(answer.profile)
         corpus = answer.corpus()
         out = []
@@ -728,6 +753,42 @@ def _could_start(tail: str, entities: Sequence[str]) -> bool:
 # --------------------------------------------------------------------------- the gated LLM
 
 
+_NAME_TITLES = frozenset({"mr", "mrs", "ms", "dr", "prof", "miss", "mister", "doctor", "the", "and"})
+
+
+def _name_parts(segment: str, findings: Sequence[Finding]) -> set[str]:
+    """The parts (casefolded) of the people's full names found in ``segment``."""
+    from guardrail.detection.recognizers.gazetteers import AMBIGUOUS_NAMES
+
+    out: set[str] = set()
+    for f in findings:
+        if f.entity != "PERSON":
+            continue
+        words = [w.strip(".,;:'’()").casefold() for w in segment[f.start : f.end].split()]
+        if len(words) < 2:
+            continue
+        out.update(w for w in words if len(w) > 2 and w not in AMBIGUOUS_NAMES and w not in _NAME_TITLES)
+    return out
+
+
+def _with_name_parts(segment: str, findings: list[Finding], names: set[str]) -> list[Finding]:
+    """``findings`` plus every capitalised occurrence of a known name part not already covered."""
+    if not names:
+        return findings
+    pattern = re.compile(
+        r"(?<![\w@.<-])(?:"
+        + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        + r")(?![\w@>-])",
+        re.IGNORECASE,
+    )
+    extra = [
+        Finding(m.start(), m.end(), "PERSON", 0.6, "Propagation")
+        for m in pattern.finditer(segment)
+        if m.group()[:1].isupper() and not any(f.start < m.end() and m.start() < f.end for f in findings)
+    ]
+    return sorted([*findings, *extra], key=lambda f: (f.start, f.end)) if extra else findings
+
+
 def _standalone(gate: ResponseGate, bound: _Answer | None = None) -> tuple[_Answer, bool]:
     answer = bound or _answer.get()
     if answer is not None:
@@ -927,5 +988,12 @@ class ReleaseRecorder(BaseNodePostprocessor):
         answer = _answer.get()
         if answer is None:
             raise AccessDenied("a guarded engine's nodes reached its LLM outside an answer (internal error)")
+        foreign = [hit for hit in nodes if not answer.is_guarded(hit.node)]
+        if foreign:  # not released by a guard in this answer: decided, redacted and audited on the spot
+            from guardrail.llama_index.guard import GuardrailPostprocessor
+
+            decided = GuardrailPostprocessor(self._gate.gr)._postprocess_nodes(foreign, query_bundle)
+            foreign_ids = {id(hit) for hit in foreign}
+            nodes = [hit for hit in nodes if id(hit) not in foreign_ids] + decided
         released: list[NodeWithScore] = self._gate.record(answer, nodes)
         return released
