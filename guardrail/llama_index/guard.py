@@ -670,8 +670,9 @@ def _prefiltered(retriever: Any, allowed: list[str], depth: int = 0) -> tuple[An
 
 def _llms_gated(retriever: Any, guardrail: Any, depth: int = 0) -> Any:
     """``retriever`` with the LLMs it calls itself (a ``QueryFusionRetriever`` writing queries, a
-    ``RouterRetriever``'s selector) behind the response guard: what they write is printed (``verbose``),
-    traced and sent on as queries. A per-request copy where anything changes; the original is kept."""
+    ``RouterRetriever``'s selector, a ``RecursiveRetriever``'s query engines) behind the response
+    guard: what they write is printed (``verbose``), traced and sent on as queries. A per-request copy
+    where anything changes; the original is kept."""
     from llama_index.core.llms import LLM
 
     from guardrail.llama_index.engines import _gate
@@ -701,6 +702,18 @@ def _llms_gated(retriever: Any, guardrail: Any, depth: int = 0) -> Any:
         parts = [_llms_gated(r, guardrail, depth + 1) for r in inner_list]
         if any(new is not old for new, old in zip(parts, inner_list, strict=True)):
             mutable()._retrievers = parts
+    table = getattr(retriever, "_retriever_dict", None)
+    if isinstance(table, dict):
+        gated = {k: _llms_gated(r, guardrail, depth + 1) for k, r in table.items()}
+        if any(gated[k] is not r for k, r in table.items()):
+            mutable()._retriever_dict = gated
+    engines = getattr(retriever, "_query_engine_dict", None)
+    if isinstance(engines, dict) and engines:
+        # a RecursiveRetriever's query engines answer with an LLM (printed when verbose, returned as a
+        # node): each one is guarded like gr.guard(engine); one guardrail cannot guard is refused
+        from guardrail.llama_index.engines import guard_target
+
+        mutable()._query_engine_dict = {k: guard_target(e, guardrail) for k, e in engines.items()}
     return copy if copy is not None else retriever
 
 

@@ -266,3 +266,49 @@ def test_router_with_a_function_calling_selector_is_refused(tmp_path: Path) -> N
         )
     )
     gr.close()
+
+
+def _recursive(index: Any) -> Any:
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.retrievers import RecursiveRetriever
+    from llama_index.core.schema import IndexNode
+
+    from guardrail.llama_index.hashing import HashingEmbedding
+
+    top = VectorStoreIndex(
+        [IndexNode(text="discharge plans", index_id="notes")], embed_model=HashingEmbedding()
+    )
+    writer = ScriptedLLM(answer="Harold Finch (call 555-867-5309) goes home.")
+    return RecursiveRetriever(
+        "top",
+        retriever_dict={"top": top.as_retriever()},
+        query_engine_dict={"notes": index.as_query_engine(llm=writer)},  # not guarded by the user
+        verbose=True,
+    )
+
+
+@pytest.mark.parametrize("principal", [RESEARCHER, SUPPORT], ids=lambda p: p.id)
+def test_recursive_retriever_query_engine_answers_pass_the_response_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], principal: Principal
+) -> None:
+    gr, index = build(tmp_path)
+    retriever = gr.guard(_recursive(index))
+    with gr.acting_as(principal):
+        nodes = retriever.retrieve("discharge plan")
+    printed = capsys.readouterr().out
+    assert "Got response:" in printed
+    assert _leaks(printed) == []
+    assert all(_leaks(n.node.get_content()) == [] for n in nodes)
+    gr.close()
+
+
+def test_recursive_retriever_positive_control_clinician(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gr, index = build(tmp_path)
+    retriever = gr.guard(_recursive(index))
+    with gr.acting_as(CLINICIAN):
+        nodes = retriever.retrieve("discharge plan")
+    assert "Got response: Harold Finch (call 555-867-5309)" in capsys.readouterr().out
+    assert any("Harold Finch" in n.node.get_content() for n in nodes)
+    gr.close()
