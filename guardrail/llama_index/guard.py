@@ -691,12 +691,13 @@ def _llms_gated(retriever: Any, guardrail: Any, depth: int = 0) -> Any:
     llm = getattr(retriever, "_llm", None)
     if isinstance(llm, LLM) and not isinstance(llm, GatedLLM):
         mutable()._llm = GatedLLM(llm, _gate(guardrail))
-    selector: Any = getattr(retriever, "_selector", None)
-    inner_llm = getattr(selector, "_llm", None)
-    if isinstance(inner_llm, LLM) and not isinstance(inner_llm, GatedLLM):
-        gated_selector: Any = _copy.copy(selector)
-        gated_selector._llm = GatedLLM(inner_llm, _gate(guardrail))
-        mutable()._selector = gated_selector
+    for name in ("_selector", "_query_transform"):  # a RouterRetriever's, a TransformRetriever's (HyDE)
+        part: Any = getattr(retriever, name, None)
+        inner_llm = getattr(part, "_llm", None)
+        if isinstance(inner_llm, LLM) and not isinstance(inner_llm, GatedLLM):
+            gated_part: Any = _copy.copy(part)
+            gated_part._llm = GatedLLM(inner_llm, _gate(guardrail))
+            setattr(mutable(), name, gated_part)
     inner_list = getattr(retriever, "_retrievers", None)
     if isinstance(inner_list, list):
         parts = [_llms_gated(r, guardrail, depth + 1) for r in inner_list]

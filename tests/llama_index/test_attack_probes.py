@@ -17,6 +17,7 @@ from llama_index.core.tools import QueryEngineTool, ToolMetadata
 from scripted import CLINICIAN, RESEARCHER, SUPPORT, ScriptedLLM, build
 
 from guardrail.access import Principal
+from guardrail.llama_index.hashing import HashingEmbedding
 
 #: what an LLM may write on its own (memorised, inferred): never in the store, so no retrieval decides it
 WRITTEN = ("Harold Finch", "555-867-5309")
@@ -311,4 +312,37 @@ def test_recursive_retriever_positive_control_clinician(
         nodes = retriever.retrieve("discharge plan")
     assert "Got response: Harold Finch (call 555-867-5309)" in capsys.readouterr().out
     assert any("Harold Finch" in n.node.get_content() for n in nodes)
+    gr.close()
+
+
+class SpyEmbedding(HashingEmbedding):
+    """Records the query strings an embedding model (often a remote API) is sent."""
+
+    seen: list[str] = []  # noqa: RUF012 - a pydantic field: each instance gets its own list
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        self.seen.append(query)
+        return super()._get_query_embedding(query)
+
+
+@pytest.mark.parametrize(
+    ("principal", "clear"), [(RESEARCHER, False), (SUPPORT, False), (CLINICIAN, True)], ids=str
+)
+def test_hyde_document_written_by_the_llm_passes_the_response_guard(
+    tmp_path: Path, principal: Principal, clear: bool
+) -> None:
+    from llama_index.core.indices.query.query_transform import HyDEQueryTransform
+    from llama_index.core.retrievers import TransformRetriever
+
+    gr, index = build(tmp_path)
+    writer = ScriptedLLM(answer="Harold Finch (call 555-867-5309) was discharged on furosemide.")
+    spy = SpyEmbedding()
+    retriever = gr.guard(
+        TransformRetriever(index.as_retriever(embed_model=spy), HyDEQueryTransform(llm=writer))
+    )
+    with gr.acting_as(principal):
+        retriever.retrieve("discharge plan")
+    assert writer.prompts
+    assert any("furosemide" in q for q in spy.seen)  # the hypothetical document was embedded
+    assert any("Harold Finch" in q for q in spy.seen) is clear
     gr.close()
