@@ -775,7 +775,7 @@ class GuardedRetriever(BaseRetriever):
         try:
             try:
                 target = self._for(request.principal, request)  # type: ignore[arg-type]
-                results = target.retrieve(query_bundle)
+                results = target.retrieve(self._query_guarded(request, query_bundle))
             except DecryptionError as exc:
                 raise RetrievalBlocked(f"a retrieved record could not be opened ({exc.record})") from None
             except KeyringError as exc:  # e.g. its shared state cannot be checked (guardrail.keys_pg)
@@ -801,7 +801,10 @@ class GuardedRetriever(BaseRetriever):
         try:
             try:
                 target = self._for(request.principal, request)  # type: ignore[arg-type]
-                results = await target.aretrieve(query_bundle)
+                bundle = await asyncio.to_thread(
+                    contextvars.copy_context().run, self._query_guarded, request, query_bundle
+                )
+                results = await target.aretrieve(bundle)
             except DecryptionError as exc:
                 raise RetrievalBlocked(f"a retrieved record could not be opened ({exc.record})") from None
             except KeyringError as exc:  # e.g. its shared state cannot be checked (guardrail.keys_pg)
@@ -815,6 +818,23 @@ class GuardedRetriever(BaseRetriever):
         )
         _note_released(request.principal, released)
         return released
+
+    def _query_guarded(self, request: _Request, query_bundle: QueryBundle) -> QueryBundle:
+        """The question as the embedding model may see it: the policy's query guard (``responses.query:
+        redact`` for the principal's profile) applies to a bare guarded retriever too. Inside a guarded
+        engine the engine has already guarded it."""
+        from guardrail.access import acting_as
+        from guardrail.llama_index.engines import _gate
+        from guardrail.llama_index.responses import current_answer
+
+        if current_answer() is not None or request.principal is None:
+            return query_bundle
+        gate = _gate(self._gr)
+        with acting_as(request.principal):
+            answer, _ = gate.begin(query_bundle.query_str)  # not finished: no answer is written here
+        if answer.query_mode != "redact" or answer.profile == "none":
+            return query_bundle
+        return gate.guard_bundle(answer, query_bundle)
 
     def _withheld(self, query_bundle: QueryBundle, request: _Request, k: int) -> dict[str, int]:
         try:

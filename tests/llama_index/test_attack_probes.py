@@ -14,7 +14,7 @@ from llama_index.core.question_gen import LLMQuestionGenerator
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.selectors import LLMSingleSelector
 from llama_index.core.tools import QueryEngineTool, ToolMetadata
-from scripted import CLINICIAN, RESEARCHER, SUPPORT, ScriptedLLM, build
+from scripted import CLINICIAN, RESEARCHER, SUPPORT, ScriptedLLM, build, policy_with
 
 from guardrail.access import Principal
 from guardrail.llama_index.hashing import HashingEmbedding
@@ -345,4 +345,30 @@ def test_hyde_document_written_by_the_llm_passes_the_response_guard(
     assert writer.prompts
     assert any("furosemide" in q for q in spy.seen)  # the hypothetical document was embedded
     assert any("Harold Finch" in q for q in spy.seen) is clear
+    gr.close()
+
+
+@pytest.mark.parametrize(
+    ("principal", "query_mode", "clear"),
+    [
+        (RESEARCHER, "redact", False),
+        (SUPPORT, "redact", False),
+        (CLINICIAN, "redact", True),  # profile none: the question as asked
+        (RESEARCHER, "keep", True),
+    ],
+    ids=str,
+)
+def test_query_guard_applies_to_a_bare_guarded_retriever(
+    tmp_path: Path, principal: Principal, query_mode: str, clear: bool
+) -> None:
+    from llama_index.core.schema import QueryBundle
+
+    gr, index = build(tmp_path, policy_with(tmp_path, f"responses:\n  query: {query_mode}\n"))
+    spy = SpyEmbedding()
+    retriever = gr.guard(index.as_retriever(embed_model=spy))
+    with gr.acting_as(principal):
+        retriever.retrieve("discharge plan for Harold Finch")
+        retriever.retrieve(QueryBundle("discharge plan", custom_embedding_strs=["plan of Harold Finch"]))
+    assert len(spy.seen) == 2
+    assert all(("Harold Finch" in q) is clear for q in spy.seen)
     gr.close()
