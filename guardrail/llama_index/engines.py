@@ -251,12 +251,37 @@ def _guarded_class(cls: type) -> type:
         finally:
             gate.deactivate(token)
 
+    def retrieve(self: Any, query_bundle: QueryBundle) -> Any:
+        # engine.retrieve(): the nodes its LLM would get, inside an answer (none is written: no LLM ran)
+        gate: ResponseGate = self._gr_gate
+        answer, _ = gate.begin(query_bundle.query_str)
+        token = gate.activate(answer)
+        try:
+            return cls.retrieve(self, gate.guard_bundle(answer, query_bundle))  # type: ignore[attr-defined]
+        finally:
+            gate.deactivate(token)
+
+    async def aretrieve(self: Any, query_bundle: QueryBundle) -> Any:
+        import asyncio
+        import contextvars
+
+        gate: ResponseGate = self._gr_gate
+        answer, _ = gate.begin(query_bundle.query_str)
+        token = gate.activate(answer)
+        try:
+            ctx = contextvars.copy_context()
+            bundle = await asyncio.to_thread(ctx.run, gate.guard_bundle, answer, query_bundle)
+            return await cls.aretrieve(self, bundle)  # type: ignore[attr-defined]
+        finally:
+            gate.deactivate(token)
+
+    methods: dict[str, Any] = {"__module__": __name__, "_query": _query, "_aquery": _aquery}
+    if hasattr(cls, "retrieve"):
+        methods["retrieve"] = retrieve
+    if hasattr(cls, "aretrieve"):
+        methods["aretrieve"] = aretrieve
     # the marker goes last: a mixin before ``cls`` would change the instance layout
-    return type(
-        f"Guarded{cls.__name__}",
-        (cls, _GuardedQuery),
-        {"__module__": __name__, "_query": _query, "_aquery": _aquery},
-    )
+    return type(f"Guarded{cls.__name__}", (cls, _GuardedQuery), methods)
 
 
 _CLASSES: dict[type, type] = {}

@@ -16,7 +16,7 @@ from llama_index.core.selectors import LLMSingleSelector
 from llama_index.core.tools import QueryEngineTool, ToolMetadata
 from scripted import CLINICIAN, RESEARCHER, SUPPORT, ScriptedLLM, build, policy_with
 
-from guardrail.access import Principal
+from guardrail.access import AccessDenied, Principal
 from guardrail.llama_index.hashing import HashingEmbedding
 
 #: what an LLM may write on its own (memorised, inferred): never in the store, so no retrieval decides it
@@ -371,4 +371,28 @@ def test_query_guard_applies_to_a_bare_guarded_retriever(
         retriever.retrieve(QueryBundle("discharge plan", custom_embedding_strs=["plan of Harold Finch"]))
     assert len(spy.seen) == 2
     assert all(("Harold Finch" in q) is clear for q in spy.seen)
+    gr.close()
+
+
+@pytest.mark.parametrize(
+    ("principal", "clear"), [(RESEARCHER, False), (SUPPORT, False), (CLINICIAN, True)], ids=str
+)
+def test_guarded_engine_retrieve_returns_what_its_llm_would_get(
+    tmp_path: Path, principal: Principal, clear: bool
+) -> None:
+    import asyncio
+
+    from llama_index.core.schema import QueryBundle
+
+    gr, index = build(tmp_path)
+    engine = gr.guard(index.as_query_engine(llm=ScriptedLLM(), node_postprocessors=[PinnedNote()]))
+    with gr.acting_as(principal):
+        nodes = engine.retrieve(QueryBundle("visiting hours"))
+        anodes = asyncio.run(engine.aretrieve(QueryBundle("visiting hours")))
+    for got in (nodes, anodes):
+        texts = [n.node.get_content() for n in got]
+        assert any("Visiting hours" in t for t in texts)
+        assert any("Harold Finch" in t for t in texts) is clear  # the pinned node, decided on the spot
+    with pytest.raises(AccessDenied):
+        engine.retrieve(QueryBundle("visiting hours"))  # no principal
     gr.close()
