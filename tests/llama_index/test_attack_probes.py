@@ -396,3 +396,43 @@ def test_guarded_engine_retrieve_returns_what_its_llm_would_get(
     with pytest.raises(AccessDenied):
         engine.retrieve(QueryBundle("visiting hours"))  # no principal
     gr.close()
+
+
+def test_summary_and_keyword_indices_over_the_sealed_docstore_release_what_each_may_see(
+    tmp_path: Path,
+) -> None:
+    from llama_index.core import SimpleKeywordTableIndex, SummaryIndex, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.core.schema import Document
+    from scripted import NOTE, PUBLIC
+
+    gr, _ = build(tmp_path)
+    storage = gr.storage_context(name="summary")
+    docs = [
+        Document(text=NOTE, metadata={"subjects": ["patient-88412095"]}),
+        Document(text=PUBLIC, metadata={"classification": "public"}),
+    ]
+    nodes = gr.annotator()(SentenceSplitter().get_nodes_from_documents(docs))
+    VectorStoreIndex(
+        nodes, storage_context=storage, embed_model=HashingEmbedding(), store_nodes_override=True
+    )
+    ids = [n.node_id for n in nodes]
+    with gr.release_all(reason="build the summary and keyword indices"):
+        opened = storage.docstore.get_nodes(ids)
+    summary = SummaryIndex([], storage_context=storage, llm=ScriptedLLM())
+    summary.insert_nodes(opened)
+    keywords = SimpleKeywordTableIndex([], storage_context=storage, llm=ScriptedLLM())
+    keywords.insert_nodes(opened)
+    for index in (summary, keywords):
+        retriever = gr.guard(index.as_retriever())
+        with gr.acting_as(SUPPORT):  # failed with "doc_id ... not found" on the withheld note
+            support = [n.node.get_content() for n in retriever.retrieve("Finch visiting hours")]
+        with gr.acting_as(RESEARCHER):
+            research = [n.node.get_content() for n in retriever.retrieve("Finch visiting hours")]
+        with gr.acting_as(CLINICIAN):
+            clinician = [n.node.get_content() for n in retriever.retrieve("Finch visiting hours")]
+        assert support == [PUBLIC]
+        assert any("<PERSON_" in t for t in research)
+        assert all("Harold Finch" not in t for t in research)
+        assert any("Harold Finch" in t for t in clinician)  # positive control
+    gr.close()
