@@ -20,10 +20,11 @@ retriever it uses) and agents (their tools call LLMs and retrievers that the gua
 
 from __future__ import annotations
 
+import contextlib
 import copy as _copy
 import inspect
 import threading
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,41 +223,65 @@ class _GuardedQuery:
     """Marks the guarded query engines (their class is made by :func:`_swap`)."""
 
 
+@contextlib.contextmanager
+def _answering(
+    gate: ResponseGate, query_bundle: QueryBundle
+) -> Iterator[tuple[ResponseGate, _Answer, bool, Any]]:
+    """The answer a guarded engine's call is part of (active while it runs) and its guarded question."""
+    answer, own = gate.begin(query_bundle.query_str)
+    token = gate.activate(answer)
+    try:
+        yield gate, answer, own, gate.guard_bundle(answer, query_bundle)
+    finally:
+        gate.deactivate(token)
+
+
+@contextlib.asynccontextmanager
+async def _aanswering(
+    gate: ResponseGate, query_bundle: QueryBundle
+) -> AsyncIterator[tuple[ResponseGate, _Answer, bool, Any]]:
+    """:func:`_answering` with the question guarded in a worker thread (detection off the loop)."""
+    import asyncio
+    import contextvars
+
+    answer, own = gate.begin(query_bundle.query_str)
+    token = gate.activate(answer)
+    try:
+        ctx = contextvars.copy_context()
+        yield gate, answer, own, await asyncio.to_thread(ctx.run, gate.guard_bundle, answer, query_bundle)
+    finally:
+        gate.deactivate(token)
+
+
 def _guarded_class(cls: type) -> type:
     """A subclass of ``cls`` in which each query is one answer of the response gate."""
 
     def _query(self: Any, query_bundle: QueryBundle) -> Any:
-        gate: ResponseGate = self._gr_gate
-        answer, own = gate.begin(query_bundle.query_str)
-        token = gate.activate(answer)
-        try:
-            bundle = gate.guard_bundle(answer, query_bundle)
+        with _answering(self._gr_gate, query_bundle) as (gate, answer, own, bundle):
             response = cls._query(_bound(self, answer), bundle)  # type: ignore[attr-defined]
             return _release(gate, answer, response) if own else response
-        finally:
-            gate.deactivate(token)
 
     async def _aquery(self: Any, query_bundle: QueryBundle) -> Any:
-        import asyncio
-        import contextvars
-
-        gate: ResponseGate = self._gr_gate
-        answer, own = gate.begin(query_bundle.query_str)
-        token = gate.activate(answer)
-        try:
-            ctx = contextvars.copy_context()
-            bundle = await asyncio.to_thread(ctx.run, gate.guard_bundle, answer, query_bundle)
+        async with _aanswering(self._gr_gate, query_bundle) as (gate, answer, own, bundle):
             response = await cls._aquery(_bound(self, answer), bundle)  # type: ignore[attr-defined]
             return _release(gate, answer, response) if own else response
-        finally:
-            gate.deactivate(token)
 
+    # engine.retrieve(): the nodes its LLM would get, inside an answer (none is written: no LLM ran)
+    def retrieve(self: Any, query_bundle: QueryBundle) -> Any:
+        with _answering(self._gr_gate, query_bundle) as (_, _, _, bundle):
+            return cls.retrieve(self, bundle)  # type: ignore[attr-defined]
+
+    async def aretrieve(self: Any, query_bundle: QueryBundle) -> Any:
+        async with _aanswering(self._gr_gate, query_bundle) as (_, _, _, bundle):
+            return await cls.aretrieve(self, bundle)  # type: ignore[attr-defined]
+
+    methods: dict[str, Any] = {"__module__": __name__, "_query": _query, "_aquery": _aquery}
+    if hasattr(cls, "retrieve"):
+        methods["retrieve"] = retrieve
+    if hasattr(cls, "aretrieve"):
+        methods["aretrieve"] = aretrieve
     # the marker goes last: a mixin before ``cls`` would change the instance layout
-    return type(
-        f"Guarded{cls.__name__}",
-        (cls, _GuardedQuery),
-        {"__module__": __name__, "_query": _query, "_aquery": _aquery},
-    )
+    return type(f"Guarded{cls.__name__}", (cls, _GuardedQuery), methods)
 
 
 _CLASSES: dict[type, type] = {}

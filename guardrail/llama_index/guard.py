@@ -670,8 +670,9 @@ def _prefiltered(retriever: Any, allowed: list[str], depth: int = 0) -> tuple[An
 
 def _llms_gated(retriever: Any, guardrail: Any, depth: int = 0) -> Any:
     """``retriever`` with the LLMs it calls itself (a ``QueryFusionRetriever`` writing queries, a
-    ``RouterRetriever``'s selector) behind the response guard: what they write is printed (``verbose``),
-    traced and sent on as queries. A per-request copy where anything changes; the original is kept."""
+    ``RouterRetriever``'s selector, a ``RecursiveRetriever``'s query engines) behind the response
+    guard: what they write is printed (``verbose``), traced and sent on as queries. A per-request copy
+    where anything changes; the original is kept."""
     from llama_index.core.llms import LLM
 
     from guardrail.llama_index.engines import _gate
@@ -690,17 +691,30 @@ def _llms_gated(retriever: Any, guardrail: Any, depth: int = 0) -> Any:
     llm = getattr(retriever, "_llm", None)
     if isinstance(llm, LLM) and not isinstance(llm, GatedLLM):
         mutable()._llm = GatedLLM(llm, _gate(guardrail))
-    selector: Any = getattr(retriever, "_selector", None)
-    inner_llm = getattr(selector, "_llm", None)
-    if isinstance(inner_llm, LLM) and not isinstance(inner_llm, GatedLLM):
-        gated_selector: Any = _copy.copy(selector)
-        gated_selector._llm = GatedLLM(inner_llm, _gate(guardrail))
-        mutable()._selector = gated_selector
+    for name in ("_selector", "_query_transform"):  # a RouterRetriever's, a TransformRetriever's (HyDE)
+        part: Any = getattr(retriever, name, None)
+        inner_llm = getattr(part, "_llm", None)
+        if isinstance(inner_llm, LLM) and not isinstance(inner_llm, GatedLLM):
+            gated_part: Any = _copy.copy(part)
+            gated_part._llm = GatedLLM(inner_llm, _gate(guardrail))
+            setattr(mutable(), name, gated_part)
     inner_list = getattr(retriever, "_retrievers", None)
     if isinstance(inner_list, list):
         parts = [_llms_gated(r, guardrail, depth + 1) for r in inner_list]
         if any(new is not old for new, old in zip(parts, inner_list, strict=True)):
             mutable()._retrievers = parts
+    table = getattr(retriever, "_retriever_dict", None)
+    if isinstance(table, dict):
+        gated = {k: _llms_gated(r, guardrail, depth + 1) for k, r in table.items()}
+        if any(gated[k] is not r for k, r in table.items()):
+            mutable()._retriever_dict = gated
+    engines = getattr(retriever, "_query_engine_dict", None)
+    if isinstance(engines, dict) and engines:
+        # a RecursiveRetriever's query engines answer with an LLM (printed when verbose, returned as a
+        # node): each one is guarded like gr.guard(engine); one guardrail cannot guard is refused
+        from guardrail.llama_index.engines import guard_target
+
+        mutable()._query_engine_dict = {k: guard_target(e, guardrail) for k, e in engines.items()}
     return copy if copy is not None else retriever
 
 
@@ -761,7 +775,7 @@ class GuardedRetriever(BaseRetriever):
         try:
             try:
                 target = self._for(request.principal, request)  # type: ignore[arg-type]
-                results = target.retrieve(query_bundle)
+                results = target.retrieve(self._query_guarded(request, query_bundle))
             except DecryptionError as exc:
                 raise RetrievalBlocked(f"a retrieved record could not be opened ({exc.record})") from None
             except KeyringError as exc:  # e.g. its shared state cannot be checked (guardrail.keys_pg)
@@ -787,7 +801,10 @@ class GuardedRetriever(BaseRetriever):
         try:
             try:
                 target = self._for(request.principal, request)  # type: ignore[arg-type]
-                results = await target.aretrieve(query_bundle)
+                bundle = await asyncio.to_thread(
+                    contextvars.copy_context().run, self._query_guarded, request, query_bundle
+                )
+                results = await target.aretrieve(bundle)
             except DecryptionError as exc:
                 raise RetrievalBlocked(f"a retrieved record could not be opened ({exc.record})") from None
             except KeyringError as exc:  # e.g. its shared state cannot be checked (guardrail.keys_pg)
@@ -801,6 +818,23 @@ class GuardedRetriever(BaseRetriever):
         )
         _note_released(request.principal, released)
         return released
+
+    def _query_guarded(self, request: _Request, query_bundle: QueryBundle) -> QueryBundle:
+        """The question as the embedding model may see it: the policy's query guard (``responses.query:
+        redact`` for the principal's profile) applies to a bare guarded retriever too. Inside a guarded
+        engine the engine has already guarded it."""
+        from guardrail.access import acting_as
+        from guardrail.llama_index.engines import _gate
+        from guardrail.llama_index.responses import current_answer
+
+        if current_answer() is not None or request.principal is None:
+            return query_bundle
+        gate = _gate(self._gr)
+        with acting_as(request.principal):
+            answer, _ = gate.begin(query_bundle.query_str)  # not finished: no answer is written here
+        if answer.query_mode != "redact" or answer.profile == "none":
+            return query_bundle
+        return gate.guard_bundle(answer, query_bundle)
 
     def _withheld(self, query_bundle: QueryBundle, request: _Request, k: int) -> dict[str, int]:
         try:

@@ -360,10 +360,14 @@ class ResponseGate:
 
     def guard_bundle(self, answer: _Answer, bundle: QueryBundle) -> QueryBundle:
         text = self.guard_query(answer, bundle.query_str)
-        if text == bundle.query_str:
+        strs = bundle.custom_embedding_strs
+        guarded = [self.guard_query(answer, s) for s in strs] if strs else None
+        if text == bundle.query_str and guarded == strs:
             return bundle
-        # embedding strings and a precomputed embedding would carry the original question
-        return QueryBundle(query_str=text, custom_embedding_strs=None, embedding=None)
+        # a precomputed embedding would carry the original question; embedding strings are guarded too
+        return QueryBundle(
+            query_str=text, custom_embedding_strs=guarded if guarded != [text] else None, embedding=None
+        )
 
     # ------------------------------------------------------------------ released context
 

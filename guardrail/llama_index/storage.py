@@ -46,6 +46,27 @@ INDEX_STORE_FILE = "index_store.json"
 VECTOR_STORE_FILE = "default__vector_store.json"
 
 
+class SealedDocumentStore(SimpleDocumentStore):
+    """The docstore of a storage made through a Guardrail. Inside a guarded retrieval, ``get_nodes``
+    leaves out the nodes the principal may not see (the release point withholds them) instead of
+    failing the whole retrieval with LlamaIndex's "doc_id ... not found": a SummaryIndex, a keyword
+    table or a DocumentSummaryIndex over it then returns what the principal may see."""
+
+    def get_nodes(self, node_ids: list[str], raise_error: bool = True) -> list[Any]:
+        from guardrail.llama_index.release import _request
+
+        if _request.get() is not None:
+            raise_error = False
+        return super().get_nodes(node_ids, raise_error=raise_error)
+
+    async def aget_nodes(self, node_ids: list[str], raise_error: bool = True) -> list[Any]:
+        from guardrail.llama_index.release import _request
+
+        if _request.get() is not None:
+            raise_error = False
+        return await super().aget_nodes(node_ids, raise_error=raise_error)
+
+
 def _storage_name(name: str | None, vector_binding: str) -> str:
     if name is not None:
         if not name or ":" in name or not name.isprintable():
@@ -102,7 +123,7 @@ def build_storage_context(
     release_point = release_point if release_point is not None else ReleasePoint()
     # SimpleDocumentStore/SimpleIndexStore are typed for SimpleKVStore but work over any in-memory
     # kvstore; the encrypted one subclasses BaseInMemoryKVStore so that their persist() writes it.
-    docstore = SimpleDocumentStore(
+    docstore = SealedDocumentStore(
         simple_kvstore=EncryptedKVStore(  # type: ignore[arg-type]
             docstore_kv or SimpleKVStore(),
             sealer=sealer,

@@ -14,9 +14,10 @@ from llama_index.core.question_gen import LLMQuestionGenerator
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.selectors import LLMSingleSelector
 from llama_index.core.tools import QueryEngineTool, ToolMetadata
-from scripted import CLINICIAN, RESEARCHER, SUPPORT, ScriptedLLM, build
+from scripted import CLINICIAN, RESEARCHER, SUPPORT, ScriptedLLM, build, policy_with
 
-from guardrail.access import Principal
+from guardrail.access import AccessDenied, Principal
+from guardrail.llama_index.hashing import HashingEmbedding
 
 #: what an LLM may write on its own (memorised, inferred): never in the store, so no retrieval decides it
 WRITTEN = ("Harold Finch", "555-867-5309")
@@ -265,4 +266,173 @@ def test_router_with_a_function_calling_selector_is_refused(tmp_path: Path) -> N
             llm=ScriptedLLM(),
         )
     )
+    gr.close()
+
+
+def _recursive(index: Any) -> Any:
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.retrievers import RecursiveRetriever
+    from llama_index.core.schema import IndexNode
+
+    from guardrail.llama_index.hashing import HashingEmbedding
+
+    top = VectorStoreIndex(
+        [IndexNode(text="discharge plans", index_id="notes")], embed_model=HashingEmbedding()
+    )
+    writer = ScriptedLLM(answer="Harold Finch (call 555-867-5309) goes home.")
+    return RecursiveRetriever(
+        "top",
+        retriever_dict={"top": top.as_retriever()},
+        query_engine_dict={"notes": index.as_query_engine(llm=writer)},  # not guarded by the user
+        verbose=True,
+    )
+
+
+@pytest.mark.parametrize("principal", [RESEARCHER, SUPPORT], ids=lambda p: p.id)
+def test_recursive_retriever_query_engine_answers_pass_the_response_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], principal: Principal
+) -> None:
+    gr, index = build(tmp_path)
+    retriever = gr.guard(_recursive(index))
+    with gr.acting_as(principal):
+        nodes = retriever.retrieve("discharge plan")
+    printed = capsys.readouterr().out
+    assert "Got response:" in printed
+    assert _leaks(printed) == []
+    assert all(_leaks(n.node.get_content()) == [] for n in nodes)
+    gr.close()
+
+
+def test_recursive_retriever_positive_control_clinician(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gr, index = build(tmp_path)
+    retriever = gr.guard(_recursive(index))
+    with gr.acting_as(CLINICIAN):
+        nodes = retriever.retrieve("discharge plan")
+    assert "Got response: Harold Finch (call 555-867-5309)" in capsys.readouterr().out
+    assert any("Harold Finch" in n.node.get_content() for n in nodes)
+    gr.close()
+
+
+class SpyEmbedding(HashingEmbedding):
+    """Records the query strings an embedding model (often a remote API) is sent."""
+
+    seen: list[str] = []  # noqa: RUF012 - a pydantic field: each instance gets its own list
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        self.seen.append(query)
+        return super()._get_query_embedding(query)
+
+
+@pytest.mark.parametrize(
+    ("principal", "clear"), [(RESEARCHER, False), (SUPPORT, False), (CLINICIAN, True)], ids=str
+)
+def test_hyde_document_written_by_the_llm_passes_the_response_guard(
+    tmp_path: Path, principal: Principal, clear: bool
+) -> None:
+    from llama_index.core.indices.query.query_transform import HyDEQueryTransform
+    from llama_index.core.retrievers import TransformRetriever
+
+    gr, index = build(tmp_path)
+    writer = ScriptedLLM(answer="Harold Finch (call 555-867-5309) was discharged on furosemide.")
+    spy = SpyEmbedding()
+    retriever = gr.guard(
+        TransformRetriever(index.as_retriever(embed_model=spy), HyDEQueryTransform(llm=writer))
+    )
+    with gr.acting_as(principal):
+        retriever.retrieve("discharge plan")
+    assert writer.prompts
+    assert any("furosemide" in q for q in spy.seen)  # the hypothetical document was embedded
+    assert any("Harold Finch" in q for q in spy.seen) is clear
+    gr.close()
+
+
+@pytest.mark.parametrize(
+    ("principal", "query_mode", "clear"),
+    [
+        (RESEARCHER, "redact", False),
+        (SUPPORT, "redact", False),
+        (CLINICIAN, "redact", True),  # profile none: the question as asked
+        (RESEARCHER, "keep", True),
+    ],
+    ids=str,
+)
+def test_query_guard_applies_to_a_bare_guarded_retriever(
+    tmp_path: Path, principal: Principal, query_mode: str, clear: bool
+) -> None:
+    from llama_index.core.schema import QueryBundle
+
+    gr, index = build(tmp_path, policy_with(tmp_path, f"responses:\n  query: {query_mode}\n"))
+    spy = SpyEmbedding()
+    retriever = gr.guard(index.as_retriever(embed_model=spy))
+    with gr.acting_as(principal):
+        retriever.retrieve("discharge plan for Harold Finch")
+        retriever.retrieve(QueryBundle("discharge plan", custom_embedding_strs=["plan of Harold Finch"]))
+    assert len(spy.seen) == 2
+    assert all(("Harold Finch" in q) is clear for q in spy.seen)
+    gr.close()
+
+
+@pytest.mark.parametrize(
+    ("principal", "clear"), [(RESEARCHER, False), (SUPPORT, False), (CLINICIAN, True)], ids=str
+)
+def test_guarded_engine_retrieve_returns_what_its_llm_would_get(
+    tmp_path: Path, principal: Principal, clear: bool
+) -> None:
+    import asyncio
+
+    from llama_index.core.schema import QueryBundle
+
+    gr, index = build(tmp_path)
+    engine = gr.guard(index.as_query_engine(llm=ScriptedLLM(), node_postprocessors=[PinnedNote()]))
+    with gr.acting_as(principal):
+        nodes = engine.retrieve(QueryBundle("visiting hours"))
+        anodes = asyncio.run(engine.aretrieve(QueryBundle("visiting hours")))
+    for got in (nodes, anodes):
+        texts = [n.node.get_content() for n in got]
+        assert any("Visiting hours" in t for t in texts)
+        assert any("Harold Finch" in t for t in texts) is clear  # the pinned node, decided on the spot
+    with pytest.raises(AccessDenied):
+        engine.retrieve(QueryBundle("visiting hours"))  # no principal
+    gr.close()
+
+
+def test_summary_and_keyword_indices_over_the_sealed_docstore_release_what_each_may_see(
+    tmp_path: Path,
+) -> None:
+    from llama_index.core import SimpleKeywordTableIndex, SummaryIndex, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.core.schema import Document
+    from scripted import NOTE, PUBLIC
+
+    gr, _ = build(tmp_path)
+    storage = gr.storage_context(name="summary")
+    docs = [
+        Document(text=NOTE, metadata={"subjects": ["patient-88412095"]}),
+        Document(text=PUBLIC, metadata={"classification": "public"}),
+    ]
+    nodes = gr.annotator()(SentenceSplitter().get_nodes_from_documents(docs))
+    VectorStoreIndex(
+        nodes, storage_context=storage, embed_model=HashingEmbedding(), store_nodes_override=True
+    )
+    ids = [n.node_id for n in nodes]
+    with gr.release_all(reason="build the summary and keyword indices"):
+        opened = storage.docstore.get_nodes(ids)
+    summary = SummaryIndex([], storage_context=storage, llm=ScriptedLLM())
+    summary.insert_nodes(opened)
+    keywords = SimpleKeywordTableIndex([], storage_context=storage, llm=ScriptedLLM())
+    keywords.insert_nodes(opened)
+    for index in (summary, keywords):
+        retriever = gr.guard(index.as_retriever())
+        with gr.acting_as(SUPPORT):  # failed with "doc_id ... not found" on the withheld note
+            support = [n.node.get_content() for n in retriever.retrieve("Finch visiting hours")]
+        with gr.acting_as(RESEARCHER):
+            research = [n.node.get_content() for n in retriever.retrieve("Finch visiting hours")]
+        with gr.acting_as(CLINICIAN):
+            clinician = [n.node.get_content() for n in retriever.retrieve("Finch visiting hours")]
+        assert support == [PUBLIC]
+        assert any("<PERSON_" in t for t in research)
+        assert all("Harold Finch" not in t for t in research)
+        assert any("Harold Finch" in t for t in clinician)  # positive control
     gr.close()
