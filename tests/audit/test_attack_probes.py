@@ -316,3 +316,31 @@ class TestPasswordInLocation:
         assert "pw1" not in scrubbed
         assert "pw2" not in scrubbed
         assert "data/password.txt" in scrubbed  # a path is left alone
+
+
+def test_certificate_signed_by_another_key_fails_with_the_keyring(tmp_path: Path) -> None:
+    """Attack: a certificate made with a keyring of one's own (a real erase in a scratch copy), and that
+    keyring's audit.pub put in the victim's log directory: `verify-certificate --audit-log` trusts the
+    directory's audit.pub (as documented), but with --keyring it now checks against the keyring's key."""
+    victim, evil = tmp_path / "victim", tmp_path / "evil"
+    for demo in (victim, evil):
+        assert _cli("demo", "-o", demo).returncode == 0
+    forged = tmp_path / "forged.json"
+    done = _cli(
+        "erase", "--subject", "discharge_summary_chf", "--keyring", evil / "keys", "--store", evil / "kb",
+        "--audit-log", evil / "audit", "--certificate", forged,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    real = tmp_path / "real.json"
+    done = _cli(
+        "erase", "--subject", "discharge_summary_chf", "--keyring", victim / "keys", "--store", victim / "kb",
+        "--audit-log", victim / "audit", "--certificate", real,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    check = ("--audit-log", victim / "audit", "--keyring", victim / "keys")
+    assert _cli("verify-certificate", real, *check).returncode == 0  # positive control
+    shutil.copy2(evil / "audit" / "audit.pub", victim / "audit" / "audit.pub")
+    assert _cli("verify-certificate", forged, "--audit-log", victim / "audit").returncode == 0  # the limit
+    done = _cli("verify-certificate", forged, *check)
+    assert done.returncode == 1, done.stdout
+    assert "is not the audit key of" in done.stderr
