@@ -431,3 +431,15 @@ def test_relabelled_classification_does_not_pass_a_filter(kind: str, tmp_path: P
         collection.update(ids=got["ids"], metadatas=metadatas)
     with pytest.raises(RetrievalBlocked, match="could not be opened"):
         retrieve()
+
+
+def test_records_without_macs_are_not_called_mac_verified(tmp_path: Path, rings: tuple[Path, Path]) -> None:
+    """A DPO reading `verify --keyring`: records from before MACs (covered by the log's own signed
+    checkpoints) are authentic, but "every MAC verified" alone claimed MACs that were never there."""
+    ring_dir, _ = rings
+    audit = tmp_path / "audit"
+    _write(audit, Keyring.open(ring_dir), 4)
+    _strip_authenticators(audit)
+    done = _cli("audit", "verify", audit, "--keyring", ring_dir)
+    assert done.returncode == 0, done.stderr
+    assert "4 record(s) from before MACs, authenticated by signed checkpoints" in done.stdout
