@@ -443,3 +443,23 @@ def test_records_without_macs_are_not_called_mac_verified(tmp_path: Path, rings:
     done = _cli("audit", "verify", audit, "--keyring", ring_dir)
     assert done.returncode == 0, done.stderr
     assert "4 record(s) from before MACs, authenticated by signed checkpoints" in done.stdout
+
+
+def test_manifest_signed_by_another_key_fails_with_the_keyring(tmp_path: Path) -> None:
+    """Attack: replace a redacted training set and its manifest with ones made (and signed) under a
+    keyring of one's own. `manifest verify` without a key says ok (with a note); a DPO holding the
+    keyring can now check the signer with --keyring."""
+    victim, evil = tmp_path / "victim", tmp_path / "evil"
+    for demo in (victim, evil):
+        assert _cli("demo", "-o", demo).returncode == 0
+    name = "finetune_chat.redacted.jsonl"
+    manifest = victim / f"{name}.manifest.json"
+    done = _cli("manifest", "verify", manifest, "--keyring", victim / "keys")
+    assert done.returncode == 0, done.stderr  # positive control
+    assert "note:" not in done.stdout
+    shutil.copy2(evil / name, victim / name)
+    shutil.copy2(evil / f"{name}.manifest.json", manifest)
+    assert _cli("manifest", "verify", manifest).returncode == 0  # self-signed: the documented limit
+    done = _cli("manifest", "verify", manifest, "--keyring", victim / "keys")
+    assert done.returncode == 1, done.stdout
+    assert "public key mismatch" in done.stderr
