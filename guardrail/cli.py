@@ -1405,6 +1405,23 @@ def verify_certificate_command(
         raise ConfigError(f"{key_file}: cannot read the verifier key ({exc.strerror})") from None
     if not certificate.is_file():
         raise ConfigError(f"{certificate}: no such certificate file")
+    if keyring is not None:
+        # the keyring's own audit key, never an audit.pub whoever writes the log directory can replace
+        from guardrail.audit.note import NoteError, VerifierKey
+        from guardrail.audit.verify import keyring_audit_keys
+
+        raw, _ = keyring_audit_keys(_open_keyring(keyring, "checking the destroyed keys"))
+        try:
+            given = VerifierKey.parse(key_text.strip())
+        except NoteError:
+            raise ConfigError(f"{key_file}: not a verifier key") from None
+        if given.public_key != raw:
+            err.print(
+                f"{certificate}: NOT VERIFIED ({key_file} is not the audit key of {keyring}: a replaced "
+                "audit.pub, or another log's key)",
+                markup=False,
+            )
+            raise typer.Exit(1)
     if verify_certificate(certificate, key_text):
         body = json.loads(certificate.read_text("utf-8"))["certificate"]
         if keyring is not None:

@@ -559,7 +559,10 @@ def verify(
     if unsigned:
         summary += f"; the last {unsigned} record(s) are unsigned (a tail authenticated by their MACs only)"
     if macs:
+        without = sum(last - first + 1 for first, last in legacy)
         summary += "; every MAC verified"
+        if without:  # written before records carried MACs: authenticated by the signatures alone
+            summary += f" ({without} record(s) from before MACs, authenticated by signed checkpoints)"
     if records and not checkpoints_size:
         summary += "; no checkpoints file (allowed by --allow-missing-checkpoints)"
     if torn_tail:

@@ -45,6 +45,14 @@ def verify(
             help="The expected signer: a verifier key file (e.g. audit.pub), base64 or raw 32-byte key.",
         ),
     ] = None,
+    keyring: Annotated[
+        Path | None,
+        typer.Option(
+            "--keyring",
+            "-k",
+            help="The expected signer is this keyring's audit key (what redaction runs sign with).",
+        ),
+    ] = None,
 ) -> None:
     """Check the manifest's signature, that it is unmodified, and the output file's SHA-256."""
     key: bytes | None = None
@@ -54,6 +62,13 @@ def verify(
         except OSError:
             raise ManifestError(f"{public_key}: cannot read the public key file") from None
         key = load_public_key(raw)
+    if keyring is not None:
+        from guardrail.audit.verify import keyring_audit_keys
+
+        own, _ = keyring_audit_keys(keyring)
+        if key is not None and key != own:
+            raise ManifestError(f"{public_key}: not the audit key of {keyring}: give one of them")
+        key = own
     try:
         result = verify_manifest(file, output_path=output, public_key=key)
     except ManifestVerificationError as exc:

@@ -800,6 +800,14 @@ class EncryptedVectorStore(BasePydanticVectorStore):
         node = _node_from_json(payload)
         if node.node_id != node_id or shadow.node_id != node_id:
             raise DecryptionError(node_id)
+        labels = shadow.metadata or {}
+        if "tenant" in labels:  # the store returned the plaintext labels: they must be the sealed ones
+            sealed_class = (node.metadata or {}).get("classification")
+            if labels.get("tenant") != self.tenant or labels.get("classification") != (
+                sealed_class if isinstance(sealed_class, str) else None
+            ):
+                # relabelled in the database (say phi -> public, to pass a classification filter)
+                raise DecryptionError(node_id)
         return node
 
     def _simple_shadow(self, node_id: str) -> TextNode:

@@ -316,3 +316,150 @@ class TestPasswordInLocation:
         assert "pw1" not in scrubbed
         assert "pw2" not in scrubbed
         assert "data/password.txt" in scrubbed  # a path is left alone
+
+
+def test_certificate_signed_by_another_key_fails_with_the_keyring(tmp_path: Path) -> None:
+    """Attack: a certificate made with a keyring of one's own (a real erase in a scratch copy), and that
+    keyring's audit.pub put in the victim's log directory: `verify-certificate --audit-log` trusts the
+    directory's audit.pub (as documented), but with --keyring it now checks against the keyring's key."""
+    victim, evil = tmp_path / "victim", tmp_path / "evil"
+    for demo in (victim, evil):
+        assert _cli("demo", "-o", demo).returncode == 0
+    forged = tmp_path / "forged.json"
+    done = _cli(
+        "erase", "--subject", "discharge_summary_chf", "--keyring", evil / "keys", "--store", evil / "kb",
+        "--audit-log", evil / "audit", "--certificate", forged,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    real = tmp_path / "real.json"
+    done = _cli(
+        "erase", "--subject", "discharge_summary_chf", "--keyring", victim / "keys", "--store", victim / "kb",
+        "--audit-log", victim / "audit", "--certificate", real,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    check = ("--audit-log", victim / "audit", "--keyring", victim / "keys")
+    assert _cli("verify-certificate", real, *check).returncode == 0  # positive control
+    shutil.copy2(evil / "audit" / "audit.pub", victim / "audit" / "audit.pub")
+    assert _cli("verify-certificate", forged, "--audit-log", victim / "audit").returncode == 0  # the limit
+    done = _cli("verify-certificate", forged, *check)
+    assert done.returncode == 1, done.stdout
+    assert "is not the audit key of" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "simple",
+        pytest.param(
+            "chroma",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="ChromaVectorStore rebuilds result nodes from its _node_content copy, so the store "
+                "sees the labels as written, not the relabelled flat metadata the filter matched: not "
+                "detected yet (needs the raw Chroma metadata of each hit)",
+            ),
+        ),
+    ],
+)
+def test_relabelled_classification_does_not_pass_a_filter(kind: str, tmp_path: Path) -> None:
+    """Attack: with write access to the vector database, relabel a PHI chunk's plaintext
+    ``classification`` label as "public". A retriever filtered on classification == public (a
+    "public answers only" endpoint) then released the PHI chunk to a clinician, labelled phi. The
+    labels are now checked against the sealed metadata: a relabelled record does not open."""
+    import json
+
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
+
+    from guardrail import Guardrail
+    from guardrail.access import Principal
+    from guardrail.llama_index.guard import RetrievalBlocked
+    from guardrail.llama_index.hashing import HashingEmbedding
+
+    Keyring.create(tmp_path / "keys")
+    embed = HashingEmbedding()
+    gr = Guardrail(
+        policy="hipaa-safe-harbor", keyring=tmp_path / "keys", tenant="clinic", audit_log=tmp_path / "a"
+    )
+    docs = [
+        Document(
+            text="Discharge plan for Harold Finch, CHF.",
+            metadata={"subjects": ["p-1"], "classification": "phi"},
+        ),
+        Document(text="Visiting hours are 10 to 20 every day.", metadata={"classification": "public"}),
+    ]
+    inner: object = None
+    if kind == "chroma":
+        import chromadb
+        from chromadb.config import Settings
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        client = chromadb.PersistentClient(
+            path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False)
+        )
+        collection = client.get_or_create_collection("kb-main")
+        inner = ChromaVectorStore(chroma_collection=collection)
+    storage = gr.storage_context(vector_store=inner, name="kb-main")
+    VectorStoreIndex.from_documents(docs, storage_context=storage, embed_model=embed)
+    public_only = MetadataFilters(filters=[MetadataFilter(key="classification", value="public")])
+    clinician = Principal(id="c-1", roles=["clinician"], purpose="treatment")
+
+    def retrieve() -> list[str]:
+        if kind == "simple":
+            store = gr.load_storage_context(tmp_path / "kb").vector_store
+        else:
+            store = gr.storage_context(
+                vector_store=ChromaVectorStore(chroma_collection=collection), name="kb-main"
+            ).vector_store
+        index = VectorStoreIndex.from_vector_store(store, embed_model=embed)
+        retriever = gr.guard(index.as_retriever(filters=public_only, similarity_top_k=5))
+        with gr.acting_as(clinician):
+            return [n.get_content() for n in retriever.retrieve("discharge plan Harold Finch")]
+
+    if kind == "simple":
+        storage.persist(persist_dir=str(tmp_path / "kb"))
+    assert retrieve() == ["Visiting hours are 10 to 20 every day."]  # positive control: the filter works
+    if kind == "simple":
+        path = tmp_path / "kb" / "default__vector_store.json"
+        data = json.loads(path.read_text())
+        for labels in data["metadata_dict"].values():
+            labels["classification"] = "public"
+        path.write_text(json.dumps(data))
+    else:
+        got = collection.get(include=["metadatas"])
+        metadatas = [dict(m, classification="public") for m in got["metadatas"]]
+        collection.update(ids=got["ids"], metadatas=metadatas)
+    with pytest.raises(RetrievalBlocked, match="could not be opened"):
+        retrieve()
+
+
+def test_records_without_macs_are_not_called_mac_verified(tmp_path: Path, rings: tuple[Path, Path]) -> None:
+    """A DPO reading `verify --keyring`: records from before MACs (covered by the log's own signed
+    checkpoints) are authentic, but "every MAC verified" alone claimed MACs that were never there."""
+    ring_dir, _ = rings
+    audit = tmp_path / "audit"
+    _write(audit, Keyring.open(ring_dir), 4)
+    _strip_authenticators(audit)
+    done = _cli("audit", "verify", audit, "--keyring", ring_dir)
+    assert done.returncode == 0, done.stderr
+    assert "4 record(s) from before MACs, authenticated by signed checkpoints" in done.stdout
+
+
+def test_manifest_signed_by_another_key_fails_with_the_keyring(tmp_path: Path) -> None:
+    """Attack: replace a redacted training set and its manifest with ones made (and signed) under a
+    keyring of one's own. `manifest verify` without a key says ok (with a note); a DPO holding the
+    keyring can now check the signer with --keyring."""
+    victim, evil = tmp_path / "victim", tmp_path / "evil"
+    for demo in (victim, evil):
+        assert _cli("demo", "-o", demo).returncode == 0
+    name = "finetune_chat.redacted.jsonl"
+    manifest = victim / f"{name}.manifest.json"
+    done = _cli("manifest", "verify", manifest, "--keyring", victim / "keys")
+    assert done.returncode == 0, done.stderr  # positive control
+    assert "note:" not in done.stdout
+    shutil.copy2(evil / name, victim / name)
+    shutil.copy2(evil / f"{name}.manifest.json", manifest)
+    assert _cli("manifest", "verify", manifest).returncode == 0  # self-signed: the documented limit
+    done = _cli("manifest", "verify", manifest, "--keyring", victim / "keys")
+    assert done.returncode == 1, done.stdout
+    assert "public key mismatch" in done.stderr
