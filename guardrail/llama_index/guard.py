@@ -32,7 +32,6 @@ from typing import Any
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import BaseNode, NodeRelationship, NodeWithScore, QueryBundle, TransformComponent
 
 from guardrail.access import (
@@ -44,7 +43,6 @@ from guardrail.access import (
     evaluate,
     possible_classifications,
 )
-from guardrail.audit.events import processor_members
 from guardrail.canaries import watch as canary_watch
 from guardrail.crypto import DecryptionError
 from guardrail.errors import GuardrailError
@@ -889,29 +887,6 @@ def _note_released(principal: Principal | None, nodes: Sequence[NodeWithScore]) 
     if answer is not None:  # the answer's LLM may be sent these copies as they are
         answer.note_guarded(nodes)
     note_released(principal, nodes)
-
-
-def guard_query_engine(engine: Any, guardrail: Any, processors: Sequence[str] = ()) -> Any:
-    """The same kind of query engine, with its retriever guarded (and its LLM and embed model recorded
-    as the processors that receive what it releases)."""
-    if isinstance(engine, RetrieverQueryEngine):
-        retriever = GuardedRetriever(engine.retriever, guardrail)
-        retriever._processors = processor_members(
-            guardrail.policy,
-            llm=getattr(engine._response_synthesizer, "_llm", None),
-            embed_model=getattr(engine.retriever, "_embed_model", None),
-            named=processors,
-        )
-        return RetrieverQueryEngine(
-            retriever=retriever,
-            response_synthesizer=engine._response_synthesizer,
-            node_postprocessors=engine._node_postprocessors,
-            callback_manager=engine.callback_manager,
-        )
-    raise GuardrailError(
-        f"cannot guard a {type(engine).__name__}: pass a retriever or a RetrieverQueryEngine, or add "
-        "GuardrailPostprocessor to its node_postprocessors"
-    )
 
 
 # --------------------------------------------------------------------------- unguarded detector
